@@ -1,0 +1,149 @@
+"""The ``orders-live`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from .model import STATUSES
+from .rest_client import ApiRefused, OrdersClient
+from .service import Service
+from .settings import Settings
+from .simulator import Simulator
+from .watcher import Watcher
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orders-live", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def server_command(name: str, text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (default 8080)")
+        command.add_argument("--mongo-url", help="use this MongoDB instead of the embedded server")
+        command.add_argument("--data-dir", help="folder of the embedded database (default ./data)")
+        return command
+
+    server_command("serve", "run the service")
+    demo = server_command("demo", "run the service with simulated orders traffic")
+    demo.add_argument("--rate", type=float, default=2.0, help="simulated writes per second (default 2)")
+
+    def client_command(name: str, text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
+        return command
+
+    watch = client_command("watch", "print each change as it happens")
+    which = watch.add_mutually_exclusive_group()
+    which.add_argument("--status", choices=STATUSES)
+    which.add_argument("--id", type=int)
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    create = client_command("create", "create an order")
+    create.add_argument("customer_name")
+    create.add_argument("product_name")
+    create.add_argument("--status", choices=STATUSES)
+
+    update = client_command("update", "change an order")
+    update.add_argument("id", type=int)
+    update.add_argument("--customer-name")
+    update.add_argument("--product-name")
+    update.add_argument("--status", choices=STATUSES)
+    update.add_argument("--if-match", type=int, metavar="VERSION", help="only if the order is at this version")
+
+    delete = client_command("delete", "delete an order")
+    delete.add_argument("id", type=int)
+
+    simulate = client_command("simulate", "drive a realistic order life cycle against the service")
+    simulate.add_argument("--rate", type=float, default=2.0, help="writes per second (default 2)")
+    simulate.add_argument("--count", type=int, help="stop after this many writes")
+    simulate.add_argument("--seed", type=int)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "mongo_url": args.mongo_url,
+                                   "data_dir": args.data_dir}.items() if v is not None}
+    return Settings(**overrides)
+
+
+async def _serve(settings: Settings, rate: float | None = None) -> None:
+    service = Service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    simulation: asyncio.Task[None] | None = None
+    try:
+        await service.start()
+        print(f"orders-live is running: open {service.url}/  (Ctrl-C stops it)", flush=True)
+        if rate is not None:
+            simulation = asyncio.create_task(_simulate(service.url, rate, None, None), name="demo-simulator")
+        await stop.wait()
+    finally:
+        if simulation is not None:
+            simulation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await simulation
+        await service.stop()
+
+
+async def _simulate(url: str, rate: float, count: int | None, seed: int | None) -> None:
+    async with aiohttp.ClientSession() as session:
+        await Simulator(OrdersClient(url, session), rate, seed).run(count)
+
+
+async def _with_client(url: str, call: Callable[[OrdersClient], Awaitable[Any]]) -> None:
+    async with aiohttp.ClientSession() as session:
+        result = await call(OrdersClient(url, session))
+        if result is not None:
+            print(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings_level = Settings().log_level if args.command in ("serve", "demo") else "WARNING"
+    logging.basicConfig(level=settings_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command in ("serve", "demo"):
+            asyncio.run(_serve(_settings(args), args.rate if args.command == "demo" else None))
+        elif args.command == "watch":
+            wanted: dict[str, Any] = {"status": args.status} if args.status else {}
+            if args.id is not None:
+                wanted = {"id": args.id}
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(Watcher(args.url, wanted, as_json=args.json).run())
+        elif args.command == "simulate":
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_simulate(args.url, args.rate, args.count, args.seed))
+        elif args.command == "create":
+            asyncio.run(_with_client(args.url, lambda c: c.create(args.customer_name, args.product_name, args.status)))
+        elif args.command == "update":
+            fields = {k: v for k, v in {"customer_name": args.customer_name, "product_name": args.product_name,
+                                        "status": args.status}.items() if v is not None}
+            asyncio.run(_with_client(args.url, lambda c: c.update(args.id, args.if_match, **fields)))
+        elif args.command == "delete":
+            asyncio.run(_with_client(args.url, lambda c: c.delete(args.id)))
+    except ApiRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except aiohttp.ClientConnectionError as exc:
+        print(f"cannot reach the service: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The running service: database (embedded or not), hub, REST, Socket.IO, in start/stop order."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from .embedded_mongo import EmbeddedMongo
+from .http_errors import json_errors
+from .hub import Hub
+from .rest_api import OrdersApi
+from .settings import Settings
+from .socketio_gateway import SocketGateway
+from .source import ChangeSource, source_from_url
+
+log = logging.getLogger(__name__)
+
+PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedMongo | None = None
+        self.source: ChangeSource | None = None
+        self.hub: Hub | None = None
+        self.gateway: SocketGateway | None = None
+        self.runner: web.AppRunner | None = None
+        self.port: int = settings.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        settings = self.settings
+        database_url = settings.mongo_url
+        if database_url:
+            log.info("using the database at MONGO_URL (nothing embedded started)")
+        else:
+            self.embedded = EmbeddedMongo(settings.data_dir)
+            database_url = await self.embedded.start()
+        self.source = source_from_url(database_url)
+        if hasattr(self.source, "pacer"):
+            self.source.pacer.cap = settings.idle_poll_cap
+        app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+        # The instance name defaults to host:port; with port 0 it is known only once bound.
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        self.hub = Hub(self.source, instance="pending", history_size=settings.history_size,
+                       checkpoint_interval=settings.checkpoint_interval)
+        self.gateway = SocketGateway(self.hub, queue_capacity=settings.queue_capacity,
+                                     cors_allowed_origins=[], max_http_buffer_size=settings.max_body_bytes)
+        self.gateway.attach(app)
+        app.add_routes(OrdersApi(self.hub, self.source).routes())
+        self._add_frontend(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, settings.host, settings.port)
+        await site.start()
+        self.port = int(self.runner.addresses[0][1])
+        self.hub.instance = settings.instance or f"{settings.host}:{self.port}"
+        await self.hub.start()
+        log.info("orders-live listening on %s (instance %s)", self.url, self.hub.instance)
+
+    def _add_frontend(self, app: web.Application) -> None:
+        folder = self.settings.frontend_dir or PACKAGE_FRONTEND
+        index = folder / "index.html"
+        if not index.is_file():
+            log.info("no built dashboard at %s: serving the API only", folder)
+            return
+
+        async def dashboard(_: web.Request) -> web.FileResponse:
+            return web.FileResponse(index)
+
+        app.router.add_get("/", dashboard)
+        if (folder / "assets").is_dir():
+            app.router.add_static("/assets", folder / "assets")
+
+    async def stop(self) -> None:
+        """Stop accepting, stop the writers, save the position, close the database, then
+        stop the embedded server (closing a client against a stopped server hangs)."""
+        if self.runner is not None:
+            await self.runner.shutdown()
+        if self.gateway is not None:
+            await self.gateway.close()
+        if self.hub is not None:
+            try:
+                await self.hub.stop()
+            except Exception as exc:
+                log.warning("could not save the resume position on the way out: %s", exc)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.source is not None:
+            await self.source.close()
+        if self.embedded is not None:
+            await self.embedded.stop()

@@ -1,0 +1,34 @@
+"""Configuration: one typed settings object, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable (``ORDERS_LIVE_`` + name, upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERS_LIVE_", extra="ignore")
+
+    mongo_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MONGO_URL", "ORDERS_LIVE_MONGO_URL"),
+        description="MongoDB URL; unset: start the embedded nx-27017 server under data_dir",
+    )
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    data_dir: Path = Field(Path("data"), description="where the embedded database keeps its files")
+    instance: str | None = Field(None, description="name under which this instance saves its resume position (default host:port)")
+    history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
+    queue_capacity: int = Field(1_000, ge=1, description="packets a client may fall behind before it is resynced")
+    checkpoint_interval: float = Field(1.0, gt=0, description="seconds between saves of the resume position")
+    max_body_bytes: int = Field(16_384, ge=256, description="largest accepted request body")
+    idle_poll_cap: float = Field(0.2, gt=0, description="longest pause between empty getMores against a server without awaitData (nx-27017)")
+    frontend_dir: Path | None = Field(None, description="built dashboard to serve at / (default: frontend/dist next to the package)")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    def instance_name(self) -> str:
+        return self.instance or f"{self.host}:{self.port}"

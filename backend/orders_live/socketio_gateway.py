@@ -1,0 +1,160 @@
+"""Socket.IO transport: ``subscribe``/``unsubscribe`` in, ``order_change``/``resync`` out.
+
+Rooms (all orders, one status, one order) are the hub's; this module turns them
+into Socket.IO packets, encoded once per change whatever the number of
+recipients, and keeps each client's packets in one ordered, bounded queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from socketio import packet as sio_packet
+
+from .client_connection import ClientConnection, SocketSink
+from .hub import Hub, NotReady
+from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
+
+log = logging.getLogger(__name__)
+
+READY_WAIT = 10.0
+MAX_POSITION_LENGTH = 4096
+
+
+class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
+    """Lets chosen events answer their ack through the client's own ordered queue,
+    so a subscribe's replayed changes, its ack and its live changes cannot cross."""
+
+    ordered_handlers: dict[str, Any]
+
+    async def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list[Any],
+                                     namespace: str, id: int | None) -> None:
+        handler = self.ordered_handlers.get(data[0]) if data and namespace in (None, "/") else None
+        if handler is None:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+            return
+        await handler(sid, id, *data[1:])
+
+
+def _error(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+class SocketGateway:
+    def __init__(self, hub: Hub, queue_capacity: int = 1000, **server_options: Any) -> None:
+        self.hub = hub
+        self.queue_capacity = queue_capacity
+        self.sio = _OrderedServer(async_mode="aiohttp", **server_options)
+        self.sio.ordered_handlers = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe}
+        self.connection_per_sid: dict[str, ClientConnection] = {}
+        self.resyncs_for_slowness = 0
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+
+    def attach(self, app: Any) -> None:
+        self.sio.attach(app)
+
+    def encode(self, event: str, payload: Any) -> str:
+        encoded: str = sio_packet.Packet(sio_packet.EVENT, data=[event, payload], namespace="/").encode()
+        return encoded
+
+    def _encode_ack(self, ack_id: int, payload: Any) -> str:
+        encoded: str = sio_packet.Packet(sio_packet.ACK, data=[payload], namespace="/", id=ack_id).encode()
+        return encoded
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+
+        async def send(encoded: str) -> None:
+            await self.sio.eio.send(eio_sid, encoded)
+
+        def engineio_queue() -> Any:
+            socket = self.sio.eio.sockets.get(eio_sid)
+            return None if socket is None else socket.queue
+
+        connection = ClientConnection(sid, send, engineio_queue, self.encode,
+                                      self.queue_capacity, self._resync_slow)
+        self.connection_per_sid[sid] = connection
+        connection.start()
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        connection = self.connection_per_sid.pop(sid, None)
+        if connection is None:
+            return
+        for subscription in connection.subscriptions.values():
+            self.hub.close_view(subscription)
+        connection.subscriptions.clear()
+        await connection.close()
+
+    def _resync_slow(self, connection: ClientConnection) -> None:
+        self.resyncs_for_slowness += 1
+        for subscription in connection.subscriptions.values():
+            self.hub.resync(subscription, "slow_client")
+
+    async def close(self) -> None:
+        """Stop every writer; the sockets are left to drop with the process (no
+        disconnect packet, so that clients reconnect by themselves)."""
+        for sid in list(self.connection_per_sid):
+            await self._disconnect(sid)
+        await self.sio.shutdown()
+
+    async def _subscribe(self, sid: str, ack_id: int | None, payload: Any = None, *_: Any) -> None:
+        connection = self.connection_per_sid.get(sid)
+        if connection is None:
+            return
+        result = await self._open(connection, payload)
+        if ack_id is not None:
+            connection.push(self._encode_ack(ack_id, result))
+
+    async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any]:
+        try:
+            wanted = parse_filter(payload, extra_keys=frozenset({"since"}))
+            since = self._since(payload)
+        except FilterError as exc:
+            return _error("invalid_filter", str(exc), exc.fields)
+        try:
+            await self.hub.wait_ready(READY_WAIT)
+        except NotReady as exc:
+            return _error("unavailable", str(exc))
+        # From here to the push of the ack nothing awaits: the view opens at one position.
+        previous = connection.subscriptions.pop(wanted.room, None)
+        if previous is not None:
+            self.hub.close_view(previous)
+        view = self.hub.open_view(wanted, SocketSink(connection, wanted.wire()), since)
+        connection.subscriptions[wanted.room] = view.subscription
+        if view.replayed is not None:
+            for change in view.replayed:
+                connection.emit("order_change", change.wire())
+            return {"ok": True, "filter": wanted.wire(), "replayed": len(view.replayed), "position": view.position}
+        answer: dict[str, Any] = {"ok": True, "filter": wanted.wire(), "orders": view.orders,
+                                  "position": view.position}
+        if view.resync_reason is not None:
+            answer["resync"] = view.resync_reason
+        return answer
+
+    @staticmethod
+    def _since(payload: Any) -> str | None:
+        if not isinstance(payload, dict) or payload.get("since") is None:
+            return None
+        since = payload["since"]
+        if not isinstance(since, str) or not 0 < len(since) <= MAX_POSITION_LENGTH:
+            raise FilterError({"since": "must be a position string from an earlier change"})
+        return since
+
+    async def _unsubscribe(self, sid: str, ack_id: int | None, payload: Any = None, *_: Any) -> None:
+        connection = self.connection_per_sid.get(sid)
+        if connection is None:
+            return
+        try:
+            wanted: SubscriptionFilter = parse_filter(payload)
+        except FilterError as exc:
+            result = _error("invalid_filter", str(exc), exc.fields)
+        else:
+            subscription = connection.subscriptions.pop(wanted.room, None)
+            if subscription is not None:
+                self.hub.close_view(subscription)
+            result = {"ok": True, "filter": wanted.wire(), "subscribed": subscription is not None}
+        if ack_id is not None:
+            connection.push(self._encode_ack(ack_id, result))
