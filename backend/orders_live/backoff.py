@@ -31,6 +31,7 @@ class Backoff:
         self.failures += 1
         delay = self.next_delay()
         level = logging.INFO if self.failures <= self.quiet_failures else logging.WARNING
-        self.log.log(level, "%s failed (%s: %s); retry %d in %.2fs", self.what,
-                     type(error).__name__, error, self.failures, delay)
+        self.log.log(
+            level, "%s failed (%s: %s); retry %d in %.2fs", self.what, type(error).__name__, error, self.failures, delay
+        )
         await asyncio.sleep(delay)

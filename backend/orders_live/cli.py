@@ -74,8 +74,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "mongo_url": args.mongo_url,
-                                   "data_dir": args.data_dir}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "host": args.host,
+            "port": args.port,
+            "mongo_url": args.mongo_url,
+            "data_dir": args.data_dir,
+        }.items()
+        if v is not None
+    }
     return Settings(**overrides)
 
 
@@ -131,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "create":
             asyncio.run(_with_client(args.url, lambda c: c.create(args.customer_name, args.product_name, args.status)))
         elif args.command == "update":
-            fields = {k: v for k, v in {"customer_name": args.customer_name, "product_name": args.product_name,
-                                        "status": args.status}.items() if v is not None}
+            fields = {
+                k: v
+                for k, v in {
+                    "customer_name": args.customer_name,
+                    "product_name": args.product_name,
+                    "status": args.status,
+                }.items()
+                if v is not None
+            }
             asyncio.run(_with_client(args.url, lambda c: c.update(args.id, args.if_match, **fields)))
         elif args.command == "delete":
             asyncio.run(_with_client(args.url, lambda c: c.delete(args.id)))

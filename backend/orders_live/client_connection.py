@@ -33,8 +33,15 @@ Encode = Callable[[str, Any], str]
 
 
 class ClientConnection:
-    def __init__(self, sid: str, send: Send, engineio_queue: Backlog, encode: Encode,
-                 capacity: int, on_overflow: Callable[[ClientConnection], None]) -> None:
+    def __init__(
+        self,
+        sid: str,
+        send: Send,
+        engineio_queue: Backlog,
+        encode: Encode,
+        capacity: int,
+        on_overflow: Callable[[ClientConnection], None],
+    ) -> None:
         self.sid = sid
         self.subscriptions: dict[str, Subscription] = {}
         self.capacity = capacity

@@ -54,16 +54,29 @@ class EmbeddedMongo:
         self.port = self.port or free_port()
         with (self.data_dir / "nx-27017.out").open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from nx_27017.nx_27017 import main; main()",
-                "--data-dir", str(self.data_dir / "db"), "--host", "127.0.0.1", "--port", str(self.port),
-                "--log-file", str(self.log_file), "--pid-file", str(self.pid_file),
-                stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output,
+                sys.executable,
+                "-c",
+                "from nx_27017.nx_27017 import main; main()",
+                "--data-dir",
+                str(self.data_dir / "db"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-file",
+                str(self.log_file),
+                "--pid-file",
+                str(self.pid_file),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
                 start_new_session=True,  # Ctrl-C reaches us, not it: we stop it after closing our client
                 preexec_fn=_die_with_parent,
             )
         await self._wait_until_answering()
-        log.info("embedded database nx-27017 (pid %d) on port %d, files in %s",
-                 self.process.pid, self.port, self.data_dir)
+        log.info(
+            "embedded database nx-27017 (pid %d) on port %d, files in %s", self.process.pid, self.port, self.data_dir
+        )
         return self.url
 
     async def _wait_until_answering(self) -> None:

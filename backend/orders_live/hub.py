@@ -103,9 +103,9 @@ class Hub:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def wait_ready(self, within: float) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._ready.wait(), within)
         except TimeoutError:
             raise NotReady("the change feed is not running yet") from None
 
@@ -118,8 +118,11 @@ class Hub:
                 if not started:
                     await self.source.open()
                     self.position = await self.source.load_checkpoint(self.instance)
-                    log.info("following %s from %s", self.source.description,
-                             f"saved position {self.position}" if self.position else "now")
+                    log.info(
+                        "following %s from %s",
+                        self.source.description,
+                        f"saved position {self.position}" if self.position else "now",
+                    )
                     started = True
                 await self._follow_from(self.position, seed=not self._ready.is_set(), backoff=backoff)
             except asyncio.CancelledError:

@@ -45,9 +45,7 @@ class MemorySource(ChangeSource):
 
     async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
         current = self._current(order_id, expected_version)
-        order = current.model_copy(
-            update={**patch.changes(), "updated_at": utc_now(), "version": current.version + 1}
-        )
+        order = current.model_copy(update={**patch.changes(), "updated_at": utc_now(), "version": current.version + 1})
         self._orders[order_id] = order
         self._append("update", order, current)
         return order

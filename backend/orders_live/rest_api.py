@@ -81,8 +81,12 @@ class OrdersApi:
         body = await _json_object(request)
         patch = OrderPatch.model_validate(body)
         if not patch.changes():
-            raise ApiError(422, "validation_failed", "nothing to change",
-                           {"body": "give at least one of customer_name, product_name, status"})
+            raise ApiError(
+                422,
+                "validation_failed",
+                "nothing to change",
+                {"body": "give at least one of customer_name, product_name, status"},
+            )
         try:
             order = await self.source.update(order_id, patch, _if_match(request))
         except OrderNotFound:
@@ -114,9 +118,12 @@ def _not_found(order_id: int) -> ApiError:
 
 
 def _conflict(exc: VersionConflict) -> ApiError:
-    return ApiError(409, "version_conflict",
-                    f"order {exc.current.id} is at version {exc.current.version}",
-                    extra={"order": exc.current.to_json()})
+    return ApiError(
+        409,
+        "version_conflict",
+        f"order {exc.current.id} is at version {exc.current.version}",
+        extra={"order": exc.current.to_json()},
+    )
 
 
 def _if_match(request: web.Request) -> int | None:
@@ -125,8 +132,9 @@ def _if_match(request: web.Request) -> int | None:
         return None
     match = _IF_MATCH.fullmatch(header)
     if match is None:
-        raise ApiError(400, "invalid_header", 'If-Match must be a version, as 3 or "3"',
-                       {"If-Match": "must be a version number"})
+        raise ApiError(
+            400, "invalid_header", 'If-Match must be a version, as 3 or "3"', {"If-Match": "must be a version number"}
+        )
     return int(match.group(1))
 
 
@@ -145,4 +153,3 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 def _order_response(order: OrderJson, status: int = 200) -> web.Response:
     return web.json_response(order, status=status, headers={"ETag": f'"{order["version"]}"'})
-

@@ -21,8 +21,9 @@ class OrdersClient:
         self.base_url = base_url.rstrip("/")
         self.session = session
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         async with self.session.request(method, f"{self.base_url}{path}", json=body, headers=headers) as response:
             payload = await response.json() if response.content_type == "application/json" else None
             if response.status >= 400:

@@ -48,10 +48,18 @@ class Service:
         app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
         # The instance name defaults to host:port; with port 0 it is known only once bound.
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        self.hub = Hub(self.source, instance="pending", history_size=settings.history_size,
-                       checkpoint_interval=settings.checkpoint_interval)
-        self.gateway = SocketGateway(self.hub, queue_capacity=settings.queue_capacity,
-                                     cors_allowed_origins=[], max_http_buffer_size=settings.max_body_bytes)
+        self.hub = Hub(
+            self.source,
+            instance="pending",
+            history_size=settings.history_size,
+            checkpoint_interval=settings.checkpoint_interval,
+        )
+        self.gateway = SocketGateway(
+            self.hub,
+            queue_capacity=settings.queue_capacity,
+            cors_allowed_origins=[],
+            max_http_buffer_size=settings.max_body_bytes,
+        )
         self.gateway.attach(app)
         app.add_routes(OrdersApi(self.hub, self.source).routes())
         self._add_frontend(app)

@@ -21,13 +21,19 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")
     data_dir: Path = Field(Path("data"), description="where the embedded database keeps its files")
-    instance: str | None = Field(None, description="name under which this instance saves its resume position (default host:port)")
+    instance: str | None = Field(
+        None, description="name under which this instance saves its resume position (default host:port)"
+    )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
     queue_capacity: int = Field(1_000, ge=1, description="packets a client may fall behind before it is resynced")
     checkpoint_interval: float = Field(1.0, gt=0, description="seconds between saves of the resume position")
     max_body_bytes: int = Field(16_384, ge=256, description="largest accepted request body")
-    idle_poll_cap: float = Field(0.2, gt=0, description="longest pause between empty getMores against a server without awaitData (nx-27017)")
-    frontend_dir: Path | None = Field(None, description="built dashboard to serve at / (default: frontend/dist next to the package)")
+    idle_poll_cap: float = Field(
+        0.2, gt=0, description="longest pause between empty getMores against a server without awaitData (nx-27017)"
+    )
+    frontend_dir: Path | None = Field(
+        None, description="built dashboard to serve at / (default: frontend/dist next to the package)"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     def instance_name(self) -> str:

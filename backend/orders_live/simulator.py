@@ -11,10 +11,30 @@ from .rest_client import ApiRefused, OrdersClient
 
 log = logging.getLogger(__name__)
 
-CUSTOMERS = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Edsger Dijkstra",
-             "Barbara Liskov", "Donald Knuth", "Margaret Hamilton", "Ken Thompson", "Radia Perlman"]
-PRODUCTS = ["Mechanical keyboard", "USB-C dock", "27\" monitor", "Noise-cancelling headphones",
-            "Standing desk", "Ergonomic chair", "Webcam", "Laptop stand", "Desk lamp", "NVMe SSD"]
+CUSTOMERS = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Katherine Johnson",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Margaret Hamilton",
+    "Ken Thompson",
+    "Radia Perlman",
+]
+PRODUCTS = [
+    "Mechanical keyboard",
+    "USB-C dock",
+    '27" monitor',
+    "Noise-cancelling headphones",
+    "Standing desk",
+    "Ergonomic chair",
+    "Webcam",
+    "Laptop stand",
+    "Desk lamp",
+    "NVMe SSD",
+]
 KEEP_DELIVERED = 25  # older delivered orders are archived (deleted) to keep the demo table short
 
 

@@ -29,8 +29,9 @@ class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
 
     ordered_handlers: dict[str, Any]
 
-    async def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list[Any],
-                                     namespace: str, id: int | None) -> None:
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
+    ) -> None:
         handler = self.ordered_handlers.get(data[0]) if data and namespace in (None, "/") else None
         if handler is None:
             await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
@@ -74,8 +75,7 @@ class SocketGateway:
             socket = self.sio.eio.sockets.get(eio_sid)
             return None if socket is None else socket.queue
 
-        connection = ClientConnection(sid, send, engineio_queue, self.encode,
-                                      self.queue_capacity, self._resync_slow)
+        connection = ClientConnection(sid, send, engineio_queue, self.encode, self.queue_capacity, self._resync_slow)
         self.connection_per_sid[sid] = connection
         connection.start()
 
@@ -128,8 +128,7 @@ class SocketGateway:
             for change in view.replayed:
                 connection.emit("order_change", change.wire())
             return {"ok": True, "filter": wanted.wire(), "replayed": len(view.replayed), "position": view.position}
-        answer: dict[str, Any] = {"ok": True, "filter": wanted.wire(), "orders": view.orders,
-                                  "position": view.position}
+        answer: dict[str, Any] = {"ok": True, "filter": wanted.wire(), "orders": view.orders, "position": view.position}
         if view.resync_reason is not None:
             answer["resync"] = view.resync_reason
         return answer

@@ -83,5 +83,7 @@ def describe(change: dict[str, Any], before: OrderJson | None) -> str:
     status = order["status"] if change["order"] else "deleted"
     if before is not None and change["order"] is not None and before["status"] != status:
         status = f"{before['status']} -> {status}"
-    return (f"{stamp} {change['op']:<6} #{change['id']:<5} {status:<22} "
-            f"{order['customer_name']} / {order['product_name']}  v{order['version']}")
+    return (
+        f"{stamp} {change['op']:<6} #{change['id']:<5} {status:<22} "
+        f"{order['customer_name']} / {order['product_name']}  v{order['version']}"
+    )
