@@ -82,6 +82,7 @@ class Hub:
         self._ready = asyncio.Event()
         self._saved: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._waiters_per_order: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
 
     # -- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -164,6 +165,8 @@ class Hub:
         self.history.append(change, rooms)
         self.position = change.position
         self.changes_in += 1
+        if change.id in self._waiters_per_order:
+            self._wake_waiters(change)
         delivery = Delivery(change)
         for room in rooms:
             subscribers = self.rooms.get(room)
@@ -175,6 +178,37 @@ class Hub:
                     self.deliveries += 1
                 except Exception:
                     log.exception("a subscriber failed to take change %s", change.position)
+
+    def _wake_waiters(self, change: Change) -> None:
+        reached = change.order["version"] if change.order is not None else None
+        for version, future in self._waiters_per_order[change.id]:
+            if (reached is None or version <= reached) and not future.done():
+                future.set_result(None)
+
+    async def applied(self, order_id: int, version: int | None, within: float) -> bool:
+        """Wait until the feed has applied ``order_id`` at ``version`` (None: its delete).
+
+        Lets a writer read its own write: the REST API answers a write only once its
+        change is in the mirror, so a subscribe or read that follows it sees it.
+        """
+        current = self.mirror.orders.get(order_id)
+        if (current is None and version is None) or (current is not None and version is not None
+                                                      and current["version"] >= version):
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters_per_order.setdefault(order_id, [])
+        waiters.append((version if version is not None else 2**62, future))
+        try:
+            await asyncio.wait_for(future, within)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            remaining = [(v, f) for v, f in self._waiters_per_order.get(order_id, []) if f is not future]
+            if remaining:
+                self._waiters_per_order[order_id] = remaining
+            else:
+                self._waiters_per_order.pop(order_id, None)
 
     def _resync_all(self, reason: str) -> None:
         assert self.position is not None

@@ -18,6 +18,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_ID = 2**63 - 1
 READY_WAIT = 5.0
+# A write is answered once its change is in the feed (read-your-writes), or after this long.
+WRITE_VISIBLE_WAIT = 2.0
 _IF_MATCH = re.compile(r'\s*"?(\d{1,18})"?\s*')
 
 
@@ -74,6 +76,7 @@ class OrdersApi:
     async def create_order(self, request: web.Request) -> web.Response:
         data = OrderCreate.model_validate(await _json_object(request))
         order = await self.source.create(data)
+        await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
         return _order_response(order.to_json(), status=201)
 
     async def update_order(self, request: web.Request) -> web.Response:
@@ -93,6 +96,7 @@ class OrdersApi:
             raise _not_found(order_id) from None
         except VersionConflict as exc:
             raise _conflict(exc) from None
+        await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
         return _order_response(order.to_json())
 
     async def delete_order(self, request: web.Request) -> web.Response:
@@ -103,6 +107,7 @@ class OrdersApi:
             raise _not_found(order_id) from None
         except VersionConflict as exc:
             raise _conflict(exc) from None
+        await self.hub.applied(order_id, None, WRITE_VISIBLE_WAIT)
         return web.Response(status=204)
 
 

@@ -1,0 +1,152 @@
+"""Shared fixtures: a real nx-27017 server for the database tier, services, Socket.IO test clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import socketio
+
+from orders_live.service import Service
+from orders_live.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+    """Wait for a condition to hold (checked every 10 ms); fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class NxServer:
+    """One nx-27017 process for the whole session; every test gets its own database in it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from nx_27017.nx_27017 import main; main()", "--data-dir", str(folder / "db"),
+             "--port", str(self.port), "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("nx-27017 did not start") from None
+                time.sleep(0.05)
+
+    def url(self, database: str) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/{database}?directConnection=true"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def nx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NxServer]:
+    server = NxServer(tmp_path_factory.mktemp("nx"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_url(nx: NxServer) -> str:
+    return nx.url(f"t_{uuid.uuid4().hex[:12]}")
+
+
+def settings_for(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"mongo_url": url, "port": 0, "checkpoint_interval": 0.05, "instance": "test",
+                              "frontend_dir": Path(os.devnull)}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest_asyncio.fixture
+async def service(mongo_url: str) -> AsyncIterator[Service]:
+    running = Service(settings_for(mongo_url))
+    await running.start()
+    assert running.hub is not None
+    await running.hub.wait_ready(10)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+class Listener:
+    """A python-socketio client that records everything it receives, in order."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.received: list[tuple[str, Any]] = []
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.5)
+        self.connects = 0
+
+        @self.sio.on("connect")
+        async def _connected() -> None:
+            self.connects += 1
+
+        @self.sio.on("order_change")
+        async def _change(payload: dict[str, Any]) -> None:
+            self.received.append(("order_change", payload))
+
+        @self.sio.on("resync")
+        async def _resync(payload: dict[str, Any]) -> None:
+            self.received.append(("resync", payload))
+
+    async def connect(self) -> Listener:
+        await self.sio.connect(self.url, transports=["websocket"])
+        return self
+
+    async def subscribe(self, payload: Any) -> dict[str, Any]:
+        ack: dict[str, Any] = await self.sio.call("subscribe", payload, timeout=10)
+        self.received.append(("ack", ack))
+        return ack
+
+    def changes(self) -> list[dict[str, Any]]:
+        return [payload for event, payload in self.received if event == "order_change"]
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@pytest_asyncio.fixture
+async def listeners() -> AsyncIterator[Callable[[str], Any]]:
+    opened: list[Listener] = []
+
+    async def open_listener(url: str) -> Listener:
+        listener = await Listener(url).connect()
+        opened.append(listener)
+        return listener
+
+    yield open_listener
+    for listener in opened:
+        await listener.close()

@@ -1,0 +1,151 @@
+"""The live path against the real embedded database: REST writes → change stream → Socket.IO."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from conftest import until
+from pymongo import AsyncMongoClient
+
+from orders_live.mongo_changes import order_from_document
+from orders_live.rest_client import OrdersClient
+from orders_live.service import Service
+
+
+async def database_orders(mongo_url: str) -> dict[int, dict[str, Any]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    try:
+        docs = await client.get_default_database()["orders"].find({}).to_list(None)
+    finally:
+        await client.close()
+    return {doc["_id"]: order_from_document(doc).to_json() for doc in docs}
+
+
+def summary(changes: list[dict[str, Any]]) -> list[tuple[str, int, str | None, int | None]]:
+    return [
+        (c["op"], c["id"], c["order"]["status"] if c["order"] else None, c["order"]["version"] if c["order"] else None)
+        for c in changes
+    ]
+
+
+async def test_filtered_clients_see_exactly_their_changes_in_order(service: Service, listeners: Any) -> None:
+    pending = await listeners(service.url)
+    everything = await listeners(service.url)
+    one = await listeners(service.url)
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        assert (await pending.subscribe({"status": "pending"}))["orders"] == []
+        assert (await everything.subscribe({}))["ok"] is True
+        first = await api.create("Ada Lovelace", "Keyboard")
+        assert (await one.subscribe({"id": first["id"]}))["orders"] == [first]
+        second = await api.create("Grace Hopper", "Monitor")
+        await api.update(first["id"], status="shipped")  # moves out of pending
+        await api.update(second["id"], customer_name="Grace B. Hopper")
+        await api.delete(second["id"])  # deleted while pending
+        third = await api.create("Alan Turing", "Desk", status="shipped")
+        await api.update(first["id"], status="delivered")
+        await api.delete(first["id"])  # deleted while delivered
+        await until(lambda: len(everything.changes()) == 8, what="all eight changes")
+        await until(lambda: len(one.changes()) == 3, what="the three changes of order 1")
+    a, b, c = first["id"], second["id"], third["id"]
+    assert summary(everything.changes()) == [
+        ("insert", a, "pending", 1),
+        ("insert", b, "pending", 1),
+        ("update", a, "shipped", 2),
+        ("update", b, "pending", 2),
+        ("delete", b, None, None),
+        ("insert", c, "shipped", 1),
+        ("update", a, "delivered", 3),
+        ("delete", a, None, None),
+    ]
+    # The pending view gets the move out of pending, and the delete of a pending order,
+    # but nothing about orders that were never pending while it watched.
+    assert summary(pending.changes()) == [
+        ("insert", a, "pending", 1),
+        ("insert", b, "pending", 1),
+        ("update", a, "shipped", 2),
+        ("update", b, "pending", 2),
+        ("delete", b, None, None),
+    ]
+    assert summary(one.changes()) == [("update", a, "shipped", 2), ("update", a, "delivered", 3), ("delete", a, None, None)]
+    positions = [change["position"] for change in everything.changes()]
+    assert len(set(positions)) == len(positions)
+    assert all(change["committed_at"].endswith("Z") for change in everything.changes())
+    assert await database_orders(service.settings.mongo_url or "") == {c: third}
+
+
+async def test_snapshot_in_the_ack_matches_the_database(service: Service, listeners: Any) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        for n in range(12):
+            order = await api.create(f"Customer {n}", f"Product {n}", status=("pending", "shipped", "delivered")[n % 3])
+            if n % 4 == 0:
+                await api.update(order["id"], status="delivered")
+    await until(lambda: service.hub is not None and len(service.hub.mirror.orders) == 12, what="mirror")
+    stored = await database_orders(service.settings.mongo_url or "")
+    listener = await listeners(service.url)
+    for wanted in ({}, {"status": "pending"}, {"status": "delivered"}, {"id": 5}):
+        ack = await listener.subscribe(wanted)
+        expected = [o for o in stored.values() if all(o[k] == v for k, v in wanted.items())]
+        assert sorted(ack["orders"], key=lambda o: o["id"]) == sorted(expected, key=lambda o: o["id"])
+        stamps = [o["updated_at"] for o in ack["orders"]]
+        assert stamps == sorted(stamps, reverse=True)  # newest first
+
+
+async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(
+    service: Service, listeners: Any
+) -> None:
+    assert service.source is not None and service.hub is not None
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        ids = [(await api.create(f"C{n}", "P"))["id"] for n in range(5)]
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                await api.update(ids[n % len(ids)], product_name=f"P{n}")
+
+        writing = asyncio.create_task(writer())
+        try:
+            listener = await listeners(service.url)
+            await until(lambda: service.hub is not None and service.hub.changes_in > 20, what="writes flowing")
+            ack = await listener.subscribe({})
+            await until(lambda: len(listener.changes()) >= 10, what="live changes")
+        finally:
+            stop.set()
+            await writing
+    assert listener.received[0] == ("ack", ack)
+    key = service.source.position_key
+    ack_key = key(ack["position"])
+    assert ack_key is not None
+    snapshot = {o["id"]: o["version"] for o in ack["orders"]}
+    for change in listener.changes():
+        change_key = key(change["position"])
+        assert change_key is not None and change_key > ack_key
+        assert change["order"]["version"] == snapshot[change["id"]] + 1  # nothing the snapshot held, nothing skipped
+        snapshot[change["id"]] = change["order"]["version"]
+
+
+async def test_unsubscribe_stops_the_changes_and_several_subscriptions_coexist(
+    service: Service, listeners: Any
+) -> None:
+    listener = await listeners(service.url)
+    await listener.subscribe({"status": "pending"})
+    await listener.subscribe({"status": "shipped"})
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        order = await api.create("Ada", "Lamp")
+        await api.update(order["id"], status="shipped")  # both rooms: one copy per subscription
+        await until(lambda: len(listener.changes()) == 3, what="three deliveries")
+        left = await listener.sio.call("unsubscribe", {"status": "pending"}, timeout=5)
+        assert left == {"ok": True, "filter": {"status": "pending"}, "subscribed": True}
+        await api.update(order["id"], customer_name="Ada L.")
+        await api.create("Bob", "Chair")  # pending: nobody listens any more
+        await until(lambda: len(listener.changes()) == 4, what="the shipped update")
+        await api.update(order["id"], customer_name="Ada Lovelace")
+        await until(lambda: len(listener.changes()) == 5, what="one more shipped update")
+    assert [c["order"]["customer_name"] for c in listener.changes()[3:]] == ["Ada L.", "Ada Lovelace"]
