@@ -44,9 +44,21 @@ class NxServer:
         self.folder = folder
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from nx_27017.nx_27017 import main; main()", "--data-dir", str(folder / "db"),
-             "--port", str(self.port), "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-c",
+                "from nx_27017.nx_27017 import main; main()",
+                "--data-dir",
+                str(folder / "db"),
+                "--port",
+                str(self.port),
+                "--log-file",
+                str(folder / "nx.log"),
+                "--pid-file",
+                str(folder / "nx.pid"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -83,8 +95,13 @@ def mongo_url(nx: NxServer) -> str:
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"mongo_url": url, "port": 0, "checkpoint_interval": 0.05, "instance": "test",
-                              "frontend_dir": Path(os.devnull)}
+    values: dict[str, Any] = {
+        "mongo_url": url,
+        "port": 0,
+        "checkpoint_interval": 0.05,
+        "instance": "test",
+        "frontend_dir": Path(os.devnull),
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from conftest import until
 from pymongo import AsyncMongoClient
 
+from conftest import until
 from orders_live.mongo_changes import order_from_document
 from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
@@ -69,7 +69,11 @@ async def test_filtered_clients_see_exactly_their_changes_in_order(service: Serv
         ("update", b, "pending", 2),
         ("delete", b, None, None),
     ]
-    assert summary(one.changes()) == [("update", a, "shipped", 2), ("update", a, "delivered", 3), ("delete", a, None, None)]
+    assert summary(one.changes()) == [
+        ("update", a, "shipped", 2),
+        ("update", a, "delivered", 3),
+        ("delete", a, None, None),
+    ]
     positions = [change["position"] for change in everything.changes()]
     assert len(set(positions)) == len(positions)
     assert all(change["committed_at"].endswith("Z") for change in everything.changes())
@@ -94,10 +98,9 @@ async def test_snapshot_in_the_ack_matches_the_database(service: Service, listen
         assert stamps == sorted(stamps, reverse=True)  # newest first
 
 
-async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(
-    service: Service, listeners: Any
-) -> None:
-    assert service.source is not None and service.hub is not None
+async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(service: Service, listeners: Any) -> None:
+    assert service.source is not None
+    assert service.hub is not None
     async with aiohttp.ClientSession() as session:
         api = OrdersClient(service.url, session)
         ids = [(await api.create(f"C{n}", "P"))["id"] for n in range(5)]
@@ -125,7 +128,8 @@ async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(
     snapshot = {o["id"]: o["version"] for o in ack["orders"]}
     for change in listener.changes():
         change_key = key(change["position"])
-        assert change_key is not None and change_key > ack_key
+        assert change_key is not None
+        assert change_key > ack_key
         assert change["order"]["version"] == snapshot[change["id"]] + 1  # nothing the snapshot held, nothing skipped
         snapshot[change["id"]] = change["order"]["version"]
 

@@ -192,8 +192,9 @@ class Hub:
         change is in the mirror, so a subscribe or read that follows it sees it.
         """
         current = self.mirror.orders.get(order_id)
-        if (current is None and version is None) or (current is not None and version is not None
-                                                      and current["version"] >= version):
+        if (current is None and version is None) or (
+            current is not None and version is not None and current["version"] >= version
+        ):
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters_per_order.setdefault(order_id, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from .model import Order, OrderCreate, OrderPatch, iso_millis, utc_now
 from .source import ChangeSource, OrderNotFound, VersionConflict
 
 PREFIX = "m:"
+AWAIT_SECONDS = 0.05
 
 
 class MemorySource(ChangeSource):
@@ -103,9 +105,10 @@ class MemorySource(ChangeSource):
                     raise HistoryLost("history was forgotten under a live watcher")
                 yield self._log[after - self._first_kept_seq]
             yield CaughtUp(f"{PREFIX}{after}")
-            appended = self._appended
             if after == self._seq:
-                await appended.wait()
+                # Like MongoDB's awaitData: an empty batch after a short wait.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._appended.wait(), AWAIT_SECONDS)
 
     def position_key(self, position: str) -> tuple[int, str] | None:
         if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():

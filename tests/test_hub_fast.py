@@ -1,0 +1,198 @@
+"""Fast tier: the hub's logic over the in-memory change source (no database, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from conftest import until
+from orders_live.client_connection import ClientConnection, SocketSink
+from orders_live.hub import Delivery, Hub, NotReady
+from orders_live.memory_source import MemorySource
+from orders_live.model import OrderCreate, OrderJson, OrderPatch
+from orders_live.subscription_filter import SubscriptionFilter
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.changes: list[dict[str, Any]] = []
+        self.resyncs: list[tuple[str, list[OrderJson], str]] = []
+
+    def deliver(self, delivery: Delivery) -> None:
+        self.changes.append(delivery.change.wire())
+
+    def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
+        self.resyncs.append((reason, orders, position))
+
+
+class BrokenSink(RecordingSink):
+    def deliver(self, delivery: Delivery) -> None:
+        raise RuntimeError("this subscriber is broken")
+
+
+@pytest_asyncio.fixture
+async def source() -> MemorySource:
+    return MemorySource()
+
+
+@pytest_asyncio.fixture
+async def hub(source: MemorySource) -> AsyncIterator[Hub]:
+    running = Hub(source, instance="fast", history_size=5, checkpoint_interval=0.01)
+    await running.start()
+    await running.wait_ready(2)
+    yield running
+    await running.stop()
+
+
+ALL = SubscriptionFilter("all")
+PENDING = SubscriptionFilter("status", status="pending")
+SHIPPED = SubscriptionFilter("status", status="shipped")
+
+
+async def create(source: MemorySource, name: str = "Ada", status: Any = "pending") -> int:
+    return (await source.create(OrderCreate(customer_name=name, product_name="P", status=status))).id
+
+
+async def settle(hub: Hub, source: MemorySource) -> None:
+    await until(lambda: hub.position == f"m:{source._seq}", within=2, what="the hub to catch up")
+
+
+async def test_a_status_move_reaches_the_old_and_the_new_status_rooms(hub: Hub, source: MemorySource) -> None:
+    order_id = await create(source)
+    await settle(hub, source)
+    pending, shipped = RecordingSink(), RecordingSink()
+    hub.open_view(PENDING, pending)
+    hub.open_view(SHIPPED, shipped)
+    await source.update(order_id, OrderPatch(status="shipped"), None)
+    await source.update(order_id, OrderPatch(customer_name="Ada L."), None)
+    await source.delete(order_id, None)
+    await settle(hub, source)
+    assert [(c["op"], c["order"] and c["order"]["status"]) for c in pending.changes] == [("update", "shipped")]
+    assert [(c["op"], c["order"] and c["order"]["status"]) for c in shipped.changes] == [
+        ("update", "shipped"),
+        ("update", "shipped"),
+        ("delete", None),
+    ]
+
+
+async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemorySource) -> None:
+    first = await create(source)
+    await settle(hub, source)
+    sink = RecordingSink()
+    view = hub.open_view(ALL, sink)
+    assert view.position == "m:1"
+    assert view.orders is not None
+    assert [o["id"] for o in view.orders] == [first]
+    await source.update(first, OrderPatch(status="shipped"), None)
+    await settle(hub, source)
+    assert [c["position"] for c in sink.changes] == ["m:2"]
+
+
+async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub: Hub, source: MemorySource) -> None:
+    a = await create(source, "A")
+    await settle(hub, source)
+    since = hub.position
+    assert since is not None
+    b = await create(source, "B", status="shipped")
+    await source.update(a, OrderPatch(status="shipped"), None)
+    await source.update(b, OrderPatch(status="delivered"), None)
+    await settle(hub, source)
+    view = hub.open_view(PENDING, RecordingSink(), since)
+    assert view.replayed is not None
+    assert view.orders is None
+    assert [(c.id, c.position) for c in view.replayed] == [(a, "m:3")]  # a moved out of pending; b never in it
+
+
+@pytest.mark.parametrize(
+    ("since", "reason"), [("m:999", "position_ahead"), ("nonsense", "unknown_position"), ("m:0", "history_gone")]
+)
+async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
+    hub: Hub, source: MemorySource, since: str, reason: str
+) -> None:
+    for n in range(8):  # more than the history holds (5)
+        await create(source, f"C{n}")
+    await settle(hub, source)
+    view = hub.open_view(ALL, RecordingSink(), since)
+    assert view.replayed is None
+    assert view.resync_reason == reason
+    assert view.orders is not None
+    assert len(view.orders) == 8
+
+
+async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: MemorySource) -> None:
+    hub.open_view(ALL, BrokenSink())
+    healthy = RecordingSink()
+    hub.open_view(ALL, healthy)
+    await create(source)
+    await create(source)
+    await settle(hub, source)
+    assert len(healthy.changes) == 2
+
+
+async def test_lost_history_under_the_feed_resyncs_every_subscriber(hub: Hub, source: MemorySource) -> None:
+    sink = RecordingSink()
+    hub.open_view(PENDING, sink)
+    await hub.stop()  # the feed stops; meanwhile the log rolls over
+    order_id = await create(source)
+    await create(source, status="shipped")
+    source.forget_history()
+    await hub.start()
+    await hub.wait_ready(2)
+    await until(lambda: len(sink.resyncs) == 1, within=2, what="the resync")
+    reason, orders, position = sink.resyncs[0]
+    assert reason == "history_lost"
+    assert [o["id"] for o in orders] == [order_id]
+    assert position == "m:2"
+
+
+async def test_a_writer_can_wait_for_its_own_change(hub: Hub, source: MemorySource) -> None:
+    order_id = await create(source)
+    assert await hub.applied(order_id, 1, within=2)
+    await source.delete(order_id, None)
+    assert await hub.applied(order_id, None, within=2)
+    assert not await hub.applied(12345, 3, within=0.05)
+
+
+async def test_nothing_is_served_before_the_feed_is_live(source: MemorySource) -> None:
+    idle = Hub(source, instance="idle")
+    with pytest.raises(NotReady):
+        idle.open_view(ALL, RecordingSink())
+    with pytest.raises(NotReady):
+        await idle.wait_ready(0.01)
+
+
+async def test_a_client_that_falls_behind_is_resynced_without_growing(hub: Hub, source: MemorySource) -> None:
+    """Overflow policy ``resync``: the backlog is capped; once the client drains it
+    gets a fresh snapshot instead of the changes it could not take."""
+    release = asyncio.Event()
+    sent: list[str] = []
+
+    async def slow_send(packet: str) -> None:
+        await release.wait()
+        sent.append(packet)
+
+    def resync_all(connection: ClientConnection) -> None:
+        for subscription in connection.subscriptions.values():
+            hub.resync(subscription, "slow_client")
+
+    connection = ClientConnection(
+        "slow", slow_send, lambda: None, lambda e, p: f"{e}:{p['position']}", capacity=3, on_overflow=resync_all
+    )
+    connection.start()
+    try:
+        view = hub.open_view(ALL, SocketSink(connection, {}))
+        connection.subscriptions["all"] = view.subscription
+        for n in range(10):
+            await create(source, f"C{n}")
+        await settle(hub, source)
+        assert connection.backlog <= 3
+        assert connection.overflows == 1
+        release.set()
+        await until(lambda: connection.backlog == 0 and any(p.startswith("resync") for p in sent), what="resync")
+    finally:
+        await connection.close()
+    assert sent[-1] == f"resync:m:{source._seq}"

@@ -1,0 +1,155 @@
+"""The service as a process: embedded database start/stop, idle cost, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from conftest import Listener, free_port, until
+
+ORDERS_LIVE = [sys.executable, "-m", "orders_live"]
+
+
+class ServeProcess:
+    def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
+        self.log = data_dir.parent / f"serve-{port}.log"
+        self.port = port
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*ORDERS_LIVE, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_live(self, within: float = 30) -> None:
+        deadline = time.monotonic() + within
+        while "change feed live" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the service did not come up:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(20)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(tmp_path / "data", free_port())
+    process.wait_until_live()
+    yield process
+    process.stop()
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def test_an_idle_service_with_a_subscriber_costs_almost_no_cpu_on_either_side(serve: ServeProcess) -> None:
+    service = psutil.Process(serve.process.pid)
+    database = next(p for p in service.children() if "nx_27017" in " ".join(p.cmdline()))
+    listener = await Listener(serve.url).connect()
+    try:
+        await listener.subscribe({})
+        await asyncio.sleep(0.5)  # let start-up work settle before measuring
+        service_before, database_before, started = cpu_seconds(service), cpu_seconds(database), time.monotonic()
+        await asyncio.sleep(3)  # the measurement window: CPU time spent in it, not wall time
+        wall = time.monotonic() - started
+        service_used = cpu_seconds(service) - service_before
+        database_used = cpu_seconds(database) - database_before
+    finally:
+        await listener.close()
+    # A watcher spinning on nx-27017's instant empty getMore burns ~100% of a core on both sides.
+    assert service_used / wall < 0.03, f"service used {service_used:.3f}s of CPU in {wall:.1f}s"
+    assert database_used / wall < 0.03, f"nx-27017 used {database_used:.3f}s of CPU in {wall:.1f}s"
+
+
+def test_sigterm_stops_the_service_and_its_embedded_database(serve: ServeProcess) -> None:
+    service = psutil.Process(serve.process.pid)
+    database = next(p for p in service.children() if "nx_27017" in " ".join(p.cmdline()))
+    assert serve.stop() == 0
+    database.wait(10)
+    assert not database.is_running()
+    log = serve.log.read_text()
+    assert "embedded database nx-27017" in log
+    assert "embedded database stopped" in log
+
+
+def test_a_killed_service_leaves_no_database_behind_and_starts_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ServeProcess(data, free_port())
+    first.wait_until_live()
+    database = next(p for p in psutil.Process(first.process.pid).children() if "nx_27017" in " ".join(p.cmdline()))
+    first.process.kill()
+    first.process.wait(10)
+    database.wait(10)  # it dies with its parent
+    second = ServeProcess(data, free_port())
+    try:
+        second.wait_until_live()
+    finally:
+        assert second.stop() == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ORDERS_LIVE, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+async def test_cli_writes_and_watch_prints_each_change(serve: ServeProcess) -> None:
+    watch = await asyncio.create_subprocess_exec(
+        *ORDERS_LIVE, "watch", "--json", "--url", serve.url, stdout=asyncio.subprocess.PIPE
+    )
+    lines: list[dict[str, Any]] = []
+
+    async def read() -> None:
+        assert watch.stdout is not None
+        async for line in watch.stdout:
+            lines.append(json.loads(line))
+
+    reading = asyncio.create_task(read())
+    try:
+        await until(lambda: any(line.get("event") == "snapshot" for line in lines), within=15, what="watch ready")
+        created = await asyncio.to_thread(run_cli, "create", "Ada Lovelace", "Keyboard", "--url", serve.url)
+        assert created.returncode == 0, created.stderr
+        order = json.loads(created.stdout)
+        updated = await asyncio.to_thread(
+            run_cli, "update", str(order["id"]), "--status", "shipped", "--url", serve.url
+        )
+        assert updated.returncode == 0, updated.stderr
+        refused = await asyncio.to_thread(
+            run_cli, "update", str(order["id"]), "--if-match", "1", "--status", "delivered", "--url", serve.url
+        )
+        assert refused.returncode == 1
+        assert "409" in refused.stderr
+        deleted = await asyncio.to_thread(run_cli, "delete", str(order["id"]), "--url", serve.url)
+        assert deleted.returncode == 0, deleted.stderr
+        await until(lambda: len([line for line in lines if "op" in line]) == 3, within=10, what="three changes")
+    finally:
+        watch.terminate()
+        await watch.wait()
+        await reading
+    changes = [line for line in lines if "op" in line]
+    assert [(c["op"], c["id"]) for c in changes] == [
+        ("insert", order["id"]),
+        ("update", order["id"]),
+        ("delete", order["id"]),
+    ]
+    assert changes[1]["order"]["status"] == "shipped"

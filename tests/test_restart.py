@@ -1,0 +1,105 @@
+"""Restarts lose nothing: the saved resume position brings back what happened while down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from pymongo import AsyncMongoClient
+
+from conftest import NxServer, free_port, settings_for, until
+from orders_live.model import OrderCreate, OrderPatch
+from orders_live.mongo_source import MongoSource
+from orders_live.rest_client import OrdersClient
+from orders_live.service import Service
+
+
+async def test_changes_made_while_the_service_is_down_reach_subscribers_after_restart(
+    mongo_url: str, listeners: Any
+) -> None:
+    port = free_port()
+    first = Service(settings_for(mongo_url, port=port))
+    await first.start()
+    assert first.hub is not None
+    await first.hub.wait_ready(10)
+    listener = await listeners(first.url)
+    await listener.subscribe({})
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(first.url, session)
+        kept = await api.create("Ada", "Keyboard")
+        await api.create("Grace", "Monitor")
+    await until(lambda: len(listener.changes()) == 2, what="the first two changes")
+    last_seen = listener.changes()[-1]["position"]
+    await first.stop()
+
+    # The service is down; the database is not. Someone writes.
+    writer = MongoSource(mongo_url)
+    try:
+        made = await writer.create(OrderCreate(customer_name="Alan", product_name="Desk"))
+        await writer.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
+        await writer.delete(made.id, expected_version=None)
+    finally:
+        await writer.close()
+
+    second = Service(settings_for(mongo_url, port=port))
+    await second.start()
+    try:
+        assert second.hub is not None
+        await second.hub.wait_ready(10)
+        await until(lambda: listener.sio.connected and listener.connects == 2, within=10, what="the reconnect")
+        before = len(listener.changes())
+        ack = await listener.subscribe({"since": last_seen})
+        missed = listener.changes()[before:]
+        assert ack["ok"] is True
+        assert ack["replayed"] == 3
+        assert [(c["op"], c["id"]) for c in missed] == [
+            ("insert", made.id),
+            ("update", kept["id"]),
+            ("delete", made.id),
+        ]
+        assert missed[1]["order"]["status"] == "shipped"
+        assert ack["position"] == missed[-1]["position"]
+    finally:
+        await second.stop()
+
+
+async def test_a_position_the_change_log_no_longer_holds_gets_a_resync_not_a_gap(
+    nx: NxServer, mongo_url: str, listeners: Any
+) -> None:
+    """nx-27017 prunes its change log ~1,000 rows behind its slowest open stream and
+    then accepts the old token without a word; the service must notice."""
+    port = free_port()
+    service = Service(settings_for(mongo_url, port=port))
+    await service.start()
+    assert service.hub is not None
+    await service.hub.wait_ready(10)
+    listener = await listeners(service.url)
+    await listener.subscribe({})
+    async with aiohttp.ClientSession() as session:
+        first = await OrdersClient(service.url, session).create("Ada", "Keyboard")
+    await until(lambda: len(listener.changes()) == 1, what="the first change")
+    old_position = listener.changes()[0]["position"]
+    await service.stop()
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    orders = client.get_default_database()["orders"]
+    try:
+        async with await orders.watch() as stream:  # an open stream lets nx prune behind it
+            for n in range(1_100):
+                await orders.update_one({"_id": first["id"]}, {"$set": {"product_name": f"K{n}"}})
+            while await stream.try_next() is not None:
+                pass
+    finally:
+        await client.close()
+
+    service = Service(settings_for(mongo_url, port=port))
+    await service.start()
+    try:
+        assert service.hub is not None
+        await service.hub.wait_ready(10)
+        await until(lambda: listener.sio.connected and listener.connects == 2, within=10, what="the reconnect")
+        ack = await listener.subscribe({"since": old_position})
+        assert ack["resync"] == "history_gone"
+        assert [(o["id"], o["product_name"]) for o in ack["orders"]] == [(first["id"], "K1099")]
+    finally:
+        await service.stop()
