@@ -75,6 +75,10 @@ class MongoSource(ChangeSource):
         await self.client.admin.command("ping")
         await self.orders.create_index([("status", ASCENDING), ("updated_at", DESCENDING)])
         await self.orders.create_index([("updated_at", DESCENDING)])
+        # nx-27017 records changes only from the first watch after it starts: open one
+        # now, before this service takes any write, so that no write goes unrecorded.
+        async with await self.orders.watch():
+            pass
         try:
             await self.db.command({"collMod": "orders", "changeStreamPreAndPostImages": {"enabled": True}})
         except OperationFailure as exc:

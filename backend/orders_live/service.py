@@ -42,9 +42,11 @@ class Service:
         else:
             self.embedded = EmbeddedMongo(settings.data_dir)
             database_url = await self.embedded.start()
-        self.source = source_from_url(database_url)
-        if hasattr(self.source, "pacer"):
-            self.source.pacer.cap = settings.idle_poll_cap
+        self.source = source_from_url(database_url, idle_poll_cap=settings.idle_poll_cap)
+        try:
+            await self.source.open()  # before any write is taken (the hub retries if this fails)
+        except Exception as exc:
+            log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
         app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
         # The instance name defaults to host:port; with port 0 it is known only once bound.
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)

@@ -75,7 +75,7 @@ class ChangeSource(ABC):
     async def save_checkpoint(self, instance: str, position: str) -> None: ...
 
 
-def source_from_url(url: str) -> ChangeSource:
+def source_from_url(url: str, idle_poll_cap: float = 0.2) -> ChangeSource:
     """``memory://`` for the in-memory source, ``mongodb://``/``mongodb+srv://`` for MongoDB."""
     if url.startswith("memory://"):
         from .memory_source import MemorySource
@@ -84,5 +84,5 @@ def source_from_url(url: str) -> ChangeSource:
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from .mongo_source import MongoSource
 
-        return MongoSource(url)
+        return MongoSource(url, idle_poll_cap=idle_poll_cap)
     raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
