@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 import pytest_asyncio
 
 from conftest import until
-from orders_live.client_connection import ClientConnection, SocketSink
 from orders_live.hub import Delivery, Hub, NotReady
 from orders_live.memory_source import MemorySource
 from orders_live.model import OrderCreate, OrderJson, OrderPatch
@@ -65,8 +63,8 @@ async def test_a_status_move_reaches_the_old_and_the_new_status_rooms(hub: Hub, 
     order_id = await create(source)
     await settle(hub, source)
     pending, shipped = RecordingSink(), RecordingSink()
-    hub.open_view(PENDING, pending)
-    hub.open_view(SHIPPED, shipped)
+    await hub.open_view(PENDING, pending)
+    await hub.open_view(SHIPPED, shipped)
     await source.update(order_id, OrderPatch(status="shipped"), None)
     await source.update(order_id, OrderPatch(customer_name="Ada L."), None)
     await source.delete(order_id, None)
@@ -83,7 +81,7 @@ async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemorySour
     first = await create(source)
     await settle(hub, source)
     sink = RecordingSink()
-    view = hub.open_view(ALL, sink)
+    view = await hub.open_view(ALL, sink)
     assert view.position == "m:1"
     assert view.orders is not None
     assert [o["id"] for o in view.orders] == [first]
@@ -101,22 +99,20 @@ async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub
     await source.update(a, OrderPatch(status="shipped"), None)
     await source.update(b, OrderPatch(status="delivered"), None)
     await settle(hub, source)
-    view = hub.open_view(PENDING, RecordingSink(), since)
+    view = await hub.open_view(PENDING, RecordingSink(), since)
     assert view.replayed is not None
     assert view.orders is None
     assert [(c.id, c.position) for c in view.replayed] == [(a, "m:3")]  # a moved out of pending; b never in it
 
 
-@pytest.mark.parametrize(
-    ("since", "reason"), [("m:999", "position_ahead"), ("nonsense", "unknown_position"), ("m:0", "history_gone")]
-)
+@pytest.mark.parametrize(("since", "reason"), [("m:999", "position_ahead"), ("nonsense", "unknown_position")])
 async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
     hub: Hub, source: MemorySource, since: str, reason: str
 ) -> None:
     for n in range(8):  # more than the history holds (5)
         await create(source, f"C{n}")
     await settle(hub, source)
-    view = hub.open_view(ALL, RecordingSink(), since)
+    view = await hub.open_view(ALL, RecordingSink(), since)
     assert view.replayed is None
     assert view.resync_reason == reason
     assert view.orders is not None
@@ -124,9 +120,9 @@ async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
 
 
 async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: MemorySource) -> None:
-    hub.open_view(ALL, BrokenSink())
+    await hub.open_view(ALL, BrokenSink())
     healthy = RecordingSink()
-    hub.open_view(ALL, healthy)
+    await hub.open_view(ALL, healthy)
     await create(source)
     await create(source)
     await settle(hub, source)
@@ -135,7 +131,7 @@ async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: 
 
 async def test_lost_history_under_the_feed_resyncs_every_subscriber(hub: Hub, source: MemorySource) -> None:
     sink = RecordingSink()
-    hub.open_view(PENDING, sink)
+    await hub.open_view(PENDING, sink)
     await hub.stop()  # the feed stops; meanwhile the log rolls over
     order_id = await create(source)
     await create(source, status="shipped")
@@ -160,39 +156,33 @@ async def test_a_writer_can_wait_for_its_own_change(hub: Hub, source: MemorySour
 async def test_nothing_is_served_before_the_feed_is_live(source: MemorySource) -> None:
     idle = Hub(source, instance="idle")
     with pytest.raises(NotReady):
-        idle.open_view(ALL, RecordingSink())
+        await idle.open_view(ALL, RecordingSink())
     with pytest.raises(NotReady):
         await idle.wait_ready(0.01)
 
 
-async def test_a_client_that_falls_behind_is_resynced_without_growing(hub: Hub, source: MemorySource) -> None:
-    """Overflow policy ``resync``: the backlog is capped; once the client drains it
-    gets a fresh snapshot instead of the changes it could not take."""
-    release = asyncio.Event()
-    sent: list[str] = []
+async def test_a_position_older_than_memory_is_caught_up_from_the_change_stream(hub: Hub, source: MemorySource) -> None:
+    ids = [await create(source, f"C{n}", status=("pending", "shipped")[n % 2]) for n in range(8)]
+    await settle(hub, source)
+    assert not hub.history.covers("m:1")  # memory holds the last 5 only
+    await source.update(ids[1], OrderPatch(status="pending"), None)  # back in pending: in memory
+    await settle(hub, source)
+    view = await hub.open_view(PENDING, RecordingSink(), "m:1")
+    assert view.replayed is not None
+    assert [(c.id, c.position) for c in view.replayed] == [
+        (ids[2], "m:3"),
+        (ids[4], "m:5"),
+        (ids[6], "m:7"),
+        (ids[1], "m:9"),
+    ]
+    assert view.position == "m:9"
 
-    async def slow_send(packet: str) -> None:
-        await release.wait()
-        sent.append(packet)
 
-    def resync_all(connection: ClientConnection) -> None:
-        for subscription in connection.subscriptions.values():
-            hub.resync(subscription, "slow_client")
-
-    connection = ClientConnection(
-        "slow", slow_send, lambda: None, lambda e, p: f"{e}:{p['position']}", capacity=3, on_overflow=resync_all
-    )
-    connection.start()
-    try:
-        view = hub.open_view(ALL, SocketSink(connection, {}))
-        connection.subscriptions["all"] = view.subscription
-        for n in range(10):
-            await create(source, f"C{n}")
-        await settle(hub, source)
-        assert connection.backlog <= 3
-        assert connection.overflows == 1
-        release.set()
-        await until(lambda: connection.backlog == 0 and any(p.startswith("resync") for p in sent), what="resync")
-    finally:
-        await connection.close()
-    assert sent[-1] == f"resync:m:{source._seq}"
+async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, source: MemorySource) -> None:
+    for n in range(8):
+        await create(source, f"C{n}")
+    await settle(hub, source)
+    source.forget_history(keep=2)
+    view = await hub.open_view(ALL, RecordingSink(), "m:1")
+    assert view.replayed is None and view.resync_reason == "history_gone"
+    assert view.orders is not None and len(view.orders) == 8

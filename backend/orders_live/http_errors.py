@@ -22,15 +22,17 @@ class ApiError(Exception):
         message: str,
         fields: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields = fields or {}
         self.extra = extra or {}
+        self.headers = headers or {}
 
     def response(self) -> web.Response:
         body = {"error": {"code": self.code, "message": self.message, "fields": self.fields}, **self.extra}
-        return web.json_response(body, status=self.status)
+        return web.json_response(body, status=self.status, headers=self.headers)
 
 
 def fields_of(error: ValidationError) -> dict[str, str]:

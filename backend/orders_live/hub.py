@@ -19,9 +19,14 @@ from .change_history import ChangeHistory
 from .mirror import OrderMirror
 from .model import OrderJson
 from .source import ChangeSource
+from .stream_catch_up import TooFarBehind, read_changes_since
 from .subscription_filter import SubscriptionFilter
+from .write_waiters import WriteWaiters
 
 log = logging.getLogger(__name__)
+
+POSITION_WAIT = 2.0  # how long to wait for a position this instance has not reached yet
+CATCH_UP_STREAMS = 4  # change streams opened at once to catch clients up from old positions
 
 
 @dataclass(slots=True)
@@ -82,7 +87,9 @@ class Hub:
         self._ready = asyncio.Event()
         self._saved: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._waiters_per_order: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._writes = WriteWaiters()
+        self._advanced = asyncio.Event()  # replaced each time it fires
+        self._catch_up_slots = asyncio.Semaphore(CATCH_UP_STREAMS)
 
     # -- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -137,36 +144,38 @@ class Hub:
 
     async def _follow_from(self, resume: str | None, seed: bool, backoff: Backoff) -> None:
         rebuilding = seed and any(self.rooms.values())
-        async for item in self.source.watch(resume):
-            backoff.reset()
-            just_seeded = seed
-            if seed:
-                # The stream is open, so whatever the seed misses the stream brings;
-                # what the seed already holds is skipped by version.
-                self.mirror.seed(await self.source.load_orders())
-                base = resume or item.position
-                self.history.restart(base)
-                self.position = base
-                seed = False
-            if isinstance(item, CaughtUp):
-                self.position = item.position
-                # Only a mark read after the seed proves the mirror is exactly at it.
-                if not just_seeded and not self._ready.is_set():
-                    self._ready.set()
-                    log.info("change feed live at %s (%d orders)", self.position, len(self.mirror.orders))
-                    if rebuilding:
-                        self._resync_all("history_lost")
-                        rebuilding = False
-                continue
-            self._apply(item)
+        async with contextlib.aclosing(self.source.watch(resume)) as feed:
+            async for item in feed:
+                backoff.reset()
+                just_seeded = seed
+                if seed:
+                    # The stream is open, so whatever the seed misses the stream brings;
+                    # what the seed already holds is skipped by version.
+                    self.mirror.seed(await self.source.load_orders())
+                    base = resume or item.position
+                    self.history.restart(base)
+                    self.position = base
+                    seed = False
+                if isinstance(item, CaughtUp):
+                    self.position = item.position
+                    self._signal_advance()
+                    # Only a mark read after the seed proves the mirror is exactly at it.
+                    if not just_seeded and not self._ready.is_set():
+                        self._ready.set()
+                        log.info("change feed live at %s (%d orders)", self.position, len(self.mirror.orders))
+                        if rebuilding:
+                            self._resync_all("history_lost")
+                            rebuilding = False
+                    continue
+                self._apply(item)
 
     def _apply(self, change: Change) -> None:
         rooms = self.mirror.apply(change)
         self.history.append(change, rooms)
         self.position = change.position
+        self._signal_advance()
         self.changes_in += 1
-        if change.id in self._waiters_per_order:
-            self._wake_waiters(change)
+        self._writes.applied(change)
         delivery = Delivery(change)
         for room in rooms:
             subscribers = self.rooms.get(room)
@@ -179,11 +188,9 @@ class Hub:
                 except Exception:
                     log.exception("a subscriber failed to take change %s", change.position)
 
-    def _wake_waiters(self, change: Change) -> None:
-        reached = change.order["version"] if change.order is not None else None
-        for version, future in self._waiters_per_order[change.id]:
-            if (reached is None or version <= reached) and not future.done():
-                future.set_result(None)
+    def _signal_advance(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
 
     async def applied(self, order_id: int, version: int | None, within: float) -> bool:
         """Wait until the feed has applied ``order_id`` at ``version`` (None: its delete).
@@ -192,24 +199,11 @@ class Hub:
         change is in the mirror, so a subscribe or read that follows it sees it.
         """
         current = self.mirror.orders.get(order_id)
-        if (current is None and version is None) or (
-            current is not None and version is not None and current["version"] >= version
-        ):
+        if version is None and current is None:
             return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters_per_order.setdefault(order_id, [])
-        waiters.append((version if version is not None else 2**62, future))
-        try:
-            await asyncio.wait_for(future, within)
+        if version is not None and current is not None and current["version"] >= version:
             return True
-        except TimeoutError:
-            return False
-        finally:
-            remaining = [(v, f) for v, f in self._waiters_per_order.get(order_id, []) if f is not future]
-            if remaining:
-                self._waiters_per_order[order_id] = remaining
-            else:
-                self._waiters_per_order.pop(order_id, None)
+        return await self._writes.wait(order_id, version, within)
 
     def _resync_all(self, reason: str) -> None:
         assert self.position is not None
@@ -243,37 +237,72 @@ class Hub:
             await self.source.save_checkpoint(self.instance, position)
             self._saved = position
 
-    # -- subscribers (all synchronous: nothing can slip in between) -------------------
-    def open_view(self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None) -> View:
-        """Join ``wanted``'s room and return where the subscriber starts from.
+    # -- subscribers ---------------------------------------------------------------------
+    async def open_view(self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None) -> View:
+        """Join ``wanted``'s room and return where the subscriber starts from: the changes
+        after ``since``, or a snapshot when there is no ``since`` or it cannot be honoured.
 
-        The snapshot (or the replay) and the join happen in one synchronous step,
-        so every change after ``position`` reaches the sink and none before it does.
+        Whatever awaits happen first, the replay (or snapshot) is completed and the room
+        joined in one synchronous step at the end, so every change after ``position``
+        reaches the sink and none before it does.
         """
-        if not self._ready.is_set() or self.position is None:
-            raise NotReady("the change feed is not running yet")
-        position = self.position
-        subscription = Subscription(wanted, sink)
-        replayed: list[Change] | None = None
-        reason: str | None = None
-        if since is not None:
-            reason = self._why_not_replayable(since)
-            if reason is None:
-                replayed = self.history.after(since, wanted.room)
-        orders = None if replayed is not None else self.mirror.select(wanted)
-        self.rooms.setdefault(wanted.room, set()).add(subscription)
-        return View(subscription, position, replayed, orders, reason)
-
-    def _why_not_replayable(self, since: str) -> str | None:
+        self._check_ready()
+        if since is None:
+            return self._join(wanted, sink, None, None)
         key = self.source.position_key(since)
         if key is None:
-            return "unknown_position"
+            return self._join(wanted, sink, None, "unknown_position")
+        if not await self._reach(key, POSITION_WAIT):
+            return self._join(wanted, sink, None, "position_ahead")
+        if self.history.covers(since):
+            return self._join(wanted, sink, self.history.after(since, wanted.room), None)
+        try:
+            async with self._catch_up_slots:
+                older, last = await read_changes_since(
+                    self.source, since, wanted.room, self.history.covers, self.history.capacity
+                )
+        except asyncio.CancelledError:
+            raise
+        except (HistoryLost, StreamInvalidated):
+            return self._join(wanted, sink, None, "history_gone")
+        except TooFarBehind:
+            return self._join(wanted, sink, None, "too_far_behind")
+        except Exception as exc:
+            log.warning("catch-up from %s failed (%s): sending a snapshot", since, exc)
+            return self._join(wanted, sink, None, "catch_up_failed")
+        self._check_ready()
+        if not self.history.covers(last):
+            return self._join(wanted, sink, None, "history_gone")
+        return self._join(wanted, sink, older + self.history.after(last, wanted.room), None)
+
+    def _check_ready(self) -> None:
+        if not self._ready.is_set() or self.position is None:
+            raise NotReady("the change feed is not running yet")
+
+    def _join(self, wanted: SubscriptionFilter, sink: Sink, replayed: list[Change] | None, reason: str | None) -> View:
+        """Synchronous: the snapshot (when not replaying), the position and the join agree."""
+        self._check_ready()
         assert self.position is not None
-        if key > (self.source.position_key(self.position) or key):
-            return "position_ahead"
-        if not self.history.covers(since):
-            return "history_gone"
-        return None
+        orders = None if replayed is not None else self.mirror.select(wanted)
+        subscription = Subscription(wanted, sink)
+        self.rooms.setdefault(wanted.room, set()).add(subscription)
+        return View(subscription, self.position, replayed, orders, reason)
+
+    async def _reach(self, key: tuple[int, str], within: float) -> bool:
+        """Wait (a bounded time) until the feed has reached a position another instance
+        may already have handed out."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            current = self.source.position_key(self.position or "")
+            if current is not None and current >= key:
+                return True
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            advanced = self._advanced
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await advanced.wait()
 
     def close_view(self, subscription: Subscription) -> None:
         subscribers = self.rooms.get(subscription.filter.room)

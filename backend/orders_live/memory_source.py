@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .change import CaughtUp, Change, HistoryLost, Op
 from .model import Order, OrderCreate, OrderPatch, iso_millis, utc_now
@@ -88,7 +88,7 @@ class MemorySource(ChangeSource):
         del self._log[:drop]
         self._first_kept_seq += drop
 
-    async def watch(self, resume_after: str | None) -> AsyncIterator[Change | CaughtUp]:
+    async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         if resume_after is None:
             after = self._seq
         else:
@@ -108,7 +108,8 @@ class MemorySource(ChangeSource):
             if after == self._seq:
                 # Like MongoDB's awaitData: an empty batch after a short wait.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._appended.wait(), AWAIT_SECONDS)
+                    async with asyncio.timeout(AWAIT_SECONDS):
+                        await self._appended.wait()
 
     def position_key(self, position: str) -> tuple[int, str] | None:
         if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():

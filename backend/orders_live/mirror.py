@@ -35,18 +35,12 @@ class OrderMirror:
             stale = current["version"] >= change.order["version"]
         if old_status is None and current is not None and not stale:
             old_status = current["status"]
-        rooms = {ALL_ROOM, f"id:{change.id}"}
-        if change.order is not None:
-            rooms.add(status_room(change.order["status"]))
-        if old_status is not None:
-            rooms.add(status_room(old_status))
-        elif change.op != "insert":
-            rooms |= ALL_STATUS_ROOMS  # the old status is unknown: tell every status room
+        rooms = rooms_of(change, old_status)
         if change.order is None:
             self.orders.pop(change.id, None)
         elif not stale:
             self.orders[change.id] = change.order
-        return frozenset(rooms)
+        return rooms
 
     def select(self, wanted: SubscriptionFilter, limit: int | None = None) -> list[OrderJson]:
         """Matching orders, newest ``updated_at`` first."""
@@ -60,6 +54,19 @@ class OrderMirror:
         if limit is None:
             return sorted(matching, key=key, reverse=True)
         return heapq.nlargest(limit, matching, key=key)
+
+
+def rooms_of(change: Change, old_status: Status | None) -> frozenset[str]:
+    """The rooms whose views a change touches: everything, its id, its new status and its
+    old status (every status when the old one is unknown: a harmless extra copy)."""
+    rooms = {ALL_ROOM, f"id:{change.id}"}
+    if change.order is not None:
+        rooms.add(status_room(change.order["status"]))
+    if old_status is not None:
+        rooms.add(status_room(old_status))
+    elif change.op != "insert":
+        rooms |= ALL_STATUS_ROOMS
+    return frozenset(rooms)
 
 
 def _newest_first(order: OrderJson) -> tuple[str, int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bson.timestamp import Timestamp
+
 from .change import Change, Op
 from .model import STATUSES, Order, Status, iso_millis, utc_now
 
@@ -67,6 +69,19 @@ def status_of(doc: Any) -> Status | None:
     return None
 
 
+def _commit_time(event: dict[str, Any]) -> datetime:
+    """``wallTime`` (MongoDB 6.0+; when nx-27017 read the change), else the cluster
+    time's seconds, else now."""
+    if event.get("wallTime") is not None:
+        return parse_date(event["wallTime"])
+    cluster_time = event.get("clusterTime")
+    if isinstance(cluster_time, Timestamp):
+        return cluster_time.as_datetime()
+    if isinstance(cluster_time, datetime):
+        return parse_date(cluster_time)
+    return utc_now()
+
+
 def change_from_event(event: dict[str, Any], position: str) -> Change | None:
     """One change document → Change, or None for an operation that is not an order change.
 
@@ -77,8 +92,7 @@ def change_from_event(event: dict[str, Any], position: str) -> Change | None:
     if op is None:
         return None
     order_id = parse_id(event["documentKey"]["_id"])
-    wall = event.get("wallTime") or event.get("clusterTime")
-    committed_at = iso_millis(parse_date(wall)) if wall is not None else iso_millis(utc_now())
+    committed_at = iso_millis(_commit_time(event))
     before = event.get("fullDocumentBeforeChange")
     if op == "delete":
         # nx-27017 puts the removed document in fullDocument.

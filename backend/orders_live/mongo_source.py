@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
@@ -49,7 +49,8 @@ class IdlePacer:
 
     async def pause(self) -> None:
         try:
-            await asyncio.wait_for(self._woken.wait(), self._delay)
+            async with asyncio.timeout(self._delay):  # no inner task: safe inside a generator
+                await self._woken.wait()
         except TimeoutError:
             self._delay = min(self.cap, self._delay * 2)
         else:
@@ -156,7 +157,7 @@ class MongoSource(ChangeSource):
         return OrderNotFound(order_id) if current is None else VersionConflict(current)
 
     # -- change feed -------------------------------------------------------------
-    async def watch(self, resume_after: str | None) -> AsyncIterator[Change | CaughtUp]:
+    async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         token, must_see_first = self._resume_point(resume_after)
         try:
             async with await self.orders.watch(

@@ -20,7 +20,7 @@ MAX_ID = 2**63 - 1
 READY_WAIT = 5.0
 # A write is answered once its change is in the feed (read-your-writes), or after this long.
 WRITE_VISIBLE_WAIT = 2.0
-_IF_MATCH = re.compile(r'\s*"?(\d{1,18})"?\s*')
+_IF_MATCH = re.compile(r'\s*(?:(\d{1,18})|"(\d{1,18})")\s*')
 
 
 class OrdersApi:
@@ -128,6 +128,7 @@ def _conflict(exc: VersionConflict) -> ApiError:
         "version_conflict",
         f"order {exc.current.id} is at version {exc.current.version}",
         extra={"order": exc.current.to_json()},
+        headers={"ETag": f'"{exc.current.version}"'},
     )
 
 
@@ -140,7 +141,7 @@ def _if_match(request: web.Request) -> int | None:
         raise ApiError(
             400, "invalid_header", 'If-Match must be a version, as 3 or "3"', {"If-Match": "must be a version number"}
         )
-    return int(match.group(1))
+    return int(match.group(1) or match.group(2))
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class Service:
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
         app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
-        # The instance name defaults to host:port; with port 0 it is known only once bound.
+        # The instance name defaults to hostname:port; with port 0 it is known only once bound.
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         self.hub = Hub(
             self.source,
@@ -59,7 +59,7 @@ class Service:
         self.gateway = SocketGateway(
             self.hub,
             queue_capacity=settings.queue_capacity,
-            cors_allowed_origins=[],
+            cors_allowed_origins=None,
             max_http_buffer_size=settings.max_body_bytes,
         )
         self.gateway.attach(app)
@@ -69,7 +69,7 @@ class Service:
         site = web.TCPSite(self.runner, settings.host, settings.port)
         await site.start()
         self.port = int(self.runner.addresses[0][1])
-        self.hub.instance = settings.instance or f"{settings.host}:{self.port}"
+        self.hub.instance = settings.instance_name(self.port)
         await self.hub.start()
         log.info("orders-live listening on %s (instance %s)", self.url, self.hub.instance)
 
@@ -91,7 +91,8 @@ class Service:
         """Stop accepting, stop the writers, save the position, close the database, then
         stop the embedded server (closing a client against a stopped server hangs)."""
         if self.runner is not None:
-            await self.runner.shutdown()
+            for site in list(self.runner.sites):
+                await site.stop()  # no new connections
         if self.gateway is not None:
             await self.gateway.close()
         if self.hub is not None:

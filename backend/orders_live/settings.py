@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -22,7 +23,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")
     data_dir: Path = Field(Path("data"), description="where the embedded database keeps its files")
     instance: str | None = Field(
-        None, description="name under which this instance saves its resume position (default host:port)"
+        None, description="name under which this instance saves its resume position (default hostname:port)"
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
     queue_capacity: int = Field(1_000, ge=1, description="packets a client may fall behind before it is resynced")
@@ -36,5 +37,6 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
-    def instance_name(self) -> str:
-        return self.instance or f"{self.host}:{self.port}"
+    def instance_name(self, bound_port: int) -> str:
+        """The configured name, else this machine's host name and the bound port."""
+        return self.instance or f"{socket.gethostname()}:{bound_port}"

@@ -106,7 +106,7 @@ class SocketGateway:
             return
         result = await self._open(connection, payload)
         if ack_id is not None:
-            connection.push(self._encode_ack(ack_id, result))
+            connection.queue.put_control(self._encode_ack(ack_id, result))
 
     async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any]:
         try:
@@ -118,11 +118,14 @@ class SocketGateway:
             await self.hub.wait_ready(READY_WAIT)
         except NotReady as exc:
             return _error("unavailable", str(exc))
-        # From here to the push of the ack nothing awaits: the view opens at one position.
         previous = connection.subscriptions.pop(wanted.room, None)
         if previous is not None:
             self.hub.close_view(previous)
-        view = self.hub.open_view(wanted, SocketSink(connection, wanted.wire()), since)
+        try:
+            view = await self.hub.open_view(wanted, SocketSink(connection, wanted.room, wanted.wire()), since)
+        except NotReady as exc:
+            return _error("unavailable", str(exc))
+        # The room is joined: from here to the ack nothing awaits, so nothing can slip in.
         connection.subscriptions[wanted.room] = view.subscription
         if view.replayed is not None:
             for change in view.replayed:
@@ -156,4 +159,4 @@ class SocketGateway:
                 self.hub.close_view(subscription)
             result = {"ok": True, "filter": wanted.wire(), "subscribed": subscription is not None}
         if ack_id is not None:
-            connection.push(self._encode_ack(ack_id, result))
+            connection.queue.put_control(self._encode_ack(ack_id, result))

@@ -6,7 +6,7 @@ One module per implementation (``mongo_source``, ``memory_source``), chosen from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .change import CaughtUp, Change
 from .model import Order, OrderCreate, OrderPatch
@@ -57,7 +57,7 @@ class ChangeSource(ABC):
 
     # -- change feed ---------------------------------------------------------
     @abstractmethod
-    def watch(self, resume_after: str | None) -> AsyncIterator[Change | CaughtUp]:
+    def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         """Changes after ``resume_after`` (or from now), then a CaughtUp mark each time
         the feed has delivered all that is committed. Raises HistoryLost when it cannot
         prove continuity from ``resume_after``, StreamInvalidated when the collection goes.

@@ -1,0 +1,108 @@
+"""Fast tier: a slow client's queue is bounded, conflates, and resyncs only past its bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from conftest import until
+from orders_live.change import Change
+from orders_live.client_connection import ClientConnection, SocketSink
+from orders_live.client_queue import ClientQueue
+from orders_live.hub import Delivery, Hub
+from orders_live.memory_source import MemorySource
+from orders_live.model import OrderCreate, OrderPatch
+from orders_live.subscription_filter import SubscriptionFilter
+
+
+def delivery(order_id: int, version: int, seq: int) -> Delivery:
+    order = {
+        "id": order_id,
+        "customer_name": "A",
+        "product_name": "P",
+        "status": "pending",
+        "updated_at": "2026-11-24T00:00:00.000Z",
+        "version": version,
+    }
+    return Delivery(Change("update", order_id, order, f"m:{seq}", "2026-11-24T00:00:00.000Z"))
+
+
+def encode(item: Delivery, conflated: bool) -> tuple[int, int, bool]:
+    assert item.change.order is not None
+    return (item.change.id, item.change.order["version"], conflated)
+
+
+def test_changes_queue_in_order_while_the_client_keeps_up() -> None:
+    resyncs: list[str] = []
+    queue: ClientQueue[Any] = ClientQueue("c", encode, lambda: resyncs.append("r"), capacity=4)
+    for seq in range(1, 4):
+        queue.put_change("all", delivery(1, seq, seq))
+    assert queue.take() == [(1, 1, False), (1, 2, False), (1, 3, False)]
+    assert queue.take() == [] and not resyncs
+
+
+def test_a_client_behind_its_capacity_gets_the_latest_state_per_order_flagged_conflated() -> None:
+    queue: ClientQueue[Any] = ClientQueue("c", encode, lambda: None, capacity=2, conflation_capacity=10)
+    seq = 0
+    for version in range(1, 6):
+        for order_id in (1, 2):
+            seq += 1
+            queue.put_change("all", delivery(order_id, version, seq))
+    queue.put_control("ack")  # control packets are never merged or dropped
+    assert queue.behind and queue.backlog == 5  # two queued changes, the ack, two merged orders
+    assert queue.take() == [(1, 1, False), (2, 1, False), "ack"]
+    assert queue.take() == [(1, 5, True), (2, 5, True)]
+    assert not queue.behind and queue.take() == []
+
+
+def test_past_the_merged_bound_the_client_is_resynced_and_keeps_its_acks() -> None:
+    resyncs: list[str] = []
+    queue: ClientQueue[Any] = ClientQueue(
+        "c", encode, lambda: queue.put_control("resync"), capacity=2, conflation_capacity=3
+    )
+    queue.put_change("all", delivery(1, 1, 1))
+    queue.put_control("ack")
+    for order_id in range(2, 10):
+        queue.put_change("all", delivery(order_id, 1, order_id))
+    assert queue.backlog <= 2 + 3 + 1
+    assert queue.take() == ["ack", "resync"]
+    assert not resyncs and queue.take() == []
+
+
+async def test_a_stalled_socket_client_converges_through_conflation_without_blocking_the_hub() -> None:
+    source = MemorySource()
+    hub = Hub(source, instance="fast")
+    await hub.start()
+    await hub.wait_ready(2)
+    release = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def stalled_send(packet: str) -> None:
+        await release.wait()
+        sent.append(json.loads(packet[1:])[1])
+
+    def resync(connection: ClientConnection) -> None:
+        for subscription in connection.subscriptions.values():
+            hub.resync(subscription, "slow_client")
+
+    connection = ClientConnection(
+        "slow", stalled_send, lambda: None, lambda event, payload: "2" + json.dumps([event, payload]), 3, resync
+    )
+    connection.start()
+    try:
+        view = await hub.open_view(SubscriptionFilter("all"), SocketSink(connection, "all", {}))
+        connection.subscriptions["all"] = view.subscription
+        order = await source.create(OrderCreate(customer_name="A", product_name="P"))
+        for n in range(30):
+            await source.update(order.id, OrderPatch(product_name=f"P{n}"), None)
+        await until(lambda: hub.position == "m:31", what="the hub to take every change")
+        assert connection.queue.backlog <= 3 + 1
+        release.set()
+        await until(lambda: connection.queue.backlog == 0 and len(sent) >= 2, what="the queue to drain")
+    finally:
+        await connection.close()
+        await hub.stop()
+    assert sent[-1]["order"]["version"] == 31 and sent[-1]["conflated"] is True
+    versions = [change["order"]["version"] for change in sent]
+    assert versions == sorted(versions)
