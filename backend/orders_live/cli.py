@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         return command
 
     watch = client_command("watch", "print each change as it happens")
+    watch.add_argument(
+        "--also", action="append", default=[], metavar="URL", help="another instance to fail over to (repeatable)"
+    )
     which = watch.add_mutually_exclusive_group()
     which.add_argument("--status", choices=STATUSES)
     which.add_argument("--id", type=int)
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.id is not None:
                 wanted = {"id": args.id}
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(Watcher(args.url, wanted, as_json=args.json).run())
+                asyncio.run(Watcher([args.url, *args.also], wanted, as_json=args.json).run())
         elif args.command == "simulate":
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_simulate(args.url, args.rate, args.count, args.seed))

@@ -56,7 +56,7 @@ class View:
     position (``replayed``) or a fresh snapshot (``orders``, with ``resync_reason``
     when it had asked to catch up), both as of ``position``."""
 
-    subscription: Subscription
+    subscription: Subscription | None  # None for a one-off read (polling)
     position: str
     replayed: list[Change] | None
     orders: list[OrderJson] | None
@@ -246,16 +246,29 @@ class Hub:
         joined in one synchronous step at the end, so every change after ``position``
         reaches the sink and none before it does.
         """
+        older, last, reason = await self._read_older(wanted, since)
+        return self._view(wanted, older, last, reason, sink)
+
+    async def changes_since(self, wanted: SubscriptionFilter, since: str) -> View:
+        """The same as ``open_view`` without joining: what a polling client gets."""
+        older, last, reason = await self._read_older(wanted, since)
+        return self._view(wanted, older, last, reason, None)
+
+    async def _read_older(
+        self, wanted: SubscriptionFilter, since: str | None
+    ) -> tuple[list[Change], str | None, str | None]:
+        """Changes after ``since`` that memory no longer holds, up to a position it does
+        (``last``); or why ``since`` cannot be honoured."""
         self._check_ready()
         if since is None:
-            return self._join(wanted, sink, None, None)
+            return [], None, None
         key = self.source.position_key(since)
         if key is None:
-            return self._join(wanted, sink, None, "unknown_position")
+            return [], None, "unknown_position"
         if not await self._reach(key, POSITION_WAIT):
-            return self._join(wanted, sink, None, "position_ahead")
+            return [], None, "position_ahead"
         if self.history.covers(since):
-            return self._join(wanted, sink, self.history.after(since, wanted.room), None)
+            return [], since, None
         try:
             async with self._catch_up_slots:
                 older, last = await read_changes_since(
@@ -264,29 +277,36 @@ class Hub:
         except asyncio.CancelledError:
             raise
         except (HistoryLost, StreamInvalidated):
-            return self._join(wanted, sink, None, "history_gone")
+            return [], None, "history_gone"
         except TooFarBehind:
-            return self._join(wanted, sink, None, "too_far_behind")
+            return [], None, "too_far_behind"
         except Exception as exc:
             log.warning("catch-up from %s failed (%s): sending a snapshot", since, exc)
-            return self._join(wanted, sink, None, "catch_up_failed")
+            return [], None, "catch_up_failed"
+        return older, last, None
+
+    def _view(
+        self, wanted: SubscriptionFilter, older: list[Change], last: str | None, reason: str | None, sink: Sink | None
+    ) -> View:
+        """Synchronous: the replay or snapshot, the position and the join all agree."""
         self._check_ready()
-        if not self.history.covers(last):
-            return self._join(wanted, sink, None, "history_gone")
-        return self._join(wanted, sink, older + self.history.after(last, wanted.room), None)
+        assert self.position is not None
+        replayed: list[Change] | None = None
+        if last is not None:
+            if self.history.covers(last):
+                replayed = older + self.history.after(last, wanted.room)
+            else:
+                reason = "history_gone"  # memory moved on while the stream was read
+        orders = None if replayed is not None else self.mirror.select(wanted)
+        subscription = None
+        if sink is not None:
+            subscription = Subscription(wanted, sink)
+            self.rooms.setdefault(wanted.room, set()).add(subscription)
+        return View(subscription, self.position, replayed, orders, reason)
 
     def _check_ready(self) -> None:
         if not self._ready.is_set() or self.position is None:
             raise NotReady("the change feed is not running yet")
-
-    def _join(self, wanted: SubscriptionFilter, sink: Sink, replayed: list[Change] | None, reason: str | None) -> View:
-        """Synchronous: the snapshot (when not replaying), the position and the join agree."""
-        self._check_ready()
-        assert self.position is not None
-        orders = None if replayed is not None else self.mirror.select(wanted)
-        subscription = Subscription(wanted, sink)
-        self.rooms.setdefault(wanted.room, set()).add(subscription)
-        return View(subscription, self.position, replayed, orders, reason)
 
     async def _reach(self, key: tuple[int, str], within: float) -> bool:
         """Wait (a bounded time) until the feed has reached a position another instance

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .change_feed_api import ChangeFeedApi
 from .embedded_mongo import EmbeddedMongo
 from .http_errors import json_errors
 from .hub import Hub
@@ -64,6 +65,7 @@ class Service:
         )
         self.gateway.attach(app)
         app.add_routes(OrdersApi(self.hub, self.source).routes())
+        app.add_routes(ChangeFeedApi(self.hub, queue_capacity=settings.queue_capacity).routes())
         self._add_frontend(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.host, settings.port)

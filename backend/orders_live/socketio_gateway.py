@@ -126,6 +126,7 @@ class SocketGateway:
         except NotReady as exc:
             return _error("unavailable", str(exc))
         # The room is joined: from here to the ack nothing awaits, so nothing can slip in.
+        assert view.subscription is not None
         connection.subscriptions[wanted.room] = view.subscription
         if view.replayed is not None:
             for change in view.replayed:
