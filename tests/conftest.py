@@ -37,6 +37,42 @@ async def until(condition: Callable[[], bool], within: float = 5.0, what: str = 
         await asyncio.sleep(0.01)
 
 
+ORDERS_LIVE = [sys.executable, "-m", "orders_live"]
+
+
+class ServeProcess:
+    """``orders-live serve`` as a child process (embedded database unless --mongo-url)."""
+
+    def __init__(self, data_dir: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> None:
+        environment = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
+        environment.update(env or {})
+        self.log = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+        self.port = port
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*ORDERS_LIVE, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_live(self, within: float = 30) -> None:
+        deadline = time.monotonic() + within
+        while "change feed live" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the service did not come up:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(20)
+
+
 class NxServer:
     """One nx-27017 process for the whole session; every test gets its own database in it."""
 

@@ -86,8 +86,11 @@ async def test_a_stalled_socket_client_converges_through_conflation_without_bloc
         for subscription in connection.subscriptions.values():
             hub.resync(subscription, "slow_client")
 
+    async def writable() -> None:
+        return None
+
     connection = ClientConnection(
-        "slow", stalled_send, lambda: None, lambda event, payload: "2" + json.dumps([event, payload]), 3, resync
+        "slow", stalled_send, writable, lambda event, payload: "2" + json.dumps([event, payload]), 3, resync
     )
     connection.start()
     try:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,39 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import Listener, free_port, until
-
-ORDERS_LIVE = [sys.executable, "-m", "orders_live"]
-
-
-class ServeProcess:
-    def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
-        self.log = data_dir.parent / f"serve-{port}.log"
-        self.port = port
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*ORDERS_LIVE, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_until_live(self, within: float = 30) -> None:
-        deadline = time.monotonic() + within
-        while "change feed live" not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the service did not come up:\n{self.log.read_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(20)
+from conftest import ORDERS_LIVE, Listener, ServeProcess, free_port, until
 
 
 @pytest.fixture

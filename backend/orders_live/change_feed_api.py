@@ -24,6 +24,7 @@ from .client_queue import ClientQueue
 from .http_errors import ApiError
 from .hub import Delivery, Hub, NotReady, View
 from .model import OrderJson
+from .socketio_gateway import bound_send_buffer
 from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ def _position(value: str | None, name: str) -> str | None:
 
 
 class ChangeFeedApi:
-    def __init__(self, hub: Hub, queue_capacity: int = 1_000, keepalive: float = 15.0) -> None:
+    def __init__(
+        self, hub: Hub, queue_capacity: int = 1_000, keepalive: float = 15.0, socket_send_buffer: int = 0
+    ) -> None:
         self.hub, self.queue_capacity, self.keepalive = hub, queue_capacity, keepalive
+        self.socket_send_buffer = socket_send_buffer
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/changes/stream", self.stream), web.get("/api/changes", self.poll)]
@@ -132,6 +136,7 @@ class ChangeFeedApi:
         queue: ClientQueue[bytes] = ClientQueue(
             f"sse-{id(request):x}", encode_change, lambda: self._resync(view), capacity=self.queue_capacity
         )
+        bound_send_buffer(request.transport, self.socket_send_buffer)
         await response.prepare(request)
         await response.write(b"retry: 1000\n\n")
         view = await self.hub.open_view(wanted, _SseSink(queue, wanted), since)

@@ -19,11 +19,8 @@ from .model import OrderJson
 
 log = logging.getLogger(__name__)
 
-# Packets handed to Engine.IO but not yet taken by its writer, before we wait for it.
-ENGINEIO_BACKLOG = 8
-
 Send = Callable[[str], Awaitable[None]]  # hand one encoded packet to Engine.IO
-EngineioQueue = Callable[[], "asyncio.Queue[Any] | None"]  # Engine.IO's own queue for this client
+WaitWritable = Callable[[], Awaitable[None]]  # returns once the client's socket takes more
 Encode = Callable[[str, Any], str]
 
 
@@ -32,7 +29,7 @@ class ClientConnection:
         self,
         sid: str,
         send: Send,
-        engineio_queue: EngineioQueue,
+        wait_writable: WaitWritable,
         encode: Encode,
         capacity: int,
         on_resync: Callable[[ClientConnection], None],
@@ -42,7 +39,7 @@ class ClientConnection:
         self.subscriptions: dict[str, Subscription] = {}
         self.encode = encode
         self._send = send
-        self._engineio_queue = engineio_queue
+        self._wait_writable = wait_writable
         self.queue: ClientQueue[str] = ClientQueue(
             sid, self.encode_change, lambda: on_resync(self), capacity, conflation_capacity
         )
@@ -78,9 +75,10 @@ class ClientConnection:
             await self.queue.wait()
             for packet in self.queue.take():
                 await self._send(packet)
-                engineio_queue = self._engineio_queue()
-                if engineio_queue is not None and engineio_queue.qsize() > ENGINEIO_BACKLOG:
-                    await engineio_queue.join()  # the client reads slowly: wait for it
+                try:
+                    await self._wait_writable()  # a client that reads slowly holds only this writer
+                except ConnectionError:
+                    log.debug("client %s: connection lost while writing", self.sid)
 
 
 class SocketSink:

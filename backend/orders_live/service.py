@@ -60,12 +60,20 @@ class Service:
         self.gateway = SocketGateway(
             self.hub,
             queue_capacity=settings.queue_capacity,
+            socket_send_buffer=settings.socket_send_buffer,
             cors_allowed_origins=None,
             max_http_buffer_size=settings.max_body_bytes,
         )
         self.gateway.attach(app)
         app.add_routes(OrdersApi(self.hub, self.source).routes())
-        app.add_routes(ChangeFeedApi(self.hub, queue_capacity=settings.queue_capacity).routes())
+        app.add_routes(
+            ChangeFeedApi(
+                self.hub,
+                queue_capacity=settings.queue_capacity,
+                keepalive=settings.sse_keepalive,
+                socket_send_buffer=settings.socket_send_buffer,
+            ).routes()
+        )
         self._add_frontend(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.host, settings.port)

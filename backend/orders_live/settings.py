@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
     queue_capacity: int = Field(1_000, ge=1, description="packets a client may fall behind before it is resynced")
+    socket_send_buffer: int = Field(
+        262_144, ge=0, description="kernel send buffer per client socket, bytes (0: the kernel's autotuning, up to MBs)"
+    )
+    sse_keepalive: float = Field(15.0, gt=0, description="seconds between keep-alive comments on an idle event stream")
     checkpoint_interval: float = Field(1.0, gt=0, description="seconds between saves of the resume position")
     max_body_bytes: int = Field(16_384, ge=256, description="largest accepted request body")
     idle_poll_cap: float = Field(

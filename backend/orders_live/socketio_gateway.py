@@ -8,6 +8,7 @@ recipients, and keeps each client's packets in one ordered, bounded queue.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import socketio
@@ -20,6 +21,7 @@ from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
 log = logging.getLogger(__name__)
 
 READY_WAIT = 10.0
+ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
 MAX_POSITION_LENGTH = 4096
 
 
@@ -39,14 +41,25 @@ class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
         await handler(sid, id, *data[1:])
 
 
+def bound_send_buffer(transport: Any, size: int) -> None:
+    """Cap the kernel's send buffer for one client, so that a client that stops reading
+    is noticed after ``size`` bytes rather than after the kernel's autotuned megabytes."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if size > 0 and sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 def _error(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 class SocketGateway:
-    def __init__(self, hub: Hub, queue_capacity: int = 1000, **server_options: Any) -> None:
+    def __init__(
+        self, hub: Hub, queue_capacity: int = 1000, socket_send_buffer: int = 0, **server_options: Any
+    ) -> None:
         self.hub = hub
         self.queue_capacity = queue_capacity
+        self.socket_send_buffer = socket_send_buffer
         self.sio = _OrderedServer(async_mode="aiohttp", **server_options)
         self.sio.ordered_handlers = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe}
         self.connection_per_sid: dict[str, ClientConnection] = {}
@@ -66,16 +79,25 @@ class SocketGateway:
         return encoded
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        request = environ.get("aiohttp.request")
+        if request is not None:
+            bound_send_buffer(request.transport, self.socket_send_buffer)
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
 
         async def send(encoded: str) -> None:
             await self.sio.eio.send(eio_sid, encoded)
 
-        def engineio_queue() -> Any:
-            socket = self.sio.eio.sockets.get(eio_sid)
-            return None if socket is None else socket.queue
+        async def wait_writable() -> None:
+            # Engine.IO's writer does not wait for aiohttp to drain (send_str is not a
+            # coroutine function on aiohttp 3.14), so watch both places packets can pile up.
+            engineio_socket = self.sio.eio.sockets.get(eio_sid)
+            if engineio_socket is not None and engineio_socket.queue.qsize() > ENGINEIO_BACKLOG:
+                await engineio_socket.queue.join()
+            protocol = getattr(request, "protocol", None)
+            if protocol is not None and protocol.writing_paused:
+                await protocol._drain_helper()
 
-        connection = ClientConnection(sid, send, engineio_queue, self.encode, self.queue_capacity, self._resync_slow)
+        connection = ClientConnection(sid, send, wait_writable, self.encode, self.queue_capacity, self._resync_slow)
         self.connection_per_sid[sid] = connection
         connection.start()
 

@@ -1,0 +1,234 @@
+"""No change lost under faults: random writers, clients dropping and coming back, the
+service killed with SIGKILL and restarted, a client that stops reading; one instance
+and two. Every client must end with the database's view and must have applied every
+version it should have, once, in order (except where a change was flagged conflated,
+or after a resync)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from conftest import ServeProcess, free_port, until
+from orders_live.client import LiveOrders
+from orders_live.lean_socketio import LeanSocketIO
+from orders_live.live_view import LiveView, matches
+from orders_live.model import STATUSES, OrderCreate, OrderPatch
+from orders_live.mongo_changes import order_from_document
+from orders_live.mongo_source import MongoSource
+from orders_live.source import OrderNotFound, VersionConflict
+
+WRITES = 1500
+SERVICE_ENV = {
+    "ORDERS_LIVE_CHECKPOINT_INTERVAL": "0.1",
+    "ORDERS_LIVE_HISTORY_SIZE": "120",  # small, so that catch-up also reads the change stream
+    "ORDERS_LIVE_QUEUE_CAPACITY": "20",  # small, so that the stalled client is conflated
+    "ORDERS_LIVE_SOCKET_SEND_BUFFER": "16384",
+}
+
+
+class CheckedLive(LiveOrders):
+    """A LiveOrders that checks every change it receives against what it holds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, reconnect_first=0.05, reconnect_max=0.5, **kwargs)
+        self.stale: list[dict[str, Any]] = []  # received again: a duplicate, or older than the view
+        self.gaps: list[dict[str, Any]] = []  # a version skipped without a conflated flag
+        self.received = 0
+
+    async def _on_change(self, change: dict[str, Any]) -> None:
+        self.received += 1
+        held = self.view.orders.get(change["id"])
+        order = change["order"]
+        if order is not None and held is not None and held["version"] >= order["version"]:
+            self.stale.append(change)
+        elif not self.view.wanted and not change.get("conflated"):
+            # The all-orders view must see every version: 1 on insert, +1 on update, delete of a held order.
+            continuous = (
+                (order is None and held is not None)
+                or (order is not None and held is None and change["op"] == "insert" and order["version"] == 1)
+                or (order is not None and held is not None and order["version"] == held["version"] + 1)
+            )
+            if not continuous:
+                self.gaps.append(change)
+        await super()._on_change(change)
+
+
+async def database_views(url: str) -> dict[int, dict[str, Any]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    try:
+        docs = await client.get_default_database()["orders"].find({}).to_list(None)
+    finally:
+        await client.close()
+    return {doc["_id"]: order_from_document(doc).to_json() for doc in docs}
+
+
+class Writers:
+    """Several writers straight to the database (so they go on while the service is down)."""
+
+    def __init__(self, url: str, seed: int) -> None:
+        self.source = MongoSource(url)
+        self.rng = random.Random(seed)
+        self.ids: list[int] = []
+        self.done = 0
+
+    async def write(self, count: int) -> None:
+        rng = self.rng
+        for _ in range(count):
+            try:
+                if not self.ids or rng.random() < 0.3:
+                    created = await self.source.create(
+                        OrderCreate(
+                            customer_name=f"C{rng.randrange(99)}", product_name="P", status=rng.choice(STATUSES)
+                        )
+                    )
+                    self.ids.append(created.id)
+                elif rng.random() < 0.8:
+                    patch = (
+                        OrderPatch(status=rng.choice(STATUSES))
+                        if rng.random() < 0.7
+                        else OrderPatch(product_name=f"P{rng.randrange(999)}")
+                    )
+                    await self.source.update(rng.choice(self.ids), patch, None)
+                else:
+                    victim = rng.choice(self.ids)
+                    self.ids.remove(victim)
+                    await self.source.delete(victim, None)
+            except (OrderNotFound, VersionConflict):
+                pass  # another writer got there first
+            self.done += 1
+            await asyncio.sleep(rng.uniform(0, 0.004))
+
+
+class StalledClient:
+    """A lean Socket.IO client with a tiny receive buffer that stops reading for a while."""
+
+    def __init__(self, url: str) -> None:
+        self.socket = LeanSocketIO(url, receive_buffer=4096)
+        self.reading = asyncio.Event()
+        self.view = LiveView({})
+        self.conflated = 0
+        self.resyncs = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.socket.connect()
+        self.socket.emit("subscribe", {})
+        self.task = asyncio.create_task(self._read(), name="stalled-client")
+
+    async def _read(self) -> None:
+        async for kind, _, data in self.socket.packets():
+            await self.reading.wait()
+            if kind == "ack":
+                self.view.replace(data[0]["orders"], data[0]["position"])
+            elif data[0] == "order_change":
+                self.conflated += bool(data[1].get("conflated"))
+                self.view.apply(data[1])
+            elif data[0] == "resync":
+                self.resyncs += 1
+                self.view.replace(data[1]["orders"], data[1]["position"])
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.socket.close()
+
+
+async def chaos(clients: list[CheckedLive], rng: random.Random, stop: asyncio.Event) -> int:
+    drops = 0
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(0.05, 0.2))
+        victim = rng.choice(clients)
+        if victim._sio is not None and victim._sio.connected:
+            await victim._sio.disconnect()
+            drops += 1
+    return drops
+
+
+def start_service(tmp: Path, url: str, port: int, instance: str) -> ServeProcess:
+    process = ServeProcess(
+        tmp / instance, port, "--mongo-url", url, env={**SERVICE_ENV, "ORDERS_LIVE_INSTANCE": instance}
+    )
+    process.wait_until_live()
+    return process
+
+
+@pytest.mark.parametrize("instances", [1, 2], ids=["one-instance", "two-instances"])
+@pytest.mark.timeout(120)
+async def test_no_change_is_lost_under_faults(tmp_path: Path, mongo_url: str, instances: int) -> None:
+    rng = random.Random(instances)
+    ports = [free_port() for _ in range(instances)]
+    services = [start_service(tmp_path, mongo_url, port, f"i{n}") for n, port in enumerate(ports)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    writers = Writers(mongo_url, seed=instances)
+    await writers.write(30)  # something to start from
+    clients = [
+        CheckedLive(urls),
+        CheckedLive(list(reversed(urls))),
+        CheckedLive(urls, status="pending"),
+        CheckedLive(urls, status="shipped"),
+        CheckedLive(urls, status="delivered"),
+    ]
+    stalled = StalledClient(urls[-1])
+    stop = asyncio.Event()
+    try:
+        for client in clients:
+            await client.start()
+        for client in clients:
+            await client.wait_live()
+        dropping = asyncio.create_task(chaos(clients, rng, stop))
+        writing = asyncio.create_task(writers.write(WRITES))
+
+        await until(lambda: writers.done >= 30 + WRITES * 0.2, within=60, what="a fifth of the writes")
+        services[0].process.kill()  # SIGKILL: no goodbye, no last checkpoint
+        services[0].process.wait(10)
+        await until(lambda: writers.done >= 30 + WRITES * 0.35, within=60, what="writes while it is down")
+        services[0] = start_service(tmp_path, mongo_url, ports[0], "i0")
+        await stalled.start()  # subscribes, then does not read
+        await until(lambda: writers.done >= 30 + WRITES * 0.95, within=60, what="most of the writes")
+        stalled.reading.set()  # the stalled client reads again
+        await writing
+        stop.set()
+        drops = await dropping
+
+        truth = await database_views(mongo_url)
+
+        def differences() -> list[str]:
+            views = [(client.view.wanted, client.orders, client.state) for client in clients]
+            views.append(({"stalled": True}, stalled.view.orders, "stalled"))
+            found = []
+            for wanted, held, state in views:
+                expected = {k: v for k, v in truth.items() if matches(wanted, v)}
+                if held != expected:
+                    wrong = sorted(k for k in expected.keys() | held.keys() if held.get(k) != expected.get(k))
+                    found.append(
+                        f"{wanted} ({state}): {len(wrong)} orders differ, e.g. "
+                        f"{[(k, held.get(k), expected.get(k)) for k in wrong[:2]]}"
+                    )
+            return found
+
+        try:
+            await until(lambda: not differences(), within=30, what="every client to hold the database's view")
+        except AssertionError:
+            raise AssertionError("\n".join(differences())) from None
+    finally:
+        stop.set()
+        for client in clients:
+            await client.close()
+        await stalled.close()
+        await writers.source.close()
+        for service in services:
+            service.stop()
+
+    assert drops > 5
+    for client in clients:
+        assert client.stale == [], f"{client.view.wanted}: received {len(client.stale)} changes twice or late"
+        assert client.gaps == [], f"{client.view.wanted}: {len(client.gaps)} versions skipped"
+        assert client.received > 0
+    assert stalled.conflated + stalled.resyncs > 0, "the stalled client was never conflated nor resynced"

@@ -1,0 +1,145 @@
+"""Server-Sent Events with Last-Event-ID reconnects, and the polling baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from conftest import settings_for, until
+from orders_live.rest_client import OrdersClient
+from orders_live.service import Service
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str | None, Any]]:
+    """(event, id, data) for each event; ("comment", None, text) for keep-alives."""
+    event, event_id, data = "message", None, []
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":"):
+            yield "comment", None, line[1:].strip()
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and data:
+            yield event, event_id, json.loads("\n".join(data))
+            event, event_id, data = "message", None, []
+
+
+class SseReader:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+        self.events: list[tuple[str, str | None, Any]] = []
+        self.last_id: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def open(self) -> None:
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        async with self.session.get(self.url, headers=headers) as response:
+            assert response.status == 200
+            assert response.content_type == "text/event-stream"
+            async for event, event_id, data in sse_events(response):
+                self.events.append((event, event_id, data))
+                if event_id is not None:
+                    self.last_id = event_id
+
+    async def drop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    def changes(self) -> list[dict[str, Any]]:
+        return [data for event, _, data in self.events if event == "order_change"]
+
+
+async def test_sse_gives_a_snapshot_then_changes_and_replays_the_gap_after_a_reconnect(service: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        first = await api.create("Ada", "Lamp")
+        reader = SseReader(session, f"{service.url}/api/changes/stream?status=pending")
+        reader.open()
+        await until(lambda: any(e[0] == "snapshot" for e in reader.events), what="the snapshot")
+        snapshot = next(data for event, _, data in reader.events if event == "snapshot")
+        assert [o["id"] for o in snapshot["orders"]] == [first["id"]]
+        second = await api.create("Grace", "Desk")
+        await until(lambda: len(reader.changes()) == 1, what="the first live change")
+        await reader.drop()
+        # While it is away: three changes, two of them touch pending orders.
+        await api.update(first["id"], status="shipped")
+        await api.create("Alan", "Chair", status="delivered")
+        third = await api.create("Edsger", "Pen")
+        reader.open()  # reconnects with Last-Event-ID, as an EventSource would
+        await until(lambda: any(e[0] == "caught_up" for e in reader.events), what="catch-up")
+        await api.delete(second["id"])
+        await until(lambda: len(reader.changes()) == 4, what="the live delete")
+    await reader.drop()
+    changes = reader.changes()
+    assert [(c["op"], c["id"]) for c in changes] == [
+        ("insert", second["id"]),
+        ("update", first["id"]),  # moved out of pending
+        ("insert", third["id"]),
+        ("delete", second["id"]),
+    ]
+    caught_up = next(data for event, _, data in reader.events if event == "caught_up")
+    assert caught_up["replayed"] == 2
+    ids = [event_id for event, event_id, _ in reader.events if event == "order_change"]
+    assert ids == [c["position"] for c in changes]
+
+
+async def test_sse_with_an_unknown_last_event_id_gets_a_resync(service: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        await OrdersClient(service.url, session).create("Ada", "Lamp")
+        reader = SseReader(session, f"{service.url}/api/changes/stream")
+        reader.last_id = "not-a-position"
+        reader.open()
+        await until(lambda: bool(reader.events), what="the first event")
+        await reader.drop()
+    event, _, data = reader.events[0]
+    assert event == "resync"
+    assert data["reason"] == "unknown_position"
+    assert len(data["orders"]) == 1
+
+
+async def test_idle_sse_streams_get_keep_alive_comments(mongo_url: str) -> None:
+    service = Service(settings_for(mongo_url, sse_keepalive=0.05))
+    await service.start()
+    assert service.hub is not None
+    await service.hub.wait_ready(10)
+    try:
+        async with aiohttp.ClientSession() as session:
+            reader = SseReader(session, f"{service.url}/api/changes/stream")
+            reader.open()
+            await until(lambda: sum(e[0] == "comment" for e in reader.events) >= 2, what="keep-alives")
+            await reader.drop()
+    finally:
+        await service.stop()
+
+
+async def test_polling_returns_at_once_with_what_changed_since_a_position(service: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        start = (await api.list())["position"]
+        async with session.get(f"{service.url}/api/changes", params={"since": start}) as response:
+            empty = await response.json()
+        assert empty == {"changes": [], "position": start}
+        order = await api.create("Ada", "Lamp")
+        await api.update(order["id"], status="shipped")
+        async with session.get(f"{service.url}/api/changes", params={"since": start, "status": "shipped"}) as r:
+            shipped = await r.json()
+        assert [(c["op"], c["order"]["status"]) for c in shipped["changes"]] == [("update", "shipped")]
+        async with session.get(f"{service.url}/api/changes") as response:
+            assert response.status == 422
+            assert "since" in (await response.json())["error"]["fields"]
+        async with session.get(f"{service.url}/api/changes", params={"since": "nx:999999"}) as response:
+            ahead = await response.json()
+        assert ahead["resync"] == "position_ahead"
+        assert [o["id"] for o in ahead["orders"]] == [order["id"]]
