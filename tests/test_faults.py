@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from conftest import ServeProcess, free_port, until
 from orders_live.client import LiveOrders
 from orders_live.lean_socketio import LeanSocketIO
 from orders_live.live_view import LiveView, matches
 from orders_live.model import STATUSES, OrderCreate, OrderPatch
-from orders_live.mongo_changes import order_from_document
 from orders_live.mongo_source import MongoSource
 from orders_live.source import OrderNotFound, VersionConflict
+from test_live_feed import database_orders
 
 WRITES = 1500
 SERVICE_ENV = {
@@ -57,15 +56,6 @@ class CheckedLive(LiveOrders):
             if not continuous:
                 self.gaps.append(change)
         await super()._on_change(change)
-
-
-async def database_views(url: str) -> dict[int, dict[str, Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-    try:
-        docs = await client.get_default_database()["orders"].find({}).to_list(None)
-    finally:
-        await client.close()
-    return {doc["_id"]: order_from_document(doc).to_json() for doc in docs}
 
 
 class Writers:
@@ -197,7 +187,7 @@ async def test_no_change_is_lost_under_faults(tmp_path: Path, mongo_url: str, in
         stop.set()
         drops = await dropping
 
-        truth = await database_views(mongo_url)
+        truth = await database_orders(mongo_url)
 
         def differences() -> list[str]:
             views = [(client.view.wanted, client.orders, client.state) for client in clients]

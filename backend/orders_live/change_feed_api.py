@@ -40,15 +40,8 @@ def sse_event(event: str, position: str, payload: Any) -> bytes:
 
 def encode_change(delivery: Delivery, conflated: bool) -> bytes:
     """One SSE ``order_change`` event, encoded once per change for every stream."""
-    key = "sse+conflated" if conflated else "sse"
-    packet = delivery.encodings.get(key)
-    if packet is None:
-        payload = delivery.change.wire()
-        if conflated:
-            payload["conflated"] = True
-        packet = sse_event("order_change", delivery.change.position, payload)
-        delivery.encodings[key] = packet
-    return bytes(packet)
+    position = delivery.change.position
+    return bytes(delivery.encoded("sse", conflated, lambda payload: sse_event("order_change", position, payload)))
 
 
 class _SseSink:

@@ -57,15 +57,7 @@ class ClientConnection:
 
     def encode_change(self, delivery: Delivery, conflated: bool) -> str:
         """The ``order_change`` packet, encoded once per change for every client."""
-        key = "socketio+conflated" if conflated else "socketio"
-        packet = delivery.encodings.get(key)
-        if packet is None:
-            payload = delivery.change.wire()
-            if conflated:
-                payload["conflated"] = True
-            packet = self.encode("order_change", payload)
-            delivery.encodings[key] = packet
-        return str(packet)
+        return str(delivery.encoded("socketio", conflated, lambda payload: self.encode("order_change", payload)))
 
     def emit(self, event: str, payload: Any) -> None:
         self.queue.put_control(self.encode(event, payload))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +36,18 @@ class Delivery:
     so a change is encoded once, however many subscribers receive it."""
 
     change: Change
-    encodings: dict[str, Any] = field(default_factory=dict)
+    encodings: dict[tuple[str, bool], Any] = field(default_factory=dict)
+
+    def encoded(self, transport: str, conflated: bool, encode: Callable[[dict[str, Any]], Any]) -> Any:
+        """``encode(order_change payload)``, computed once per transport and flag."""
+        key = (transport, conflated)
+        packet = self.encodings.get(key)
+        if packet is None:
+            payload = self.change.wire()
+            if conflated:
+                payload["conflated"] = True
+            packet = self.encodings[key] = encode(payload)
+        return packet
 
 
 class Sink(Protocol):
