@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Every check: format, lint, types, then all tests (fast tier and the real embedded database).
+# Every check on a fresh machine: installs what is missing (Python packages, the
+# dashboard's npm packages, Debian's chromium for the browser tests), then format,
+# lint, types, the dashboard's unit tests and build, and all Python tests (the fast
+# tier, the real embedded database, the fault tests and the two-tab browser test).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing Debian's chromium for the browser tests"
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
 bash "$ROOT/scripts/bootstrap.sh" "[dev]"
+bash "$ROOT/scripts/build-frontend.sh" --test
 cd "$ROOT"
 .venv/bin/ruff format --check backend tests
 .venv/bin/ruff check backend tests

@@ -109,3 +109,13 @@ async def test_a_stalled_socket_client_converges_through_conflation_without_bloc
     assert sent[-1]["order"]["version"] == 31 and sent[-1]["conflated"] is True
     versions = [change["order"]["version"] for change in sent]
     assert versions == sorted(versions)
+
+
+def test_a_resync_drops_the_changes_still_waiting_for_that_subscription_only() -> None:
+    queue: ClientQueue[Any] = ClientQueue("c", encode, lambda: None, capacity=10)
+    queue.put_change("all", delivery(1, 1, 1))
+    queue.put_change("status:pending", delivery(1, 1, 1))
+    queue.put_control("ack")
+    queue.put_change("all", delivery(2, 1, 2))
+    queue.put_resync("all", "resync all")
+    assert queue.take() == [(1, 1, False), "ack", "resync all"]

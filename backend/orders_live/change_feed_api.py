@@ -53,7 +53,7 @@ class _SseSink:
 
     def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
         payload = {"reason": reason, "filter": self.wanted.wire(), "orders": orders, "position": position}
-        self.queue.put_control(sse_event("resync", position, payload))
+        self.queue.put_resync(self.wanted.room, sse_event("resync", position, payload))
 
 
 def _query_filter(query: Mapping[str, str], allowed: set[str]) -> SubscriptionFilter:

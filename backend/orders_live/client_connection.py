@@ -85,6 +85,5 @@ class SocketSink:
         self.connection.queue.put_change(self.room, delivery)
 
     def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
-        self.connection.emit(
-            "resync", {"reason": reason, "filter": self.filter_wire, "orders": orders, "position": position}
-        )
+        payload = {"reason": reason, "filter": self.filter_wire, "orders": orders, "position": position}
+        self.connection.queue.put_resync(self.room, self.connection.encode("resync", payload))

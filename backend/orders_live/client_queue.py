@@ -44,7 +44,7 @@ class ClientQueue(Generic[Packet]):
         self.capacity, self.conflation_capacity = capacity, conflation_capacity
         self._encode_change = encode_change
         self._on_resync = on_resync
-        self._items: deque[tuple[bool, Packet]] = deque()  # (is_change, packet)
+        self._items: deque[tuple[str | None, Packet]] = deque()  # (room of a change, or None, packet)
         self._waiting_changes = 0
         self._merged: OrderedDict[tuple[str, int], Delivery] = OrderedDict()
         self._conflating = False
@@ -70,13 +70,22 @@ class ClientQueue(Generic[Packet]):
             log.info("client %s is %d changes behind: conflating", self.name, self._waiting_changes)
             self.put_change(room, delivery)
             return
-        self._items.append((True, self._encode_change(delivery, False)))
+        self._items.append((room, self._encode_change(delivery, False)))
         self._waiting_changes += 1
         self._wake.set()
 
     def put_control(self, packet: Packet) -> None:
-        self._items.append((False, packet))
+        self._items.append((None, packet))
         self._wake.set()
+
+    def put_resync(self, room: str, packet: Packet) -> None:
+        """A fresh snapshot for one subscription: the changes still waiting for it are
+        older than the snapshot, so they go (sent after it, they could undo it)."""
+        self._items = deque(item for item in self._items if item[0] != room)
+        self._waiting_changes = sum(1 for item in self._items if item[0] is not None)
+        for key in [key for key in self._merged if key[0] == room]:
+            del self._merged[key]
+        self.put_control(packet)
 
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)
@@ -84,7 +93,7 @@ class ClientQueue(Generic[Packet]):
         self._resync_due = True
         self._conflating = False
         self._merged.clear()
-        self._items = deque(item for item in self._items if not item[0])
+        self._items = deque(item for item in self._items if item[0] is None)
         self._waiting_changes = 0
         self._wake.set()
 
@@ -108,8 +117,8 @@ class ClientQueue(Generic[Packet]):
         if not self._items and self._merged:
             merged, self._merged = self._merged, OrderedDict()
             self._conflating = False
-            for delivery in merged.values():
-                self._items.append((True, self._encode_change(delivery, True)))
+            for key, delivery in merged.items():
+                self._items.append((key[0], self._encode_change(delivery, True)))
         packets = [packet for _, packet in self._items]
         self._items.clear()
         self._waiting_changes = 0

@@ -1,0 +1,463 @@
+import { describe, expect, it } from "vitest";
+import {
+  type LiveAction,
+  type LiveState,
+  countByStatus,
+  initialState,
+  reduce,
+  searchRows,
+  selectRows,
+  subscribePayload,
+} from "./liveState";
+import type { Order, OrderChange, Status, StatusFilter } from "./protocol";
+
+const NOW = Date.parse("2026-11-24T01:00:00.000Z");
+
+function order(id: number, version = 1, status: Status = "pending", extra: Partial<Order> = {}): Order {
+  return {
+    id,
+    customer_name: `Customer ${id}`,
+    product_name: `Product ${id}`,
+    status,
+    updated_at: new Date(NOW - 60_000 + id * 1000 + version * 100).toISOString(),
+    version,
+    ...extra,
+  };
+}
+
+let positions = 100;
+function change(op: OrderChange["op"], id: number, o: Order | null, position?: string): OrderChange {
+  positions += 1;
+  return {
+    op,
+    id,
+    order: o,
+    position: position ?? `nx:${positions}`,
+    committed_at: new Date(NOW - 25).toISOString(),
+  };
+}
+
+function run(state: LiveState, ...actions: LiveAction[]): LiveState {
+  return actions.reduce(reduce, state);
+}
+
+/** A state subscribed to `filter` whose snapshot holds `orders`, as of position nx:10. */
+function live(filter: StatusFilter, orders: Order[], position = "nx:10"): LiveState {
+  return run(
+    initialState(filter),
+    { type: "subscribe_sent", seq: 1, filter, since: null },
+    {
+      type: "ack",
+      seq: 1,
+      ack: { ok: true, filter: filter === null ? {} : { status: filter }, orders, position },
+      now: NOW,
+    },
+  );
+}
+
+const ids = (state: LiveState) => selectRows(state).map((row) => row.order.id);
+
+describe("snapshot ack", () => {
+  it("replaces the view, keeps the position and goes live", () => {
+    const state = live(null, [order(1), order(2, 3, "shipped")]);
+    expect(state.phase).toBe("live");
+    expect(state.position).toBe("nx:10");
+    expect(state.loaded).toBe(true);
+    expect(state.subscribing).toBeNull();
+    expect(ids(state)).toEqual([2, 1]);
+    expect(state.announcement?.text).toBe("Showing 2 orders.");
+  });
+
+  it("ignores an ack for a superseded subscribe", () => {
+    const state = run(
+      initialState(),
+      { type: "subscribe_sent", seq: 1, filter: null, since: null },
+      { type: "subscribe_sent", seq: 2, filter: null, since: null },
+      { type: "ack", seq: 1, ack: { ok: true, filter: {}, orders: [order(9)], position: "nx:1" }, now: NOW },
+    );
+    expect(state.orders.size).toBe(0);
+    expect(state.subscribing?.seq).toBe(2);
+  });
+
+  it("reports a refused subscribe", () => {
+    const state = run(
+      initialState(),
+      { type: "subscribe_sent", seq: 1, filter: null, since: null },
+      {
+        type: "ack",
+        seq: 1,
+        ack: { ok: false, error: { code: "unavailable", message: "the change feed is not running yet", fields: {} } },
+        now: NOW,
+      },
+    );
+    expect(state.subscribing).toBeNull();
+    expect(state.error).toContain("not running yet");
+  });
+
+  it("holds back changes while the snapshot is on its way (the snapshot covers them)", () => {
+    const state = run(
+      initialState(),
+      { type: "subscribe_sent", seq: 1, filter: null, since: null },
+      { type: "change", change: change("insert", 5, order(5), "nx:3"), now: NOW },
+    );
+    expect(state.orders.size).toBe(0);
+    expect(state.position).toBeNull();
+  });
+});
+
+describe("applying changes", () => {
+  it("inserts, updates and tracks the last position", () => {
+    let state = live(null, [order(1)]);
+    state = reduce(state, { type: "change", change: change("insert", 2, order(2), "nx:11"), now: NOW });
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 2, "shipped"), "nx:12"), now: NOW });
+    expect(state.position).toBe("nx:12");
+    expect(state.orders.get(1)?.status).toBe("shipped");
+    expect(state.orders.get(2)?.version).toBe(1);
+    expect(state.announcement?.text).toBe("Order 1 is now shipped.");
+  });
+
+  it("measures the latency from commit to apply", () => {
+    const state = run(live(null, []), {
+      type: "change",
+      change: { ...change("insert", 3, order(3)), committed_at: new Date(NOW - 42).toISOString() },
+      now: NOW,
+    });
+    expect(state.latencyMs).toBe(42);
+    expect(state.lastChangeAt).toBe(NOW);
+  });
+
+  it("ignores an order whose version is not newer than the one held, but keeps its position", () => {
+    let state = live(null, [order(1, 3, "shipped")]);
+    const before = state.orders;
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 2, "pending"), "nx:20"), now: NOW });
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 3, "delivered"), "nx:21"), now: NOW });
+    expect(state.orders.get(1)).toEqual(before.get(1));
+    expect(state.position).toBe("nx:21");
+  });
+
+  it("applies the same change twice only once", () => {
+    const c = change("insert", 4, order(4), "nx:30");
+    const once = reduce(live(null, []), { type: "change", change: c, now: NOW });
+    const twice = reduce(once, { type: "change", change: c, now: NOW });
+    expect(twice.orders).toBe(once.orders);
+    expect(twice.serial).toBe(once.serial);
+  });
+
+  it("removes an order on delete and ignores deletes of unknown ids", () => {
+    let state = live(null, [order(1), order(2)]);
+    state = reduce(state, { type: "change", change: change("delete", 1, null, "nx:11"), now: NOW });
+    expect(ids(state)).toEqual([2]);
+    expect(state.announcement?.text).toBe("Order 1 deleted.");
+    const serial = state.serial;
+    state = reduce(state, { type: "change", change: change("delete", 77, null, "nx:12"), now: NOW });
+    expect(ids(state)).toEqual([2]);
+    expect(state.serial).toBe(serial);
+    expect(state.position).toBe("nx:12");
+  });
+
+  it("does not bring back a deleted order with a late insert or update", () => {
+    let state = live(null, [order(1)]);
+    state = reduce(state, { type: "change", change: change("delete", 1, null), now: NOW });
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 5)), now: NOW });
+    expect(state.orders.has(1)).toBe(false);
+  });
+
+  it("flashes the rows it changes", () => {
+    let state = live(null, [order(1), order(2)]);
+    expect(state.flashes.size).toBe(0);
+    state = reduce(state, { type: "change", change: change("update", 2, order(2, 2)), now: NOW });
+    expect(state.flashes.get(2)).toEqual({ serial: state.serial, at: NOW });
+    expect(state.flashes.has(1)).toBe(false);
+  });
+});
+
+describe("a status filter", () => {
+  it("drops an order that moves to another status", () => {
+    let state = live("pending", [order(1), order(2)]);
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 2, "shipped"), "nx:11"), now: NOW });
+    expect(ids(state)).toEqual([2]);
+    expect(state.position).toBe("nx:11");
+    expect(state.announcement?.text).toBe("Order 1 is now shipped and left the pending view.");
+  });
+
+  it("adds an order that moves into it and ignores orders of other statuses", () => {
+    let state = live("shipped", []);
+    state = reduce(state, { type: "change", change: change("insert", 3, order(3, 1, "pending")), now: NOW });
+    expect(state.orders.size).toBe(0);
+    state = reduce(state, { type: "change", change: change("update", 3, order(3, 2, "shipped")), now: NOW });
+    expect(ids(state)).toEqual([3]);
+  });
+
+  it("keeps only matching orders of a snapshot", () => {
+    const state = live("pending", [order(1), order(2, 1, "delivered")]);
+    expect(ids(state)).toEqual([1]);
+  });
+
+  it("switching filter keeps what matches, forgets the position and awaits a fresh snapshot", () => {
+    let state = live(null, [order(1), order(2, 2, "shipped")]);
+    state = reduce(state, { type: "set_filter", filter: "shipped" });
+    expect(ids(state)).toEqual([2]);
+    expect(state.position).toBeNull();
+    expect(state.loaded).toBe(false);
+    expect(subscribePayload(state)).toEqual({ status: "shipped" });
+    state = reduce(state, { type: "subscribe_sent", seq: 2, filter: "shipped", since: null });
+    // a change of the old subscription, still on its way: the coming snapshot covers it
+    state = reduce(state, { type: "change", change: change("insert", 8, order(8)), now: NOW });
+    state = reduce(state, {
+      type: "ack",
+      seq: 2,
+      ack: { ok: true, filter: { status: "shipped" }, orders: [order(2, 2, "shipped"), order(4, 1, "shipped")], position: "nx:50" },
+      now: NOW,
+    });
+    expect(ids(state)).toEqual([4, 2]);
+    expect(state.position).toBe("nx:50");
+    expect(state.loaded).toBe(true);
+  });
+});
+
+describe("reconnect and catch-up", () => {
+  it("sends the last position as since", () => {
+    const state = run(live("pending", [order(1)]), {
+      type: "change",
+      change: change("insert", 2, order(2), "nx:14"),
+      now: NOW,
+    });
+    expect(subscribePayload(state)).toEqual({ status: "pending", since: "nx:14" });
+    expect(subscribePayload(initialState())).toEqual({});
+  });
+
+  it("shows reconnecting, counts the replayed changes, then goes live", () => {
+    let state = live(null, [order(1)]);
+    state = reduce(state, { type: "disconnected" });
+    expect(state.phase).toBe("reconnecting");
+    expect(state.connected).toBe(false);
+    state = reduce(state, { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" });
+    expect(state.phase).toBe("catching_up");
+    // replayed changes arrive before the ack
+    state = reduce(state, { type: "change", change: change("insert", 2, order(2), "nx:11"), now: NOW });
+    state = reduce(state, { type: "change", change: change("update", 1, order(1, 2, "shipped"), "nx:12"), now: NOW });
+    state = reduce(state, { type: "change", change: change("delete", 2, null, "nx:13"), now: NOW });
+    expect(state.replayedSoFar).toBe(3);
+    expect(state.phase).toBe("catching_up");
+    expect(state.latencyMs).toBeNull(); // replays are old: no latency from them
+    state = reduce(state, {
+      type: "ack",
+      seq: 2,
+      ack: { ok: true, filter: {}, replayed: 3, position: "nx:13" },
+      now: NOW,
+    });
+    expect(state.phase).toBe("live");
+    expect(state.position).toBe("nx:13");
+    expect(state.recovery).toEqual({ kind: "caught_up", replayed: 3, at: NOW });
+    expect(ids(state)).toEqual([1]);
+    expect(state.orders.get(1)?.status).toBe("shipped");
+    expect(state.announcement?.text).toBe("Back online. Caught up: 3 changes replayed.");
+  });
+
+  it("replaces the view when the ack is a resync", () => {
+    let state = live(null, [order(1), order(2)]);
+    state = run(
+      state,
+      { type: "disconnected" },
+      { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" },
+      {
+        type: "ack",
+        seq: 2,
+        ack: { ok: true, filter: {}, orders: [order(3)], position: "nx:99", resync: "history_gone" },
+        now: NOW,
+      },
+    );
+    expect(ids(state)).toEqual([3]);
+    expect(state.phase).toBe("resynced");
+    expect(state.position).toBe("nx:99");
+    expect(state.recovery).toEqual({ kind: "resynced", reason: "history_gone", at: NOW });
+    // the next live change: live again
+    state = reduce(state, { type: "change", change: change("insert", 4, order(4), "nx:100"), now: NOW });
+    expect(state.phase).toBe("live");
+  });
+
+  it("a subscribe without a position after a reconnect gets a snapshot", () => {
+    let state = run(initialState(), { type: "subscribe_sent", seq: 1, filter: null, since: null }, { type: "disconnected" });
+    expect(state.phase).toBe("reconnecting");
+    state = reduce(state, { type: "subscribe_sent", seq: 2, filter: null, since: null });
+    expect(state.phase).toBe("connecting");
+  });
+});
+
+describe("resync event", () => {
+  it("replaces the view and continues from its position", () => {
+    let state = live("pending", [order(1), order(2)]);
+    state = reduce(state, {
+      type: "resync",
+      message: { reason: "slow_client", filter: { status: "pending" }, orders: [order(2, 4), order(5)], position: "nx:70" },
+      now: NOW,
+    });
+    expect(ids(state)).toEqual([5, 2]);
+    expect(state.orders.get(2)?.version).toBe(4);
+    expect(state.position).toBe("nx:70");
+    expect(state.phase).toBe("resynced");
+    expect(state.recovery?.kind).toBe("resynced");
+  });
+
+  it("is ignored when it is for another filter", () => {
+    const state = live("pending", [order(1)]);
+    const next = reduce(state, {
+      type: "resync",
+      message: { reason: "slow_client", filter: {}, orders: [], position: "nx:70" },
+      now: NOW,
+    });
+    expect(next).toBe(state);
+  });
+
+  it("stands in for an ack lost on overflow", () => {
+    let state = run(
+      live(null, [order(1)]),
+      { type: "disconnected" },
+      { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" },
+      { type: "resync", message: { reason: "slow_client", filter: {}, orders: [order(7)], position: "nx:80" }, now: NOW },
+    );
+    expect(ids(state)).toEqual([7]);
+    state = reduce(state, { type: "change", change: change("insert", 8, order(8), "nx:81"), now: NOW });
+    expect(ids(state)).toEqual([8, 7]);
+    state = reduce(state, { type: "ack_timeout", seq: 2 });
+    expect(state.subscribing).toBeNull();
+    expect(state.error).toBeNull();
+  });
+});
+
+describe("order_changes batches", () => {
+  it("applies each change in order, keeps the last position and announces once", () => {
+    let state = live("pending", [order(1), order(2)]);
+    state = reduce(state, {
+      type: "changes",
+      changes: [
+        change("insert", 3, order(3), "nx:11"),
+        change("update", 1, order(1, 2, "shipped"), "nx:12"),
+        change("update", 2, order(2, 1), "nx:13"), // stale
+        change("delete", 3, null, "nx:14"),
+        change("insert", 4, order(4), "nx:15"),
+      ],
+      now: NOW,
+    });
+    expect(ids(state)).toEqual([4, 2]);
+    expect(state.position).toBe("nx:15");
+    expect(state.announcement?.text).toBe("4 changes applied.");
+  });
+
+  it("counts a batch replayed during a catch-up", () => {
+    const state = run(
+      live(null, []),
+      { type: "disconnected" },
+      { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" },
+      { type: "changes", changes: [change("insert", 1, order(1)), change("insert", 2, order(2))], now: NOW },
+    );
+    expect(state.replayedSoFar).toBe(2);
+    expect(ids(state)).toEqual([2, 1]);
+  });
+
+  it("an empty batch changes nothing", () => {
+    const state = live(null, [order(1)]);
+    expect(reduce(state, { type: "changes", changes: [], now: NOW })).toBe(state);
+  });
+
+  it("conflated changes apply as usual", () => {
+    const state = reduce(live(null, [order(1)]), {
+      type: "change",
+      change: { ...change("update", 1, order(1, 9, "delivered")), conflated: true },
+      now: NOW,
+    });
+    expect(state.orders.get(1)?.version).toBe(9);
+  });
+});
+
+describe("optimistic writes", () => {
+  it("shows a create at once and replaces it with the server's order", () => {
+    let state = live(null, [order(1)]);
+    const temp = { ...order(-1), version: 0, updated_at: new Date(NOW).toISOString() };
+    state = reduce(state, { type: "optimistic", write: { key: "w1", kind: "create", order: temp } });
+    expect(selectRows(state)[0]).toMatchObject({ pending: "create", order: { id: -1 } });
+    state = reduce(state, { type: "settled", key: "w1", order: order(2), now: NOW });
+    expect(ids(state)).toEqual([2, 1]);
+    expect(selectRows(state).every((row) => row.pending === null)).toBe(true);
+    // the live change for it comes later: already held
+    const again = reduce(state, { type: "change", change: change("insert", 2, order(2)), now: NOW });
+    expect(again.orders.get(2)).toEqual(order(2));
+  });
+
+  it("rolls an update back when refused, taking the server's current order", () => {
+    let state = live(null, [order(1)]);
+    state = reduce(state, { type: "optimistic", write: { key: "w1", kind: "update", id: 1, changes: { status: "delivered" } } });
+    expect(selectRows(state)[0]).toMatchObject({ pending: "update", order: { status: "delivered" } });
+    state = reduce(state, { type: "rolled_back", key: "w1", current: order(1, 2, "shipped"), now: NOW });
+    expect(selectRows(state)[0]).toMatchObject({ pending: null, order: { status: "shipped", version: 2 } });
+  });
+
+  it("hides a delete at once and brings the order back when refused", () => {
+    let state = live(null, [order(1), order(2)]);
+    state = reduce(state, { type: "optimistic", write: { key: "w1", kind: "delete", id: 1 } });
+    expect(ids(state)).toEqual([2]);
+    state = reduce(state, { type: "rolled_back", key: "w1", now: NOW });
+    expect(ids(state)).toEqual([2, 1]);
+  });
+
+  it("a settled delete removes the order for good", () => {
+    let state = live(null, [order(1)]);
+    state = run(
+      state,
+      { type: "optimistic", write: { key: "w1", kind: "delete", id: 1 } },
+      { type: "settled", key: "w1", deletedId: 1, now: NOW },
+      { type: "change", change: change("update", 1, order(1, 2)), now: NOW },
+    );
+    expect(state.orders.size).toBe(0);
+  });
+
+  it("a 404 on a write removes the order", () => {
+    const state = run(
+      live(null, [order(1)]),
+      { type: "optimistic", write: { key: "w1", kind: "update", id: 1, changes: { customer_name: "X" } } },
+      { type: "rolled_back", key: "w1", goneId: 1, now: NOW },
+    );
+    expect(state.orders.size).toBe(0);
+  });
+
+  it("an accepted update in a status view that no longer matches leaves the view", () => {
+    const state = run(
+      live("pending", [order(1)]),
+      { type: "optimistic", write: { key: "w1", kind: "update", id: 1, changes: { status: "shipped" } } },
+      { type: "settled", key: "w1", order: order(1, 2, "shipped"), now: NOW },
+    );
+    expect(state.orders.size).toBe(0);
+  });
+});
+
+describe("selectors", () => {
+  it("sorts newest change first, ties by higher id", () => {
+    const same = "2026-11-24T00:00:00.000Z";
+    const state = live(null, [
+      order(1, 1, "pending", { updated_at: same }),
+      order(2, 1, "pending", { updated_at: same }),
+      order(3, 1, "pending", { updated_at: "2026-11-24T00:00:01.000Z" }),
+    ]);
+    expect(ids(state)).toEqual([3, 2, 1]);
+  });
+
+  it("searches customer, product and id", () => {
+    const rows = selectRows(
+      live(null, [
+        order(1, 1, "pending", { customer_name: "Ada Lovelace", product_name: "Desk lamp" }),
+        order(12, 1, "shipped", { customer_name: "Grace Hopper", product_name: "Webcam" }),
+      ]),
+    );
+    expect(searchRows(rows, "ada").map((r) => r.order.id)).toEqual([1]);
+    expect(searchRows(rows, "WEBCAM").map((r) => r.order.id)).toEqual([12]);
+    expect(searchRows(rows, "#12").map((r) => r.order.id)).toEqual([12]);
+    expect(searchRows(rows, "grace cam").map((r) => r.order.id)).toEqual([12]);
+    expect(searchRows(rows, "  ").length).toBe(2);
+    expect(searchRows(rows, "nobody").length).toBe(0);
+  });
+
+  it("counts per status", () => {
+    const rows = selectRows(live(null, [order(1), order(2, 1, "shipped"), order(3, 1, "shipped"), order(4, 1, "delivered")]));
+    expect(countByStatus(rows)).toEqual({ pending: 1, shipped: 2, delivered: 1, total: 4 });
+  });
+});

@@ -1,0 +1,468 @@
+// The dashboard's live view of the orders, as a pure reducer: no React, no Socket.IO, no clock.
+//
+// Everything the protocol asks of a client (docs/protocol.md, "What a client must do") lives
+// here, so that it can be tested without a browser or a server:
+// - keep the last position (from every order_change, ack and resync);
+// - apply changes idempotently by version, drop deletes of unknown ids, drop orders that left
+//   the status filter;
+// - replace the view on a snapshot ack, a resync ack or a resync event;
+// - count the changes replayed before a catch-up ack;
+// - apply the `order_changes` batch event change by change.
+// It also holds the optimistic writes of this tab, which overlay the confirmed orders until the
+// server accepts (the answer is applied like a change) or refuses them (the overlay goes).
+
+import {
+  type Order,
+  type OrderChange,
+  type ResyncMessage,
+  type Status,
+  type StatusFilter,
+  type SubscribeAck,
+  sameFilter,
+} from "./protocol";
+
+export type Phase = "connecting" | "live" | "reconnecting" | "catching_up" | "resynced";
+
+/** A `subscribe` sent and not yet answered. */
+export interface PendingSubscribe {
+  seq: number;
+  filter: StatusFilter;
+  since: string | null;
+  /** A `resync` event for this filter arrived meanwhile: the view is current without the ack. */
+  resynced: boolean;
+}
+
+export type Recovery =
+  | { kind: "caught_up"; replayed: number; at: number }
+  | { kind: "resynced"; reason: string; at: number };
+
+export interface OrderEdit {
+  customer_name?: string;
+  product_name?: string;
+  status?: Status;
+}
+
+/** A write of this tab that the server has not answered yet. */
+export type Optimistic =
+  | { key: string; kind: "create"; order: Order }
+  | { key: string; kind: "update"; id: number; changes: OrderEdit }
+  | { key: string; kind: "delete"; id: number };
+
+export interface Flash {
+  serial: number;
+  at: number;
+}
+
+export interface Announcement {
+  text: string;
+  serial: number;
+}
+
+export interface LiveState {
+  /** The filter of the view (and of the subscription): null for all orders. */
+  filter: StatusFilter;
+  /** The confirmed orders of the view, by id. */
+  orders: ReadonlyMap<number, Order>;
+  /** The last position received: sent as `since` on reconnect. */
+  position: string | null;
+  phase: Phase;
+  connected: boolean;
+  everConnected: boolean;
+  /** The view holds a snapshot of the current filter (false while a filter switch loads). */
+  loaded: boolean;
+  subscribing: PendingSubscribe | null;
+  /** Changes replayed so far during a catch-up. */
+  replayedSoFar: number;
+  /** The last catch-up or resync, for the connection indicator. */
+  recovery: Recovery | null;
+  /** Commit-to-apply time of the last live change, in ms. */
+  latencyMs: number | null;
+  lastChangeAt: number | null;
+  /** Increases with every change applied to the view. */
+  serial: number;
+  /** Rows to highlight: the serial and time of the last change applied to each id. */
+  flashes: ReadonlyMap<number, Flash>;
+  /** Ids known deleted (ids are never reused): a late insert or update must not bring them back. */
+  tombstones: ReadonlySet<number>;
+  optimistic: readonly Optimistic[];
+  /** The text for the aria-live region. */
+  announcement: Announcement | null;
+  /** A subscription error, shown to the user. */
+  error: string | null;
+}
+
+export type LiveAction =
+  | { type: "subscribe_sent"; seq: number; filter: StatusFilter; since: string | null }
+  | { type: "ack"; seq: number; ack: SubscribeAck; now: number }
+  | { type: "ack_timeout"; seq: number }
+  | { type: "disconnected" }
+  | { type: "change"; change: OrderChange; now: number }
+  | { type: "changes"; changes: readonly OrderChange[]; now: number }
+  | { type: "resync"; message: ResyncMessage; now: number }
+  | { type: "set_filter"; filter: StatusFilter }
+  | { type: "optimistic"; write: Optimistic }
+  /** The server accepted a write: its answer (order, or the id deleted) is applied. */
+  | { type: "settled"; key: string; order?: Order; deletedId?: number; now: number }
+  /** The server refused a write: the overlay goes; `current` is the server's order when it said
+   *  (409), `goneId` an order it says does not exist (404). */
+  | { type: "rolled_back"; key: string; current?: Order; goneId?: number; now: number };
+
+const MAX_TOMBSTONES = 5000;
+
+export function initialState(filter: StatusFilter = null): LiveState {
+  return {
+    filter,
+    orders: new Map(),
+    position: null,
+    phase: "connecting",
+    connected: false,
+    everConnected: false,
+    loaded: false,
+    subscribing: null,
+    replayedSoFar: 0,
+    recovery: null,
+    latencyMs: null,
+    lastChangeAt: null,
+    serial: 0,
+    flashes: new Map(),
+    tombstones: new Set(),
+    optimistic: [],
+    announcement: null,
+    error: null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying one change to a mutable copy of the view
+
+type Effect =
+  | { kind: "ignored" }
+  | { kind: "inserted"; after: Order }
+  | { kind: "updated"; before: Order; after: Order }
+  | { kind: "moved_out"; before: Order; after: Order }
+  | { kind: "deleted"; before: Order };
+
+class Draft {
+  orders: Map<number, Order>;
+  flashes: Map<number, Flash>;
+  tombstones: Set<number> | null = null;
+  serial: number;
+
+  constructor(private readonly state: LiveState) {
+    this.orders = new Map(state.orders);
+    this.flashes = new Map(state.flashes);
+    this.serial = state.serial;
+  }
+
+  private bury(id: number): void {
+    if (this.state.tombstones.has(id) && this.tombstones === null) return;
+    if (this.tombstones === null) this.tombstones = new Set(this.state.tombstones);
+    this.tombstones.add(id);
+    while (this.tombstones.size > MAX_TOMBSTONES) {
+      const oldest = this.tombstones.values().next().value as number;
+      this.tombstones.delete(oldest);
+    }
+  }
+
+  private isBuried(id: number): boolean {
+    return (this.tombstones ?? this.state.tombstones).has(id);
+  }
+
+  /** One change (from the feed or from a REST answer), idempotently. */
+  apply(id: number, order: Order | null, filter: StatusFilter, now: number): Effect {
+    const held = this.orders.get(id);
+    if (order === null) {
+      this.bury(id);
+      if (held === undefined) return { kind: "ignored" };
+      this.orders.delete(id);
+      this.flashes.delete(id);
+      this.serial += 1;
+      return { kind: "deleted", before: held };
+    }
+    if (this.isBuried(id)) return { kind: "ignored" };
+    if (held !== undefined && order.version <= held.version) return { kind: "ignored" };
+    if (filter !== null && order.status !== filter) {
+      if (held === undefined) return { kind: "ignored" };
+      this.orders.delete(id);
+      this.flashes.delete(id);
+      this.serial += 1;
+      return { kind: "moved_out", before: held, after: order };
+    }
+    this.orders.set(id, order);
+    this.serial += 1;
+    this.flashes.set(id, { serial: this.serial, at: now });
+    return held === undefined ? { kind: "inserted", after: order } : { kind: "updated", before: held, after: order };
+  }
+
+  commit(next: Partial<LiveState>): LiveState {
+    const changed = this.serial !== this.state.serial; // else keep the old maps: nothing re-renders
+    return {
+      ...this.state,
+      orders: changed ? this.orders : this.state.orders,
+      flashes: changed ? this.flashes : this.state.flashes,
+      tombstones: this.tombstones ?? this.state.tombstones,
+      serial: this.serial,
+      ...next,
+    };
+  }
+}
+
+function describe(effect: Effect, filter: StatusFilter): string | null {
+  switch (effect.kind) {
+    case "ignored":
+      return null;
+    case "inserted": {
+      const o = effect.after;
+      return `Order ${o.id} added: ${o.customer_name}, ${o.product_name}, ${o.status}.`;
+    }
+    case "updated": {
+      const { before, after } = effect;
+      if (before.status !== after.status) return `Order ${after.id} is now ${after.status}.`;
+      return `Order ${after.id} updated: ${after.customer_name}, ${after.product_name}.`;
+    }
+    case "moved_out":
+      return `Order ${effect.after.id} is now ${effect.after.status} and left the ${filter ?? "current"} view.`;
+    case "deleted":
+      return `Order ${effect.before.id} deleted.`;
+  }
+}
+
+function announce(state: LiveState, text: string | null): Announcement | null {
+  if (text === null) return state.announcement;
+  return { text, serial: (state.announcement?.serial ?? 0) + 1 };
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reducer
+
+/** Changes are held back while a snapshot for the current filter is on its way (it covers them). */
+function awaitingSnapshot(state: LiveState): boolean {
+  const pending = state.subscribing;
+  return pending !== null && pending.since === null && !pending.resynced;
+}
+
+function applyChanges(state: LiveState, changes: readonly OrderChange[], now: number): LiveState {
+  if (changes.length === 0 || awaitingSnapshot(state)) return state;
+  const draft = new Draft(state);
+  const catchingUp = state.subscribing !== null && state.subscribing.since !== null;
+  const said: string[] = [];
+  for (const change of changes) {
+    const order = change.op === "delete" ? null : change.order;
+    const text = describe(draft.apply(change.id, order, state.filter, now), state.filter);
+    if (text !== null) said.push(text);
+  }
+  const last = changes[changes.length - 1];
+  if (catchingUp) {
+    // Replayed before the ack: counted, and announced once the ack says how many.
+    return draft.commit({ position: last.position, replayedSoFar: state.replayedSoFar + changes.length });
+  }
+  const committed = Date.parse(last.committed_at);
+  const text = said.length === 0 ? null : said.length === 1 ? said[0] : `${said.length} changes applied.`;
+  return draft.commit({
+    position: last.position,
+    latencyMs: Number.isNaN(committed) ? state.latencyMs : Math.max(0, now - committed),
+    lastChangeAt: now,
+    phase: state.phase === "resynced" ? "live" : state.phase,
+    announcement: announce(state, text),
+  });
+}
+
+/** Replace the view with a snapshot of the current filter. */
+function replaceView(state: LiveState, orders: readonly Order[], position: string): LiveState {
+  const next = new Map<number, Order>();
+  for (const order of orders) {
+    if (state.filter === null || order.status === state.filter) next.set(order.id, order);
+  }
+  const flashes = new Map<number, Flash>();
+  for (const [id, flash] of state.flashes) if (next.has(id)) flashes.set(id, flash);
+  return { ...state, orders: next, flashes, position, loaded: true };
+}
+
+function onAck(state: LiveState, seq: number, ack: SubscribeAck, now: number): LiveState {
+  const pending = state.subscribing;
+  if (pending === null || pending.seq !== seq) return state; // an answer to a superseded subscribe
+  if (!ack.ok) {
+    return { ...state, subscribing: null, error: `Subscription refused: ${ack.error.message}` };
+  }
+  const settled = { ...state, subscribing: null, error: null, replayedSoFar: 0 };
+  if ("replayed" in ack) {
+    return {
+      ...settled,
+      position: ack.position,
+      phase: "live",
+      loaded: true,
+      recovery: { kind: "caught_up", replayed: ack.replayed, at: now },
+      announcement: announce(state, `Back online. Caught up: ${plural(ack.replayed, "change")} replayed.`),
+    };
+  }
+  const replaced = replaceView(settled, ack.orders, ack.position);
+  if (ack.resync !== undefined) {
+    return {
+      ...replaced,
+      phase: "resynced",
+      recovery: { kind: "resynced", reason: ack.resync, at: now },
+      announcement: announce(state, `Back online. Resynced: showing ${plural(replaced.orders.size, "order")}.`),
+    };
+  }
+  const wasOffline = state.phase === "reconnecting";
+  return {
+    ...replaced,
+    phase: "live",
+    announcement: announce(
+      state,
+      `${wasOffline ? "Back online. " : ""}Showing ${plural(replaced.orders.size, "order")}${
+        state.filter === null ? "" : ` with status ${state.filter}`
+      }.`,
+    ),
+  };
+}
+
+function onResync(state: LiveState, message: ResyncMessage, now: number): LiveState {
+  if (!sameFilter(message.filter, state.filter)) return state; // for a filter this view left
+  const pending = state.subscribing;
+  const replaced = replaceView(state, message.orders, message.position);
+  return {
+    ...replaced,
+    subscribing: pending === null ? null : { ...pending, resynced: true },
+    phase: "resynced",
+    recovery: { kind: "resynced", reason: message.reason, at: now },
+    announcement: announce(state, `Resynced: showing ${plural(replaced.orders.size, "order")}.`),
+  };
+}
+
+function onSettled(state: LiveState, key: string, order: Order | undefined, deletedId: number | undefined, now: number) {
+  const optimistic = state.optimistic.filter((w) => w.key !== key);
+  if (order === undefined && deletedId === undefined) return { ...state, optimistic };
+  const draft = new Draft(state);
+  if (order !== undefined) draft.apply(order.id, order, state.filter, now);
+  if (deletedId !== undefined) draft.apply(deletedId, null, state.filter, now);
+  return draft.commit({ optimistic });
+}
+
+export function reduce(state: LiveState, action: LiveAction): LiveState {
+  switch (action.type) {
+    case "subscribe_sent":
+      return {
+        ...state,
+        connected: true,
+        everConnected: true,
+        subscribing: { seq: action.seq, filter: action.filter, since: action.since, resynced: false },
+        replayedSoFar: 0,
+        error: null,
+        phase: action.since !== null ? "catching_up" : state.phase === "reconnecting" ? "connecting" : state.phase,
+      };
+    case "ack":
+      return onAck(state, action.seq, action.ack, action.now);
+    case "ack_timeout": {
+      const pending = state.subscribing;
+      if (pending === null || pending.seq !== action.seq) return state;
+      if (pending.resynced) return { ...state, subscribing: null };
+      return { ...state, subscribing: null, error: "The server did not answer the subscription. Retrying…" };
+    }
+    case "disconnected":
+      return {
+        ...state,
+        connected: false,
+        subscribing: null,
+        replayedSoFar: 0,
+        phase: state.everConnected ? "reconnecting" : "connecting",
+      };
+    case "change":
+      return applyChanges(state, [action.change], action.now);
+    case "changes":
+      return applyChanges(state, action.changes, action.now);
+    case "resync":
+      return onResync(state, action.message, action.now);
+    case "set_filter": {
+      if (action.filter === state.filter) return state;
+      // Keep what is known to match until the snapshot for the new filter replaces it.
+      const orders = new Map<number, Order>();
+      for (const [id, order] of state.orders) {
+        if (action.filter === null || order.status === action.filter) orders.set(id, order);
+      }
+      return { ...state, filter: action.filter, orders, position: null, loaded: false, flashes: new Map() };
+    }
+    case "optimistic":
+      return { ...state, optimistic: [...state.optimistic, action.write] };
+    case "settled":
+      return onSettled(state, action.key, action.order, action.deletedId, action.now);
+    case "rolled_back":
+      return onSettled(state, action.key, action.current, action.goneId, action.now);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selectors
+
+export interface Row {
+  order: Order;
+  /** A write of this tab is on its way for this row. */
+  pending: "create" | "update" | null;
+  flash: Flash | undefined;
+}
+
+/** Newest first, as the server sorts: `updated_at` descending, then higher id first. */
+export function compareOrders(a: Order, b: Order): number {
+  if (a.updated_at !== b.updated_at) return a.updated_at < b.updated_at ? 1 : -1;
+  return b.id - a.id;
+}
+
+/** The rows to show: confirmed orders with this tab's pending writes laid over them. */
+export function selectRows(state: LiveState): Row[] {
+  const updates = new Map<number, OrderEdit>();
+  const deletes = new Set<number>();
+  const creates: Order[] = [];
+  for (const write of state.optimistic) {
+    if (write.kind === "create") creates.push(write.order);
+    else if (write.kind === "delete") deletes.add(write.id);
+    else updates.set(write.id, { ...updates.get(write.id), ...write.changes });
+  }
+  const rows: Row[] = [];
+  for (const order of state.orders.values()) {
+    if (deletes.has(order.id)) continue;
+    const edit = updates.get(order.id);
+    rows.push({
+      order: edit === undefined ? order : { ...order, ...edit },
+      pending: edit === undefined ? null : "update",
+      flash: state.flashes.get(order.id),
+    });
+  }
+  for (const order of creates) {
+    if (state.filter === null || order.status === state.filter) rows.push({ order, pending: "create", flash: undefined });
+  }
+  rows.sort((a, b) => compareOrders(a.order, b.order));
+  return rows;
+}
+
+/** Client-side text search on id, customer and product (case-insensitive). */
+export function searchRows(rows: readonly Row[], query: string): Row[] {
+  const words = query.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return [...rows];
+  return rows.filter(({ order }) => {
+    const text = `#${order.id} ${order.id} ${order.customer_name} ${order.product_name}`.toLowerCase();
+    return words.every((word) => text.includes(word));
+  });
+}
+
+export type StatusCounts = Record<Status, number> & { total: number };
+
+export function countByStatus(rows: readonly Row[]): StatusCounts {
+  const counts: StatusCounts = { pending: 0, shipped: 0, delivered: 0, total: 0 };
+  for (const { order } of rows) {
+    counts[order.status] += 1;
+    counts.total += 1;
+  }
+  return counts;
+}
+
+/** The `subscribe` payload for (re)subscribing the current filter. */
+export function subscribePayload(state: LiveState): { status?: Status; since?: string } {
+  const payload: { status?: Status; since?: string } = {};
+  if (state.filter !== null) payload.status = state.filter;
+  if (state.position !== null) payload.since = state.position;
+  return payload;
+}

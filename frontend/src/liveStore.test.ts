@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import { OrdersApi } from "./api";
+import { type LiveSocket, LiveStore } from "./liveStore";
+import type { Order, SubscribeAck } from "./protocol";
+
+type Listener = (...args: unknown[]) => void;
+
+/** Just enough of a socket.io-client Socket: records emits, lets the test answer acks. */
+class FakeSocket implements LiveSocket {
+  connected = false;
+  handlers = new Map<string, Listener[]>();
+  sent: { event: string; payload: unknown; ack?: (err: unknown, answer?: unknown) => void }[] = [];
+  on(event: string, listener: (...args: never[]) => void) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), listener as Listener]);
+    return this;
+  }
+  emit(event: string, payload?: unknown, ack?: (err: unknown, answer?: unknown) => void) {
+    this.sent.push({ event, payload, ack });
+    return this;
+  }
+  timeout() {
+    return this;
+  }
+  connect() {
+    this.connected = true;
+    this.fire("connect");
+    return this;
+  }
+  disconnect() {
+    this.connected = false;
+    this.fire("disconnect", "transport close");
+    return this;
+  }
+  fire(event: string, ...args: unknown[]) {
+    for (const listener of this.handlers.get(event) ?? []) listener(...args);
+  }
+  lastSubscribe() {
+    return [...this.sent].reverse().find((s) => s.event === "subscribe")!;
+  }
+}
+
+const order = (id: number, version = 1, status: Order["status"] = "pending"): Order => ({
+  id,
+  customer_name: "Ada",
+  product_name: "Lamp",
+  status,
+  updated_at: "2026-11-24T00:00:00.000Z",
+  version,
+});
+
+function fakeApi(answer: (method: string, path: string, init: RequestInit) => Response): OrdersApi {
+  return new OrdersApi("", async (input, init) => answer(init?.method ?? "GET", String(input), init ?? {}));
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+function setup(api = fakeApi(() => json(500, {}))) {
+  const socket = new FakeSocket();
+  const timers: (() => void)[] = [];
+  const store = new LiveStore(socket, api, { now: () => 1000, setTimer: (fn) => timers.push(fn) });
+  return { socket, store, timers };
+}
+
+describe("LiveStore and the socket", () => {
+  it("subscribes on connect, resubscribes with since after a reconnect", () => {
+    const { socket, store } = setup();
+    socket.connect();
+    expect(socket.lastSubscribe().payload).toEqual({});
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" } as SubscribeAck);
+    socket.fire("order_change", { op: "insert", id: 2, order: order(2), position: "nx:6", committed_at: "2026-11-24T00:00:00.000Z" });
+    expect(store.getState().position).toBe("nx:6");
+
+    socket.disconnect();
+    expect(store.getState().phase).toBe("reconnecting");
+    socket.connect();
+    expect(socket.lastSubscribe().payload).toEqual({ since: "nx:6" });
+    expect(store.getState().phase).toBe("catching_up");
+    socket.fire("order_change", { op: "delete", id: 1, order: null, position: "nx:7", committed_at: "x" });
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, replayed: 1, position: "nx:7" });
+    expect(store.getState().phase).toBe("live");
+    expect([...store.getState().orders.keys()]).toEqual([2]);
+  });
+
+  it("a status filter unsubscribes the old filter and subscribes to that status's room", () => {
+    const { socket, store } = setup();
+    socket.connect();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    store.setFilter("pending");
+    expect(socket.sent.slice(-2).map((s) => [s.event, s.payload])).toEqual([
+      ["unsubscribe", {}],
+      ["subscribe", { status: "pending" }],
+    ]);
+    store.setFilter("shipped");
+    expect(socket.sent.slice(-2).map((s) => [s.event, s.payload])).toEqual([
+      ["unsubscribe", { status: "pending" }],
+      ["subscribe", { status: "shipped" }],
+    ]);
+  });
+
+  it("applies the order_changes batch event", () => {
+    const { socket, store } = setup();
+    socket.connect();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    socket.fire("order_changes", {
+      changes: [
+        { op: "insert", id: 1, order: order(1), position: "nx:6", committed_at: "x" },
+        { op: "insert", id: 2, order: order(2), position: "nx:7", committed_at: "x" },
+      ],
+    });
+    expect(store.getState().orders.size).toBe(2);
+    expect(store.getState().position).toBe("nx:7");
+  });
+
+  it("retries a subscribe that timed out or found the feed unavailable", () => {
+    const { socket, store, timers } = setup();
+    socket.connect();
+    socket.lastSubscribe().ack!(new Error("operation has timed out"));
+    expect(store.getState().error).toMatch(/did not answer/);
+    expect(timers).toHaveLength(1);
+    timers[0]();
+    const retry = socket.lastSubscribe();
+    retry.ack!(null, { ok: false, error: { code: "unavailable", message: "not live", fields: {} } });
+    expect(timers).toHaveLength(2);
+    timers[1]();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(3)], position: "nx:9" });
+    expect(store.getState().phase).toBe("live");
+    expect(store.getState().error).toBeNull();
+  });
+});
+
+describe("LiveStore writes", () => {
+  it("sends If-Match with an update and rolls back on 409 with the current order", async () => {
+    const seen: { method: string; path: string; headers: Record<string, string>; body: unknown }[] = [];
+    const api = fakeApi((method, path, init) => {
+      seen.push({ method, path, headers: init.headers as Record<string, string>, body: JSON.parse(String(init.body)) });
+      return json(409, {
+        error: { code: "version_conflict", message: "order 1 is at version 2", fields: {} },
+        order: order(1, 2, "shipped"),
+      });
+    });
+    const { socket, store } = setup(api);
+    socket.connect();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" });
+    const outcome = await store.update(1, { status: "delivered" }, 1);
+    expect(seen[0]).toMatchObject({ method: "PATCH", path: "/api/orders/1", body: { status: "delivered" } });
+    expect(seen[0].headers["If-Match"]).toBe('"1"');
+    expect(outcome).toMatchObject({ ok: false, status: 409, current: { version: 2 } });
+    expect(store.getState().optimistic).toHaveLength(0);
+    expect(store.getState().orders.get(1)).toMatchObject({ status: "shipped", version: 2 });
+  });
+
+  it("returns the server's field errors of a 422 and leaves nothing behind", async () => {
+    const api = fakeApi(() =>
+      json(422, {
+        error: {
+          code: "validation_failed",
+          message: "the request has invalid fields",
+          fields: { customer_name: "String should have at least 1 character" },
+        },
+      }),
+    );
+    const { store } = setup(api);
+    const outcome = await store.create({ customer_name: " ", product_name: "Lamp", status: "pending" });
+    expect(outcome).toMatchObject({ ok: false, status: 422, fields: { customer_name: expect.any(String) } });
+    expect(store.getState().optimistic).toHaveLength(0);
+    expect(store.getState().orders.size).toBe(0);
+  });
+
+  it("a network failure is a refusal, not an exception", async () => {
+    const api = new OrdersApi("", async () => {
+      throw new TypeError("Failed to fetch");
+    });
+    const { store } = setup(api);
+    const result = await store.remove(3, 1);
+    expect(result).toMatchObject({ ok: false, status: 0 });
+  });
+
+  it("a create answered 201 lands in the view", async () => {
+    const api = fakeApi(() => json(201, order(5)));
+    const { socket, store } = setup(api);
+    socket.connect();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    const outcome: { ok: boolean } = await store.create({ customer_name: "Ada", product_name: "Lamp", status: "pending" });
+    expect(outcome.ok).toBe(true);
+    expect(store.getState().orders.get(5)).toEqual(order(5));
+  });
+});
+
