@@ -53,7 +53,7 @@ class ServeProcess:
                 [*ORDERS_LIVE, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=environment,
             )
 
     @property
@@ -162,6 +162,7 @@ class Listener:
         self.received: list[tuple[str, Any]] = []
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.5)
         self.connects = 0
+        self.batches = 0
 
         @self.sio.on("connect")
         async def _connected() -> None:
@@ -170,6 +171,11 @@ class Listener:
         @self.sio.on("order_change")
         async def _change(payload: dict[str, Any]) -> None:
             self.received.append(("order_change", payload))
+
+        @self.sio.on("order_changes")
+        async def _changes(payload: dict[str, Any]) -> None:
+            self.batches += 1
+            self.received.extend(("order_change", change) for change in payload["changes"])
 
         @self.sio.on("resync")
         async def _resync(payload: dict[str, Any]) -> None:

@@ -80,7 +80,8 @@ async def test_a_stalled_socket_client_converges_through_conflation_without_bloc
 
     async def stalled_send(packet: str) -> None:
         await release.wait()
-        sent.append(json.loads(packet[1:])[1])
+        event, payload = json.loads(packet[1:])
+        sent.extend(payload["changes"] if event == "order_changes" else [payload])
 
     def resync(connection: ClientConnection) -> None:
         for subscription in connection.subscriptions.values():
@@ -119,3 +120,26 @@ def test_a_resync_drops_the_changes_still_waiting_for_that_subscription_only() -
     queue.put_change("all", delivery(2, 1, 2))
     queue.put_resync("all", "resync all")
     assert queue.take() == [(1, 1, False), "ack", "resync all"]
+
+
+def test_a_run_of_changes_goes_out_as_one_batch_and_a_lone_change_as_a_shared_frame() -> None:
+    async def send(_: str) -> None:
+        return None
+
+    connection = ClientConnection("c", send, send_nothing, lambda e, p: "2" + json.dumps([e, p]), 10, lambda _: None)
+    first, second, third = delivery(1, 1, 1), delivery(1, 2, 2), delivery(2, 1, 3)
+    ack = '3["ack",{}]'
+    packets = list(connection._packets([(first, False), (second, False), ack, (third, True)]))
+    assert [json.loads(text[1:])[0] for text, _ in packets] == ["order_changes", "ack", "order_change"]
+    batch = json.loads(packets[0][0][1:])[1]["changes"]
+    assert [c["order"]["version"] for c in batch] == [1, 2]
+    assert json.loads(packets[2][0][1:])[1]["conflated"] is True
+    assert packets[0][1] is None and packets[1][1] is None
+    frame = packets[2][1]
+    assert frame is not None and frame[0] == 0x81 and frame.endswith(packets[2][0].encode())
+    other = ClientConnection("d", send, send_nothing, lambda e, p: "2" + json.dumps([e, p]), 10, lambda _: None)
+    assert next(iter(other._packets([(third, True)])))[1] is frame  # built once, shared
+
+
+async def send_nothing() -> None:
+    return None

@@ -116,9 +116,10 @@ class StalledClient:
             await self.reading.wait()
             if kind == "ack":
                 self.view.replace(data[0]["orders"], data[0]["position"])
-            elif data[0] == "order_change":
-                self.conflated += bool(data[1].get("conflated"))
-                self.view.apply(data[1])
+            elif data[0] in ("order_change", "order_changes"):
+                for change in data[1]["changes"] if data[0] == "order_changes" else [data[1]]:
+                    self.conflated += bool(change.get("conflated"))
+                    self.view.apply(change)
             elif data[0] == "resync":
                 self.resyncs += 1
                 self.view.replace(data[1]["orders"], data[1]["position"])

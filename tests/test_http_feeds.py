@@ -139,6 +139,9 @@ async def test_polling_returns_at_once_with_what_changed_since_a_position(servic
         async with session.get(f"{service.url}/api/changes") as response:
             assert response.status == 422
             assert "since" in (await response.json())["error"]["fields"]
+        for foreign in ("8263A1B2C3000000012B0429", "abcd"):  # MongoDB-style: nx-27017 would take it silently
+            async with session.get(f"{service.url}/api/changes", params={"since": foreign}) as response:
+                assert (await response.json())["resync"] == "unknown_position"
         async with session.get(f"{service.url}/api/changes", params={"since": "nx:999999"}) as response:
             ahead = await response.json()
         assert ahead["resync"] == "position_ahead"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -186,3 +187,14 @@ async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, s
     view = await hub.open_view(ALL, RecordingSink(), "m:1")
     assert view.replayed is None and view.resync_reason == "history_gone"
     assert view.orders is not None and len(view.orders) == 8
+
+
+async def test_a_seed_that_already_holds_a_write_answers_its_writer(source: MemorySource) -> None:
+    order_id = await create(source)  # written before the hub has seeded: no change will wake it
+    idle = Hub(source, instance="late")
+    waiting = asyncio.create_task(idle.applied(order_id, 1, within=5))
+    await idle.start()
+    try:
+        assert await asyncio.wait_for(waiting, 2)
+    finally:
+        await idle.stop()

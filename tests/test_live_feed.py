@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from conftest import until
+from conftest import Listener, until
 from orders_live.mongo_changes import order_from_document
 from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
@@ -153,3 +153,26 @@ async def test_unsubscribe_stops_the_changes_and_several_subscriptions_coexist(
         await api.update(order["id"], customer_name="Ada Lovelace")
         await until(lambda: len(listener.changes()) == 5, what="one more shipped update")
     assert [c["order"]["customer_name"] for c in listener.changes()[3:]] == ["Ada L.", "Ada Lovelace"]
+
+
+async def test_websocket_clients_get_shared_frames_and_polling_clients_the_engineio_path(service: Service) -> None:
+    assert service.gateway is not None
+    websocket = await Listener(service.url).connect()
+    polling = Listener(service.url)
+    await polling.sio.connect(service.url, transports=["polling"])
+    try:
+        for listener in (websocket, polling):
+            await listener.subscribe({})
+        ways = {c.sid: c.direct is not None for c in service.gateway.connection_per_sid.values()}
+        assert sorted(ways.values()) == [False, True]
+        async with aiohttp.ClientSession() as session:
+            api = OrdersClient(service.url, session)
+            order = await api.create("Ada", "Lamp")
+            for n in range(20):
+                await api.update(order["id"], product_name=f"Lamp {n}")
+        for listener in (websocket, polling):
+            await until(lambda listener=listener: len(listener.changes()) == 21, what="every change")
+            assert [c["order"]["version"] for c in listener.changes()] == list(range(1, 22))
+    finally:
+        await websocket.close()
+        await polling.close()

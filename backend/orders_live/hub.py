@@ -164,6 +164,7 @@ class Hub:
                     # The stream is open, so whatever the seed misses the stream brings;
                     # what the seed already holds is skipped by version.
                     self.mirror.seed(await self.source.load_orders())
+                    self._writes.seeded(self.mirror.orders)
                     base = resume or item.position
                     self.history.restart(base)
                     self.position = base

@@ -70,6 +70,7 @@ class MongoSource(ChangeSource):
         self.state: AsyncCollection[dict[str, Any]] = self.db["orders_live_state"]
         self.pacer = IdlePacer(cap=idle_poll_cap)
         self._watch_options: dict[str, Any] = {"full_document": "updateLookup"}
+        self._nx: bool | None = None  # known after open(): nx-27017 ("nx:<row>") or MongoDB positions
         self.description = f"MongoDB database {self.db.name!r}"
 
     async def open(self) -> None:
@@ -78,8 +79,10 @@ class MongoSource(ChangeSource):
         await self.orders.create_index([("updated_at", DESCENDING)])
         # nx-27017 records changes only from the first watch after it starts: open one
         # now, before this service takes any write, so that no write goes unrecorded.
-        async with await self.orders.watch():
-            pass
+        # Its token also tells which kind of positions this server hands out.
+        async with await self.orders.watch() as probe:
+            token = probe.resume_token
+            self._nx = token is not None and str(token.get("_data", "")).startswith("nx:")
         try:
             await self.db.command({"collMod": "orders", "changeStreamPreAndPostImages": {"enabled": True}})
         except OperationFailure as exc:
@@ -198,8 +201,11 @@ class MongoSource(ChangeSource):
         if self.position_key(resume_after) is None:
             raise HistoryLost(f"not a position of this database: {resume_after!r}")
         nx = _NX_TOKEN.fullmatch(resume_after)
-        if nx is not None and int(nx.group(1)) > 0:
-            return {"_data": f"nx:{int(nx.group(1)) - 1}"}, resume_after
+        if nx is not None:
+            row = int(nx.group(1))
+            if row == 0:  # "before anything": nothing to see again, so nothing proves it
+                raise HistoryLost("continuity from the start of nx-27017's change log cannot be proven")
+            return {"_data": f"nx:{row - 1}"}, resume_after
         return {"_data": resume_after}, None
 
     async def _change(self, event: dict[str, Any]) -> Change | None:
@@ -221,10 +227,12 @@ class MongoSource(ChangeSource):
             return None
 
     def position_key(self, position: str) -> tuple[int, str] | None:
+        """Positions of the kind this server hands out; a position of the other kind is
+        not one (nx-27017 would take a MongoDB token silently and start from now)."""
         nx = _NX_TOKEN.fullmatch(position)
-        if nx is not None:
+        if nx is not None and self._nx is not False:
             return (int(nx.group(1)), "")
-        if _MONGO_TOKEN.fullmatch(position):
+        if nx is None and self._nx is not True and _MONGO_TOKEN.fullmatch(position):
             return (0, position.upper())
         return None
 

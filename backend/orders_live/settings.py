@@ -26,7 +26,14 @@ class Settings(BaseSettings):
         None, description="name under which this instance saves its resume position (default hostname:port)"
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
-    queue_capacity: int = Field(1_000, ge=1, description="packets a client may fall behind before it is resynced")
+    queue_capacity: int = Field(
+        1_000,
+        ge=1,
+        description=(
+            "changes a client may fall behind before its changes are merged (conflated);"
+            " past 10,000 merged orders it is resynced"
+        ),
+    )
     socket_send_buffer: int = Field(
         262_144, ge=0, description="kernel send buffer per client socket, bytes (0: the kernel's autotuning, up to MBs)"
     )

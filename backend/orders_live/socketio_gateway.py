@@ -17,6 +17,7 @@ from socketio import packet as sio_packet
 from .client_connection import ClientConnection, SocketSink
 from .hub import Hub, NotReady
 from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
+from .websocket_frames import DirectSocket, direct_frames_supported
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,17 @@ def _error(code: str, message: str, fields: dict[str, str] | None = None) -> dic
 
 class SocketGateway:
     def __init__(
-        self, hub: Hub, queue_capacity: int = 1000, socket_send_buffer: int = 0, **server_options: Any
+        self,
+        hub: Hub,
+        queue_capacity: int = 1000,
+        socket_send_buffer: int = 0,
+        direct_frames: bool = True,
+        **server_options: Any,
     ) -> None:
         self.hub = hub
         self.queue_capacity = queue_capacity
         self.socket_send_buffer = socket_send_buffer
+        self.direct_frames = direct_frames and direct_frames_supported()
         self.sio = _OrderedServer(async_mode="aiohttp", **server_options)
         self.sio.ordered_handlers = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe}
         self.connection_per_sid: dict[str, ClientConnection] = {}
@@ -88,8 +95,8 @@ class SocketGateway:
             await self.sio.eio.send(eio_sid, encoded)
 
         async def wait_writable() -> None:
-            # Engine.IO's writer does not wait for aiohttp to drain (send_str is not a
-            # coroutine function on aiohttp 3.14), so watch both places packets can pile up.
+            # Packets can pile up in Engine.IO's queue, and (seen on aiohttp 3.14) in
+            # aiohttp's buffer while the socket is paused: wait on both.
             engineio_socket = self.sio.eio.sockets.get(eio_sid)
             if engineio_socket is not None and engineio_socket.queue.qsize() > ENGINEIO_BACKLOG:
                 await engineio_socket.queue.join()
@@ -97,7 +104,10 @@ class SocketGateway:
             if protocol is not None and protocol.writing_paused:
                 await protocol._drain_helper()
 
-        connection = ClientConnection(sid, send, wait_writable, self.encode, self.queue_capacity, self._resync_slow)
+        direct = DirectSocket.for_client(environ) if self.direct_frames else None
+        connection = ClientConnection(
+            sid, send, wait_writable, self.encode, self.queue_capacity, self._resync_slow, direct=direct
+        )
         self.connection_per_sid[sid] = connection
         connection.start()
 

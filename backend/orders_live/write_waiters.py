@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .change import Change
 
@@ -21,6 +22,15 @@ class WriteWaiters:
         for version, future in waiting:
             if version <= reached and not future.done():
                 future.set_result(None)
+
+    def seeded(self, orders: dict[int, dict[str, Any]]) -> None:
+        """A fresh seed may already hold (or lack, for a delete) what writers wait for."""
+        for order_id, waiting in self._per_order.items():
+            held = orders.get(order_id)
+            for version, future in waiting:
+                reached = held is not None and held["version"] >= version
+                if (reached or (held is None and version == DELETED)) and not future.done():
+                    future.set_result(None)
 
     async def wait(self, order_id: int, version: int | None, within: float) -> bool:
         """True once ``order_id`` reaches ``version`` (None: its delete), False after ``within``."""
