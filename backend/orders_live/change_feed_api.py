@@ -33,14 +33,20 @@ READY_WAIT = 5.0
 MAX_POSITION_LENGTH = 4096
 
 
-def sse_event(event: str, position: str, payload: Any) -> bytes:
+def sse_event(event: str, position: str | None, payload: Any) -> bytes:
     data = json.dumps(payload, separators=(",", ":"))
-    return f"event: {event}\nid: {position}\ndata: {data}\n\n".encode()
+    event_id = f"id: {position}\n" if position is not None else ""
+    return f"event: {event}\n{event_id}data: {data}\n\n".encode()
 
 
 def encode_change(delivery: Delivery, conflated: bool) -> bytes:
-    """One SSE ``order_change`` event, encoded once per change for every stream."""
-    position = delivery.change.position
+    """One SSE ``order_change`` event, encoded once per change for every stream.
+
+    A merged (conflated) change carries no ``id``: merged changes go out in the order of
+    each order's latest change, so a client that dropped halfway through them must not
+    resume from the middle. It resumes from the last position before them instead, and
+    the changes it then gets again are older than what it holds (ignored by version)."""
+    position = None if conflated else delivery.change.position
     return bytes(delivery.encoded("sse", conflated, lambda payload: sse_event("order_change", position, payload)))
 
 
