@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -73,7 +74,40 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=2.0, help="writes per second (default 2)")
     simulate.add_argument("--count", type=int, help="stop after this many writes")
     simulate.add_argument("--seed", type=int)
+    bench = commands.add_parser(
+        "bench",
+        help="measure push against polling",
+        description=(
+            "Start the service, clients in separate processes and a writer; report latency, losses, CPU and memory."
+        ),
+    )
+    bench.add_argument("--clients", type=int, default=1000, help="Socket.IO clients (default 1000)")
+    bench.add_argument(
+        "--rates", default="5,10,20,50,70,100", help="writes per second to sweep (default 5,10,20,50,70,100)"
+    )
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds of writing per case (default 10)")
+    bench.add_argument("--sse-clients", type=int, default=200, help="SSE clients, at the lowest and 50 writes/s")
+    bench.add_argument("--poll-clients", type=int, default=100, help="polling clients, at the lowest rate")
+    bench.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls (default 2)")
+    bench.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    bench.add_argument("--sample", type=int, default=100, help="clients that parse and time every change")
+    bench.add_argument("--mongo-url", help="use this MongoDB instead of the embedded server")
+    bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> None:
+    try:
+        from .bench import Case, run_bench
+    except ImportError as exc:
+        raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
+    rates = [float(rate) for rate in args.rates.split(",")]
+    cases = [Case("socketio", args.clients, rate, args.duration) for rate in rates]
+    if args.sse_clients:
+        cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
+    if args.poll_clients:
+        cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
+    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.mongo_url))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -136,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 wanted = {"id": args.id}
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(Watcher([args.url, *args.also], wanted, as_json=args.json).run())
+        elif args.command == "bench":
+            _bench(args)
         elif args.command == "simulate":
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_simulate(args.url, args.rate, args.count, args.seed))

@@ -64,6 +64,7 @@ class ClientConnection:
             conflation_capacity,
         )
         self._writer: asyncio.Task[None] | None = None
+        self._writing = False  # the writer holds packets it has taken and not yet written
         self.batches = 0
 
     def start(self) -> None:
@@ -76,6 +77,15 @@ class ClientConnection:
                 await self._writer
             self._writer = None
 
+    def deliver(self, room: str, delivery: Delivery) -> None:
+        """The hot path: with nothing queued and a socket that takes more, the change's
+        shared frame is written at once, with no task to wake; otherwise it queues."""
+        direct = self.direct
+        if direct is not None and not self._writing and self.queue.idle and direct.writable:
+            direct.write(self._single(delivery, False)[1])
+            return
+        self.queue.put_change(room, delivery)
+
     def emit(self, event: str, payload: Any) -> None:
         self.queue.put_control(self.encode(event, payload))
 
@@ -83,6 +93,7 @@ class ClientConnection:
         while True:
             await self.queue.wait()
             packets = self._packets(self.queue.take())
+            self._writing = True
             try:
                 if self.direct is not None and self.direct.open:
                     for text, frame in packets:
@@ -94,6 +105,8 @@ class ClientConnection:
                         await self._wait_writable()
             except ConnectionError:
                 log.debug("client %s: connection lost while writing", self.sid)
+            finally:
+                self._writing = False
 
     def _packets(self, outgoing: list[Outgoing]) -> Iterator[tuple[str, bytes | None]]:
         """Encoded packets, each with its shared WebSocket frame when it has one."""
@@ -107,11 +120,15 @@ class ClientConnection:
                 run.append(item)
         yield from self._changes(run)
 
+    def _single(self, delivery: Delivery, conflated: bool) -> tuple[str, bytes]:
+        """One change's packet and its WebSocket frame, both built once for every client."""
+        text: str = delivery.encoded("socketio", conflated, lambda p: self.encode("order_change", p))
+        frame: bytes = delivery.encoded("ws-frame", conflated, lambda _: text_frame("4" + text))
+        return text, frame
+
     def _changes(self, run: list[tuple[Delivery, bool]]) -> Iterator[tuple[str, bytes | None]]:
         if len(run) == 1:
-            delivery, conflated = run[0]
-            text = delivery.encoded("socketio", conflated, lambda p: self.encode("order_change", p))
-            yield text, delivery.encoded("ws-frame", conflated, lambda _: text_frame("4" + text))
+            yield self._single(*run[0])
         elif run:
             self.batches += 1
             changes = ",".join(delivery.encoded("json", conflated, _json) for delivery, conflated in run)
@@ -127,7 +144,7 @@ class SocketSink:
         self.filter_wire = filter_wire
 
     def deliver(self, delivery: Delivery) -> None:
-        self.connection.queue.put_change(self.room, delivery)
+        self.connection.deliver(self.room, delivery)
 
     def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
         payload = {"reason": reason, "filter": self.filter_wire, "orders": orders, "position": position}

@@ -103,6 +103,11 @@ class ClientQueue(Generic[Packet]):
         return len(self._items) + len(self._merged)
 
     @property
+    def idle(self) -> bool:
+        """Nothing waits: a change may skip the queue without overtaking anything."""
+        return not self._items and not self._merged and not self._resync_due
+
+    @property
     def behind(self) -> bool:
         return self._conflating or self._resync_due
 

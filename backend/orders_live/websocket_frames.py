@@ -66,6 +66,12 @@ class DirectSocket:
         transport = self._request.transport
         return transport is not None and not transport.is_closing()
 
+    @property
+    def writable(self) -> bool:
+        """Open, and not holding back a client that reads slowly."""
+        protocol = self._request.protocol
+        return self.open and (protocol is None or not protocol.writing_paused)
+
     def write(self, frame: bytes) -> None:
         transport: asyncio.Transport | None = self._request.transport
         if transport is not None and not transport.is_closing():
