@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from orders_live.bench import markdown
+from orders_live.bench import markdown, stable_rates
 from orders_live.bench_stats import SequenceCheck, merge_counts, percentile, summary
 
 
@@ -66,3 +66,18 @@ def test_counts_add_up_across_clients_and_the_table_has_a_row_per_result() -> No
     table = markdown([row, row])
     assert table.count("\n| socketio | 2 | 5 |") == 2
     assert "| NO |" in table
+
+
+def test_the_highest_stable_rate_skips_late_lossy_and_invalid_runs() -> None:
+    def row(rate: float, p99: float, lost: int = 0, valid: bool = True) -> dict[str, object]:
+        return {
+            "transport": "socketio",
+            "clients": 10,
+            "writes_per_s": rate,
+            "latency_ms": {"p99": p99},
+            "lost": lost,
+            "valid": valid,
+        }
+
+    rows = [row(5, 20), row(50, 90), row(70, 240, valid=False), row(100, 300), row(120, 100, lost=3)]
+    assert stable_rates(rows) == "- socketio × 10 clients: highest stable rate 50 writes/s (tried 5, 50, 70, 100, 120)"
