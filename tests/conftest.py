@@ -137,6 +137,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "checkpoint_interval": 0.05,
         "instance": "test",
         "frontend_dir": Path(os.devnull),
+        "subscribe_rate": 1000.0,  # the bad-input tests subscribe many times in a row
     }
     values.update(overrides)
     return Settings(**values)

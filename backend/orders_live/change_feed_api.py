@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .access import ConnectionBudget
 from .client_queue import ClientQueue
 from .http_errors import ApiError
 from .hub import Delivery, Hub, NotReady, View
@@ -92,8 +93,15 @@ def _position(value: str | None, name: str) -> str | None:
 
 class ChangeFeedApi:
     def __init__(
-        self, hub: Hub, queue_capacity: int = 1_000, keepalive: float = 15.0, socket_send_buffer: int = 0
+        self,
+        hub: Hub,
+        queue_capacity: int = 1_000,
+        keepalive: float = 15.0,
+        socket_send_buffer: int = 0,
+        budget: ConnectionBudget | None = None,
     ) -> None:
+        self.budget = budget or ConnectionBudget(10_000)
+        self.streams = 0
         self.hub, self.queue_capacity, self.keepalive = hub, queue_capacity, keepalive
         self.socket_send_buffer = socket_send_buffer
 
@@ -129,6 +137,14 @@ class ChangeFeedApi:
         wanted = _query_filter(request.query, {"since"})
         since = _position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         await self._ready()
+        if not self.budget.take():
+            raise ApiError(503, "too_many_connections", "the server is full")
+        try:
+            return await self._stream(request, wanted, since)
+        finally:
+            self.budget.give_back()
+
+    async def _stream(self, request: web.Request, wanted: SubscriptionFilter, since: str | None) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
@@ -139,12 +155,14 @@ class ChangeFeedApi:
         await response.prepare(request)
         await response.write(b"retry: 1000\n\n")
         view = await self.hub.open_view(wanted, _SseSink(queue, wanted), since)
+        self.streams += 1
         try:
             self._first_events(queue, view, wanted)
             await self._pump(queue, response)
         except ConnectionError:
             log.debug("an event stream client went away")
         finally:
+            self.streams -= 1
             if view.subscription is not None:
                 self.hub.close_view(view.subscription)
         return response

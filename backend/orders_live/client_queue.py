@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from .hub import Delivery
 
@@ -32,6 +32,9 @@ EncodeChange = Callable[[Delivery, bool], Packet]  # (delivery, conflated) -> pa
 
 
 class ClientQueue(Generic[Packet]):
+    # Process-wide: how often clients fell behind ("conflated") or past the merged bound ("resynced").
+    slow_clients: ClassVar[Counter[str]] = Counter()
+
     def __init__(
         self,
         name: str,
@@ -67,6 +70,7 @@ class ClientQueue(Generic[Packet]):
         if self._waiting_changes >= self.capacity:
             self._conflating = True
             self.conflations += 1
+            ClientQueue.slow_clients["conflated"] += 1
             log.info("client %s is %d changes behind: conflating", self.name, self._waiting_changes)
             self.put_change(room, delivery)
             return
@@ -90,6 +94,7 @@ class ClientQueue(Generic[Packet]):
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)
         self.resyncs += 1
+        ClientQueue.slow_clients["resynced"] += 1
         self._resync_due = True
         self._conflating = False
         self._merged.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from .backoff import Backoff
 from .change import CaughtUp, Change, HistoryLost, StreamInvalidated
 from .change_history import ChangeHistory
+from .hub_stats import HubStats
 from .mirror import OrderMirror
 from .model import OrderJson
 from .source import ChangeSource
@@ -100,6 +102,8 @@ class Hub:
         self._saved: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writes = WriteWaiters()
+        self.stats = HubStats()
+        self.stream_up = False  # the change stream answered last time it was read
         self._advanced = asyncio.Event()  # replaced each time it fires
         self._catch_up_slots = asyncio.Semaphore(CATCH_UP_STREAMS)
 
@@ -152,6 +156,7 @@ class Hub:
                 self._ready.clear()
                 self.position = None
             except Exception as exc:
+                self.stream_up = False
                 await backoff.wait(exc)
 
     async def _follow_from(self, resume: str | None, seed: bool, backoff: Backoff) -> None:
@@ -159,6 +164,7 @@ class Hub:
         async with contextlib.aclosing(self.source.watch(resume)) as feed:
             async for item in feed:
                 backoff.reset()
+                self.stream_up = True
                 just_seeded = seed
                 if seed:
                     # The stream is open, so whatever the seed misses the stream brings;
@@ -190,6 +196,7 @@ class Hub:
         self.changes_in += 1
         self._writes.applied(change)
         delivery = Delivery(change)
+        started = time.perf_counter()
         for room in rooms:
             subscribers = self.rooms.get(room)
             if not subscribers:
@@ -200,6 +207,7 @@ class Hub:
                     self.deliveries += 1
                 except Exception:
                     log.exception("a subscriber failed to take change %s", change.position)
+        self.stats.fanned_out(time.perf_counter() - started, change.committed_at)
 
     def _signal_advance(self) -> None:
         self._advanced.set()
@@ -227,6 +235,7 @@ class Hub:
     def resync(self, subscription: Subscription, reason: str) -> None:
         """Send one subscription a fresh snapshot as of now."""
         assert self.position is not None
+        self.stats.resyncs[reason] += 1
         orders = self.mirror.select(subscription.filter)
         try:
             subscription.sink.resync(reason, orders, self.position)
@@ -249,6 +258,7 @@ class Hub:
         if position is not None and position != self._saved and self._ready.is_set():
             await self.source.save_checkpoint(self.instance, position)
             self._saved = position
+            self.stats.checkpoint_saved_at = time.time()
 
     # -- subscribers ---------------------------------------------------------------------
     async def open_view(self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None) -> View:
@@ -315,6 +325,8 @@ class Hub:
         if sink is not None:
             subscription = Subscription(wanted, sink)
             self.rooms.setdefault(wanted.room, set()).add(subscription)
+        if reason is not None:
+            self.stats.resyncs[reason] += 1
         return View(subscription, self.position, replayed, orders, reason)
 
     def _check_ready(self) -> None:

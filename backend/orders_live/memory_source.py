@@ -33,6 +33,9 @@ class MemorySource(ChangeSource):
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> None:
+        return None
+
     async def load_orders(self) -> list[Order]:
         return list(self._orders.values())
 

@@ -99,6 +99,10 @@ class MongoSource(ChangeSource):
     async def close(self) -> None:
         await self.client.close()
 
+    async def ping(self) -> None:
+        async with asyncio.timeout(1.0):
+            await self.client.admin.command("ping")
+
     # -- reads and writes ------------------------------------------------------
     async def load_orders(self) -> list[Order]:
         orders = []

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .access import AccessPolicy, ConnectionBudget, access_middleware
+from .access_log import PathOnlyAccessLog
 from .change_feed_api import ChangeFeedApi
 from .embedded_mongo import EmbeddedMongo
 from .http_errors import json_errors
 from .hub import Hub
+from .observability import Observability
 from .rest_api import OrdersApi
 from .settings import Settings
 from .socketio_gateway import SocketGateway
@@ -48,9 +51,13 @@ class Service:
             await self.source.open()  # before any write is taken (the hub retries if this fails)
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
-        app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+        policy = AccessPolicy(settings.read_token, settings.write_token, settings.allowed_origins)
+        budget = ConnectionBudget(settings.max_connections)
+        app = web.Application(
+            middlewares=[json_errors, access_middleware(policy)], client_max_size=settings.max_body_bytes
+        )
         # The instance name defaults to hostname:port; with port 0 it is known only once bound.
-        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log_class=PathOnlyAccessLog)
         self.hub = Hub(
             self.source,
             instance="pending",
@@ -61,17 +68,26 @@ class Service:
             self.hub,
             queue_capacity=settings.queue_capacity,
             socket_send_buffer=settings.socket_send_buffer,
-            cors_allowed_origins=None,
+            policy=policy,
+            budget=budget,
+            max_subscriptions=settings.max_subscriptions,
+            subscribe_rate=settings.subscribe_rate,
             max_http_buffer_size=settings.max_body_bytes,
         )
         self.gateway.attach(app)
         app.add_routes(OrdersApi(self.hub, self.source).routes())
+        feeds = ChangeFeedApi(
+            self.hub,
+            queue_capacity=settings.queue_capacity,
+            keepalive=settings.sse_keepalive,
+            socket_send_buffer=settings.socket_send_buffer,
+            budget=budget,
+        )
+        app.add_routes(feeds.routes())
+        gateway = self.gateway
         app.add_routes(
-            ChangeFeedApi(
-                self.hub,
-                queue_capacity=settings.queue_capacity,
-                keepalive=settings.sse_keepalive,
-                socket_send_buffer=settings.socket_send_buffer,
+            Observability(
+                self.hub, self.source, lambda: {"socketio": len(gateway.connection_per_sid), "sse": feeds.streams}
             ).routes()
         )
         self._add_frontend(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,17 @@ class Settings(BaseSettings):
         None, description="built dashboard to serve at / (default: frontend/dist next to the package)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field("text", description="text, or json (one object per line)")
+    read_token: str | None = Field(None, description="when set, required to connect and to read (REST, SSE, Socket.IO)")
+    write_token: str | None = Field(None, description="when set, required to write; it also allows reading")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="origins allowed cross-site (CORS and Socket.IO); empty: same origin only"
+    )
+    max_connections: int = Field(10_000, ge=1, description="Socket.IO and SSE connections at once")
+    max_subscriptions: int = Field(20, ge=1, description="subscriptions one Socket.IO connection may hold")
+    subscribe_rate: float = Field(
+        5.0, gt=0, description="subscribe calls per second one connection may make (burst 10)"
+    )
 
     def instance_name(self, bound_port: int) -> str:
         """The configured name, else this machine's host name and the bound port."""

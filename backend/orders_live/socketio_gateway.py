@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import socket
 from typing import Any
+from urllib.parse import parse_qsl
 
 import socketio
 from socketio import packet as sio_packet
+from socketio.exceptions import ConnectionRefusedError
 
+from .access import AccessPolicy, ConnectionBudget, RateLimit, auth_token
 from .client_connection import ClientConnection, SocketSink
+from .http_errors import ApiError
 from .hub import Hub, NotReady
 from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
 from .websocket_frames import DirectSocket, direct_frames_supported
@@ -61,13 +65,25 @@ class SocketGateway:
         queue_capacity: int = 1000,
         socket_send_buffer: int = 0,
         direct_frames: bool = True,
+        policy: AccessPolicy | None = None,
+        budget: ConnectionBudget | None = None,
+        max_subscriptions: int = 20,
+        subscribe_rate: float = 5.0,
         **server_options: Any,
     ) -> None:
+        self.policy = policy or AccessPolicy(None, None, [])
+        self.budget = budget or ConnectionBudget(10_000)
+        self.max_subscriptions, self.subscribe_rate = max_subscriptions, subscribe_rate
+        self.rate_per_sid: dict[str, RateLimit] = {}
         self.hub = hub
         self.queue_capacity = queue_capacity
         self.socket_send_buffer = socket_send_buffer
         self.direct_frames = direct_frames and direct_frames_supported()
-        self.sio = _OrderedServer(async_mode="aiohttp", **server_options)
+        self.sio = _OrderedServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=lambda origin, environ: self.policy.origin_allowed(origin, environ.get("HTTP_HOST")),
+            **server_options,
+        )
         self.sio.ordered_handlers = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe}
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.resyncs_for_slowness = 0
@@ -87,6 +103,15 @@ class SocketGateway:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         request = environ.get("aiohttp.request")
+        who = environ.get("REMOTE_ADDR") or getattr(request, "remote", None) or "?"
+        try:
+            self.policy.check(auth_token(auth, dict(parse_qsl(environ.get("QUERY_STRING", "")))), "read", who)
+        except ApiError as exc:
+            raise ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+        if not self.budget.take():
+            log.warning("refused a connection from %s: %d connections already", who, self.budget.open)
+            raise ConnectionRefusedError({"code": "too_many_connections", "message": "the server is full"})
+        self.rate_per_sid[sid] = RateLimit(self.subscribe_rate)
         if request is not None:
             bound_send_buffer(request.transport, self.socket_send_buffer)
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
@@ -115,6 +140,8 @@ class SocketGateway:
         connection = self.connection_per_sid.pop(sid, None)
         if connection is None:
             return
+        self.budget.give_back()
+        self.rate_per_sid.pop(sid, None)
         for subscription in connection.subscriptions.values():
             self.hub.close_view(subscription)
         connection.subscriptions.clear()
@@ -136,7 +163,11 @@ class SocketGateway:
         connection = self.connection_per_sid.get(sid)
         if connection is None:
             return
-        result = await self._open(connection, payload)
+        rate = self.rate_per_sid.get(sid)
+        if rate is not None and not rate.allow():
+            result = _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe calls a second")
+        else:
+            result = await self._open(connection, payload)
         if ack_id is not None:
             connection.queue.put_control(self._encode_ack(ack_id, result))
 
@@ -150,6 +181,8 @@ class SocketGateway:
             await self.hub.wait_ready(READY_WAIT)
         except NotReady as exc:
             return _error("unavailable", str(exc))
+        if wanted.room not in connection.subscriptions and len(connection.subscriptions) >= self.max_subscriptions:
+            return _error("too_many_subscriptions", f"at most {self.max_subscriptions} subscriptions a connection")
         previous = connection.subscriptions.pop(wanted.room, None)
         if previous is not None:
             self.hub.close_view(previous)

@@ -36,6 +36,10 @@ class ChangeSource(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raises unless the database answers now."""
+
     # -- reads and writes --------------------------------------------------
     @abstractmethod
     async def load_orders(self) -> list[Order]:
