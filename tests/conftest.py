@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,22 @@ class ServeProcess:
         return self.process.wait(20)
 
 
+async def until_async(check: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition") -> None:
+    """Like ``until`` for a condition that must be awaited (an HTTP probe, say), every 50 ms."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
 class NxServer:
     """One nx-27017 process for the whole session; every test gets its own database in it."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = folder
-        self.port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -115,7 +115,7 @@ class ChangeFeedApi:
             raise ApiError(503, "unavailable", str(exc)) from None
 
     async def poll(self, request: web.Request) -> web.Response:
-        wanted = _query_filter(request.query, {"since"})
+        wanted = _query_filter(request.query, {"since", "token"})
         since = _position(request.query.get("since"), "since")
         if since is None:
             raise ApiError(
@@ -134,7 +134,7 @@ class ChangeFeedApi:
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        wanted = _query_filter(request.query, {"since"})
+        wanted = _query_filter(request.query, {"since", "token"})
         since = _position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         await self._ready()
         if not self.budget.take():

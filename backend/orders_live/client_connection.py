@@ -65,6 +65,7 @@ class ClientConnection:
         )
         self._writer: asyncio.Task[None] | None = None
         self._writing = False  # the writer holds packets it has taken and not yet written
+        self._wrote = asyncio.Event()  # set each time the writer finishes a round
         self.batches = 0
 
     def start(self) -> None:
@@ -76,6 +77,14 @@ class ClientConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+
+    async def flush(self, within: float) -> None:
+        """Shutting down: give the writer up to ``within`` seconds to send what is queued."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while self._writing or not self.queue.idle:
+                    self._wrote.clear()
+                    await self._wrote.wait()
 
     def deliver(self, room: str, delivery: Delivery) -> None:
         """The hot path: with nothing queued and a socket that takes more, the change's
@@ -107,6 +116,7 @@ class ClientConnection:
                 log.debug("client %s: connection lost while writing", self.sid)
             finally:
                 self._writing = False
+                self._wrote.set()
 
     def _packets(self, outgoing: list[Outgoing]) -> Iterator[tuple[str, bytes | None]]:
         """Encoded packets, each with its shared WebSocket frame when it has one."""

@@ -44,7 +44,7 @@ class OrdersApi:
 
     async def list_orders(self, request: web.Request) -> web.Response:
         query = request.query
-        unknown = sorted(set(query) - {"status", "limit"})
+        unknown = sorted(set(query) - {"status", "limit", "token"})
         fields = {name: "unknown query parameter" for name in unknown}
         wanted = SubscriptionFilter("all")
         if query.get("status"):

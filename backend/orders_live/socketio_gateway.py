@@ -7,6 +7,7 @@ recipients, and keeps each client's packets in one ordered, bounded queue.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -26,6 +27,7 @@ from .websocket_frames import DirectSocket, direct_frames_supported
 log = logging.getLogger(__name__)
 
 READY_WAIT = 10.0
+FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
 ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
 MAX_POSITION_LENGTH = 4096
 
@@ -155,6 +157,7 @@ class SocketGateway:
     async def close(self) -> None:
         """Stop every writer; the sockets are left to drop with the process (no
         disconnect packet, so that clients reconnect by themselves)."""
+        await asyncio.gather(*(c.flush(FLUSH_WITHIN) for c in self.connection_per_sid.values()))
         for sid in list(self.connection_per_sid):
             await self._disconnect(sid)
         await self.sio.shutdown()

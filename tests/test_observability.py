@@ -1,0 +1,97 @@
+"""/metrics counters move by the right amounts; /readyz follows the database."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from conftest import Listener, NxServer, settings_for, until, until_async
+from orders_live.rest_client import OrdersClient
+from orders_live.service import Service
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+async def read_metrics(session: aiohttp.ClientSession, service: Service) -> dict[str, float]:
+    async with session.get(f"{service.url}/metrics") as response:
+        assert response.status == 200
+        return parse_metrics(await response.text())
+
+
+async def test_metrics_move_by_the_workload(service: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        before = await read_metrics(session, service)
+        everything, pending = Listener(service.url), Listener(service.url)
+        for listener, wanted in ((everything, {}), (pending, {"status": "pending"})):
+            await listener.connect()
+            await listener.subscribe(wanted)
+        try:
+            api = OrdersClient(service.url, session)
+            orders = [await api.create(f"C{n}", "P") for n in range(3)]
+            await api.update(orders[0]["id"], status="shipped")
+            await api.update(orders[1]["id"], customer_name="C1b")
+            await until(lambda: len(everything.changes()) == 5 and len(pending.changes()) == 5, what="deliveries")
+            resync = await pending.subscribe({"status": "shipped", "since": "garbage"})
+            assert resync["resync"] == "unknown_position"
+
+            async def position_saved() -> bool:
+                return (await read_metrics(session, service))["orders_live_resume_position_age_seconds"] >= 0
+
+            await until_async(position_saved, what="the resume position to be saved")
+            after = await read_metrics(session, service)
+        finally:
+            await everything.close()
+            await pending.close()
+    assert after["orders_live_changes_in_total"] - before["orders_live_changes_in_total"] == 5
+    assert after["orders_live_changes_out_total"] - before["orders_live_changes_out_total"] == 10
+    assert after['orders_live_connected_clients{transport="socketio"}'] == 2
+    assert after['orders_live_subscriptions{kind="all"}'] == 1
+    assert after['orders_live_subscriptions{kind="status"}'] == 2
+    count = "orders_live_fanout_seconds_count"
+    assert after[count] - before[count] == 5
+    assert after['orders_live_fanout_seconds_bucket{le="+Inf"}'] == after[count]
+    assert after.get('orders_live_resyncs_total{reason="unknown_position"}') == 1
+    assert 0 <= after["orders_live_resume_position_age_seconds"] < 5
+    assert after["orders_live_ready"] == 1
+
+
+async def ready(session: aiohttp.ClientSession, service: Service) -> tuple[int, dict[str, Any]]:
+    async with session.get(f"{service.url}/readyz") as response:
+        return response.status, await response.json()
+
+
+async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Path) -> None:
+    database = NxServer(tmp_path / "nx")
+    service = Service(settings_for(database.url("ready")))
+    await service.start()
+    try:
+        assert service.hub is not None
+        await service.hub.wait_ready(10)
+        async with aiohttp.ClientSession() as session:
+            assert (await ready(session, service))[0] == 200
+            database.stop()
+            status, body = await ready(session, service)
+            assert status == 503
+            assert any(problem.startswith("database") for problem in body["problems"])
+            async with session.get(f"{service.url}/healthz") as response:
+                assert response.status == 200  # the process is up all the same
+            database = NxServer(tmp_path / "nx", port=database.port)
+
+            async def ready_again() -> bool:
+                return (await ready(session, service))[0] == 200
+
+            await until_async(ready_again, within=30, what="/readyz to recover")
+    finally:
+        await service.stop()
+        database.stop()
+    assert re.fullmatch(r"nx:\d+", service.hub.position or "")
