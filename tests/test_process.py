@@ -6,6 +6,8 @@ import asyncio
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,32 @@ async def test_cli_writes_and_watch_prints_each_change(serve: ServeProcess) -> N
         ("delete", order["id"]),
     ]
     assert changes[1]["order"]["status"] == "shipped"
+
+
+def test_json_logs_carry_neither_tokens_nor_order_contents(tmp_path: Path) -> None:
+    secrets = {"ORDERS_LIVE_READ_TOKEN": "read-tok-123", "ORDERS_LIVE_WRITE_TOKEN": "write-tok-456"}
+    process = ServeProcess(tmp_path / "data", free_port(), env={"ORDERS_LIVE_LOG_FORMAT": "json", **secrets})
+    try:
+        process.wait_until_live()
+        url = f"{process.url}/api/orders"
+        created = run_cli("create", "Zelda Secretname", "Hidden product", "--url", process.url)
+        assert created.returncode == 1  # no write token given
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"customer_name": "Zelda Secretname", "product_name": "Hidden product"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer write-tok-456"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}?token=wrong-guess-789", timeout=10)
+        assert refused.value.code == 403
+    finally:
+        assert process.stop() == 0
+    lines = process.log.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any("refused read" in entry["message"] for entry in entries)
+    text = process.log.read_text()
+    for secret in ("read-tok-123", "write-tok-456", "wrong-guess-789", "Zelda Secretname", "Hidden product"):
+        assert secret not in text

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from .log_format import configure_logging
 from .model import STATUSES
 from .rest_client import ApiRefused, OrdersClient
 from .service import Service
@@ -133,7 +134,11 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     simulation: asyncio.Task[None] | None = None
     try:
         await service.start()
-        print(f"orders-live is running: open {service.url}/  (Ctrl-C stops it)", flush=True)
+        banner = f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"
+        if settings.log_format == "json":
+            logging.getLogger("orders_live").info(banner)
+        else:
+            print(banner, flush=True)
         if rate is not None:
             simulation = asyncio.create_task(_simulate(service.url, rate, None, None), name="demo-simulator")
         await stop.wait()
@@ -159,8 +164,9 @@ async def _with_client(url: str, call: Callable[[OrdersClient], Awaitable[Any]])
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings_level = Settings().log_level if args.command in ("serve", "demo") else "WARNING"
-    logging.basicConfig(level=settings_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    serving = args.command in ("serve", "demo")
+    configure_logging(settings.log_level if serving else "WARNING", settings.log_format)
     try:
         if args.command in ("serve", "demo"):
             asyncio.run(_serve(_settings(args), args.rate if args.command == "demo" else None))
