@@ -20,6 +20,8 @@ export class OrdersApi {
   constructor(
     private readonly base = "",
     private readonly fetchImpl: Fetch = (...args) => fetch(...args),
+    /** Sent as `Authorization: Bearer` when the service requires tokens. */
+    private readonly token?: string,
   ) {}
 
   create(draft: OrderDraft): Promise<ApiResult<Order>> {
@@ -38,6 +40,7 @@ export class OrdersApi {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (ifMatch !== undefined) headers["If-Match"] = `"${ifMatch}"`;
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.base}${path}`, {

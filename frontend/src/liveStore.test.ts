@@ -188,3 +188,19 @@ describe("LiveStore writes", () => {
   });
 });
 
+
+describe("OrdersApi with a token", () => {
+  it("sends it as a bearer token", async () => {
+    let seen: Record<string, string> = {};
+    const api = new OrdersApi(
+      "",
+      async (_input, init) => {
+        seen = init?.headers as Record<string, string>;
+        return new Response(JSON.stringify({ id: 1 }), { status: 201, headers: { "Content-Type": "application/json" } });
+      },
+      "secret-token",
+    );
+    await api.create({ customer_name: "Ada", product_name: "Lamp", status: "pending" });
+    expect(seen.Authorization).toBe("Bearer secret-token");
+  });
+});

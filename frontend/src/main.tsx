@@ -10,15 +10,26 @@ import "./styles.css";
 const params = new URLSearchParams(window.location.search);
 const status = params.get("status");
 
+// A service with access tokens: open the dashboard at /#token=<token> once. The token is kept
+// in this browser's storage and taken out of the address bar (a fragment never reaches a server log).
+const fragment = new URLSearchParams(window.location.hash.slice(1));
+const given = fragment.get("token");
+if (given) {
+  window.localStorage.setItem("orders-live-token", given);
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+}
+const token = given ?? window.localStorage.getItem("orders-live-token") ?? undefined;
+
 // Same origin as the page; WebSocket only (no long-polling, so no sticky sessions needed).
 const socket = io({
+  auth: token ? { token } : undefined,
   transports: ["websocket"],
   reconnection: true,
   reconnectionDelay: 300,
   reconnectionDelayMax: 3000,
   autoConnect: false,
 });
-const store = new LiveStore(socket, new OrdersApi(), { filter: isStatus(status) ? status : null });
+const store = new LiveStore(socket, new OrdersApi("", undefined, token), { filter: isStatus(status) ? status : null });
 socket.connect();
 
 createRoot(document.getElementById("root") as HTMLElement).render(

@@ -1,0 +1,57 @@
+"""docker-compose.yml cannot run here (no Docker engine): check that it parses and that
+everything it builds from or mounts is in the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def test_every_service_has_an_image_or_a_build_context_with_its_dockerfile() -> None:
+    services = compose()["services"]
+    assert {"mongo", "mongo-setup", "orders-live-1", "orders-live-2", "balancer"} <= set(services)
+    for name, service in services.items():
+        if "build" in service:
+            context = ROOT / service["build"]["context"]
+            dockerfile = context / service["build"].get("dockerfile", "Dockerfile")
+            assert context.is_dir(), name
+            assert dockerfile.is_file(), name
+        else:
+            assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+", service["image"]), name
+
+
+def test_every_mounted_file_and_dockerfile_source_exists() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+
+
+def test_the_instances_differ_only_in_their_names_and_depend_on_a_healthy_database() -> None:
+    services = compose()["services"]
+    first, second = services["orders-live-1"], services["orders-live-2"]
+    assert first["environment"]["ORDERS_LIVE_INSTANCE"] != second["environment"]["ORDERS_LIVE_INSTANCE"]
+    assert {k: v for k, v in first["environment"].items() if k != "ORDERS_LIVE_INSTANCE"} == {
+        k: v for k, v in second["environment"].items() if k != "ORDERS_LIVE_INSTANCE"
+    }
+    assert first["depends_on"]["mongo"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(first["healthcheck"]["test"])
+    upstream = (ROOT / "nginx" / "nginx.conf").read_text()
+    assert "orders-live-1:8080" in upstream and "orders-live-2:8080" in upstream
+    assert "proxy_set_header Upgrade" in upstream
