@@ -140,6 +140,7 @@ def test_json_logs_carry_neither_tokens_nor_order_contents(tmp_path: Path) -> No
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{url}?token=wrong-guess-789", timeout=10)
         assert refused.value.code == 403
+        refused.value.close()
     finally:
         assert process.stop() == 0
     lines = process.log.read_text().splitlines()
