@@ -12,6 +12,8 @@ import pytest_asyncio
 import socketio
 
 from conftest import settings_for
+from orders_live.client import LiveOrders
+from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
 
 READ, WRITE = "read-secret-1", "write-secret-2"
@@ -136,3 +138,45 @@ async def test_socketio_limits_subscriptions_rate_and_connections(locked: Servic
             await client.disconnect()
     async with aiohttp.ClientSession() as session, session.get(f"{locked.url}/metrics") as response:
         assert 'orders_live_connected_clients{transport="socketio"} 0' in await response.text()
+
+
+async def test_cors_headers_reach_errors_and_event_streams_for_allowed_origins(locked: Service) -> None:
+    headers = {"Origin": "https://ops.example"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{locked.url}/api/orders", headers=headers) as response:
+            assert response.status == 401
+            assert response.headers["Access-Control-Allow-Origin"] == "https://ops.example"
+        async with session.get(f"{locked.url}/api/changes/stream?token={READ}", headers=headers) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == "https://ops.example"
+
+
+async def test_a_refused_connection_says_why(locked: Service) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    refusals: list[Any] = []
+    client.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(locked.url, transports=["websocket"], auth={"token": "nope"}, wait_timeout=5)
+    assert refusals == [{"message": "this token does not allow reads", "data": {"code": "forbidden"}}]
+
+
+async def test_with_only_a_read_token_writes_need_it_too(mongo_url: str) -> None:
+    service = Service(settings_for(mongo_url, read_token=READ))
+    await service.start()
+    try:
+        body = {"customer_name": "Ada", "product_name": "Lamp"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{service.url}/api/orders", json=body) as response:
+                assert response.status == 401
+            async with session.post(f"{service.url}/api/orders", json=body, headers=bearer(READ)) as response:
+                assert response.status == 201
+    finally:
+        await service.stop()
+
+
+async def test_the_cli_and_the_client_library_send_their_token(locked: Service) -> None:
+    async with aiohttp.ClientSession() as session:
+        created = await OrdersClient(locked.url, session, WRITE).create("Ada", "Lamp")
+    async with LiveOrders(locked.url, token=READ) as live:
+        await live.wait_live()
+        assert list(live.orders) == [created["id"]]

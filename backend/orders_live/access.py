@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 Need = Literal["read", "write"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class AccessPolicy:
@@ -33,11 +32,12 @@ class AccessPolicy:
 
     def check(self, token: str | None, need: Need, who: str) -> None:
         """Raises ApiError 401/403 unless ``token`` allows ``need``."""
-        wanted = [t for t in ((self.write_token,) if need == "write" else (self.read_token, self.write_token)) if t]
-        if need == "read" and not self.read_token:
-            return  # reads are open unless a read token is set
-        if need == "write" and not self.write_token:
-            return
+        if need == "read":
+            wanted = [t for t in (self.read_token, self.write_token) if t] if self.read_token else []
+        else:  # writes need the write token; with only a read token set, that one
+            wanted = [self.write_token] if self.write_token else [t for t in (self.read_token,) if t]
+        if not wanted:
+            return  # open: no token configured for this
         if token is None:
             log.info("refused %s from %s: no token", need, who)
             raise ApiError(401, "unauthorized", f"a {need} token is required")
@@ -80,18 +80,27 @@ def access_middleware(policy: AccessPolicy) -> Middleware:
                 need: Need = "read" if request.method in ("GET", "HEAD") else "write"
                 policy.check(request_token(request), need, request.remote or "?")
                 response = await handler(request)
-            if origin is not None and origin.rstrip("/") in policy.allowed_origins:
-                response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Vary"] = "Origin"
-                response.headers["Access-Control-Allow-Headers"] = (
-                    "Authorization, Content-Type, If-Match, Last-Event-ID"
-                )
-                response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
-                response.headers["Access-Control-Expose-Headers"] = "ETag"
             return response
         return await handler(request)
 
     return guard
+
+
+def cors_headers(policy: AccessPolicy) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook: CORS headers for allowed origins on every API
+    response, errors and event streams included (their headers go out before any body)."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is None or not request.path.startswith("/api/") or origin.rstrip("/") not in policy.allowed_origins:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, If-Match, Last-Event-ID"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Expose-Headers"] = "ETag"
+
+    return add
 
 
 class RateLimit:

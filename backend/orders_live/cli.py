@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     def client_command(name: str, text: str) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
+        command.add_argument(
+            "--token", default=os.environ.get("ORDERS_LIVE_TOKEN"), help="access token (default $ORDERS_LIVE_TOKEN)"
+        )
         return command
 
     watch = client_command("watch", "print each change as it happens")
@@ -140,7 +144,10 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
         else:
             print(banner, flush=True)
         if rate is not None:
-            simulation = asyncio.create_task(_simulate(service.url, rate, None, None), name="demo-simulator")
+            simulation = asyncio.create_task(
+                _simulate(service.url, rate, None, None, settings.write_token or settings.read_token),
+                name="demo-simulator",
+            )
         await stop.wait()
     finally:
         if simulation is not None:
@@ -150,14 +157,14 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
         await service.stop()
 
 
-async def _simulate(url: str, rate: float, count: int | None, seed: int | None) -> None:
+async def _simulate(url: str, rate: float, count: int | None, seed: int | None, token: str | None) -> None:
     async with aiohttp.ClientSession() as session:
-        await Simulator(OrdersClient(url, session), rate, seed).run(count)
+        await Simulator(OrdersClient(url, session, token), rate, seed).run(count)
 
 
-async def _with_client(url: str, call: Callable[[OrdersClient], Awaitable[Any]]) -> None:
+async def _with_client(url: str, token: str | None, call: Callable[[OrdersClient], Awaitable[Any]]) -> None:
     async with aiohttp.ClientSession() as session:
-        result = await call(OrdersClient(url, session))
+        result = await call(OrdersClient(url, session, token))
         if result is not None:
             print(json.dumps(result, indent=2))
 
@@ -175,14 +182,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.id is not None:
                 wanted = {"id": args.id}
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(Watcher([args.url, *args.also], wanted, as_json=args.json).run())
+                asyncio.run(Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token).run())
         elif args.command == "bench":
             _bench(args)
         elif args.command == "simulate":
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_simulate(args.url, args.rate, args.count, args.seed))
+                asyncio.run(_simulate(args.url, args.rate, args.count, args.seed, args.token))
         elif args.command == "create":
-            asyncio.run(_with_client(args.url, lambda c: c.create(args.customer_name, args.product_name, args.status)))
+            asyncio.run(
+                _with_client(
+                    args.url, args.token, lambda c: c.create(args.customer_name, args.product_name, args.status)
+                )
+            )
         elif args.command == "update":
             fields = {
                 k: v
@@ -193,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                 }.items()
                 if v is not None
             }
-            asyncio.run(_with_client(args.url, lambda c: c.update(args.id, args.if_match, **fields)))
+            asyncio.run(_with_client(args.url, args.token, lambda c: c.update(args.id, args.if_match, **fields)))
         elif args.command == "delete":
-            asyncio.run(_with_client(args.url, lambda c: c.delete(args.id)))
+            asyncio.run(_with_client(args.url, args.token, lambda c: c.delete(args.id)))
     except ApiRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1

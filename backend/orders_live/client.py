@@ -59,7 +59,9 @@ class LiveOrders:
         reconnect_first: float = 0.2,
         reconnect_max: float = 5.0,
         on_event: Callable[[LiveEvent], None] | None = None,
+        token: str | None = None,
     ) -> None:
+        self.token = token
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         wanted: dict[str, Any] = {"status": status} if status else {}
         if order_id is not None:
@@ -125,7 +127,8 @@ class LiveOrders:
             sio.on("order_changes", self._on_changes)
             sio.on("resync", self._on_resync)
             try:
-                await sio.connect(url, transports=["websocket"], wait_timeout=5)
+                auth = {"token": self.token} if self.token else None
+                await sio.connect(url, transports=["websocket"], wait_timeout=5, auth=auth)
                 await self._subscribe(sio)
                 self._backoff.reset()
                 await sio.wait()  # until the connection drops

@@ -17,13 +17,15 @@ class ApiRefused(Exception):
 
 
 class OrdersClient:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> Any:
+        headers = {**self.auth, **(headers or {})}
         async with self.session.request(method, f"{self.base_url}{path}", json=body, headers=headers) as response:
             payload = await response.json() if response.content_type == "application/json" else None
             if response.status >= 400:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .access import AccessPolicy, ConnectionBudget, access_middleware
+from .access import AccessPolicy, ConnectionBudget, access_middleware, cors_headers
 from .access_log import PathOnlyAccessLog
 from .change_feed_api import ChangeFeedApi
 from .embedded_mongo import EmbeddedMongo
@@ -56,6 +56,7 @@ class Service:
         app = web.Application(
             middlewares=[json_errors, access_middleware(policy)], client_max_size=settings.max_body_bytes
         )
+        app.on_response_prepare.append(cors_headers(policy))
         # The instance name defaults to hostname:port; with port 0 it is known only once bound.
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log_class=PathOnlyAccessLog)
         self.hub = Hub(

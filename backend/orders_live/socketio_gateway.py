@@ -109,10 +109,10 @@ class SocketGateway:
         try:
             self.policy.check(auth_token(auth, dict(parse_qsl(environ.get("QUERY_STRING", "")))), "read", who)
         except ApiError as exc:
-            raise ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+            raise ConnectionRefusedError(exc.message, {"code": exc.code}) from None
         if not self.budget.take():
             log.warning("refused a connection from %s: %d connections already", who, self.budget.open)
-            raise ConnectionRefusedError({"code": "too_many_connections", "message": "the server is full"})
+            raise ConnectionRefusedError("the server is full", {"code": "too_many_connections"})
         self.rate_per_sid[sid] = RateLimit(self.subscribe_rate)
         if request is not None:
             bound_send_buffer(request.transport, self.socket_send_buffer)

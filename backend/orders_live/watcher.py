@@ -14,10 +14,17 @@ class Watcher:
     """Prints what a LiveOrders client sees: snapshots, changes, resyncs and reconnects."""
 
     def __init__(
-        self, urls: list[str], wanted: dict[str, Any], as_json: bool = False, out: TextIO = sys.stdout
+        self,
+        urls: list[str],
+        wanted: dict[str, Any],
+        as_json: bool = False,
+        out: TextIO = sys.stdout,
+        token: str | None = None,
     ) -> None:
         self.as_json, self.out = as_json, out
-        self.live = LiveOrders(urls, status=wanted.get("status"), order_id=wanted.get("id"), on_event=self._print)
+        self.live = LiveOrders(
+            urls, status=wanted.get("status"), order_id=wanted.get("id"), on_event=self._print, token=token
+        )
         self._state = ""
 
     async def run(self) -> None:
