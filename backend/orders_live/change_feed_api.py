@@ -23,14 +23,14 @@ from aiohttp import web
 from .access import ConnectionBudget
 from .client_queue import ClientQueue
 from .http_errors import ApiError
-from .hub import Delivery, Hub, NotReady, View
+from .hub import Delivery, Hub, View
 from .model import OrderJson
+from .rest_api import feed_ready
 from .socketio_gateway import bound_send_buffer
 from .subscription_filter import FilterError, SubscriptionFilter, parse_filter
 
 log = logging.getLogger(__name__)
 
-READY_WAIT = 5.0
 MAX_POSITION_LENGTH = 4096
 
 
@@ -108,12 +108,6 @@ class ChangeFeedApi:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/changes/stream", self.stream), web.get("/api/changes", self.poll)]
 
-    async def _ready(self) -> None:
-        try:
-            await self.hub.wait_ready(READY_WAIT)
-        except NotReady as exc:
-            raise ApiError(503, "unavailable", str(exc)) from None
-
     async def poll(self, request: web.Request) -> web.Response:
         wanted = _query_filter(request.query, {"since", "token"})
         since = _position(request.query.get("since"), "since")
@@ -124,7 +118,7 @@ class ChangeFeedApi:
                 "give the position to read from",
                 {"since": "required: a position from GET /api/orders or an earlier poll"},
             )
-        await self._ready()
+        await feed_ready(self.hub)
         view = await self.hub.changes_since(wanted, since)
         if view.replayed is not None:
             changes = [change.wire() for change in view.replayed]
@@ -136,7 +130,7 @@ class ChangeFeedApi:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         wanted = _query_filter(request.query, {"since", "token"})
         since = _position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
-        await self._ready()
+        await feed_ready(self.hub)
         if not self.budget.take():
             raise ApiError(503, "too_many_connections", "the server is full")
         try:

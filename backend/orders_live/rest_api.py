@@ -36,12 +36,6 @@ class OrdersApi:
             web.delete(r"/api/orders/{id:\d+}", self.delete_order),
         ]
 
-    async def _ready(self) -> None:
-        try:
-            await self.hub.wait_ready(READY_WAIT)
-        except NotReady as exc:
-            raise ApiError(503, "unavailable", str(exc)) from None
-
     async def list_orders(self, request: web.Request) -> web.Response:
         query = request.query
         unknown = sorted(set(query) - {"status", "limit", "token"})
@@ -61,13 +55,13 @@ class OrdersApi:
                 limit = int(raw)
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
-        await self._ready()
+        await feed_ready(self.hub)
         orders, position = self.hub.select(wanted, limit)
         return web.json_response({"orders": orders, "position": position})
 
     async def get_order(self, request: web.Request) -> web.Response:
         order_id = _order_id(request)
-        await self._ready()
+        await feed_ready(self.hub)
         found, _ = self.hub.select(SubscriptionFilter("id", id=order_id))
         if not found:
             raise _not_found(order_id)
@@ -109,6 +103,14 @@ class OrdersApi:
             raise _conflict(exc) from None
         await self.hub.applied(order_id, None, WRITE_VISIBLE_WAIT)
         return web.Response(status=204)
+
+
+async def feed_ready(hub: Hub) -> None:
+    """Reads wait (a little) for the change feed; past that, 503."""
+    try:
+        await hub.wait_ready(READY_WAIT)
+    except NotReady as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
 
 
 def _order_id(request: web.Request) -> int:
