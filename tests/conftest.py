@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -153,16 +154,23 @@ def settings_for(url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest_asyncio.fixture
-async def service(mongo_url: str) -> AsyncIterator[Service]:
-    running = Service(settings_for(mongo_url))
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    """A service started in this process, its change feed live; stopped on the way out."""
+    running = Service(settings)
     await running.start()
-    assert running.hub is not None
-    await running.hub.wait_ready(10)
     try:
+        assert running.hub is not None
+        await running.hub.wait_ready(10)
         yield running
     finally:
         await running.stop()
+
+
+@pytest_asyncio.fixture
+async def service(mongo_url: str) -> AsyncIterator[Service]:
+    async with running_service(settings_for(mongo_url)) as running:
+        yield running
 
 
 class Listener:

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 import socketio
 
-from conftest import settings_for
+from conftest import running_service, settings_for
 from orders_live.client import LiveOrders
 from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
@@ -21,22 +21,17 @@ READ, WRITE = "read-secret-1", "write-secret-2"
 
 @pytest_asyncio.fixture
 async def locked(mongo_url: str) -> AsyncIterator[Service]:
-    service = Service(
-        settings_for(
-            mongo_url,
-            read_token=READ,
-            write_token=WRITE,
-            allowed_origins=["https://ops.example"],
-            max_connections=3,
-            max_subscriptions=2,
-            subscribe_rate=2.0,
-        )
+    settings = settings_for(
+        mongo_url,
+        read_token=READ,
+        write_token=WRITE,
+        allowed_origins=["https://ops.example"],
+        max_connections=3,
+        max_subscriptions=2,
+        subscribe_rate=2.0,
     )
-    await service.start()
-    assert service.hub is not None
-    await service.hub.wait_ready(10)
-    yield service
-    await service.stop()
+    async with running_service(settings) as service:
+        yield service
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -161,17 +156,12 @@ async def test_a_refused_connection_says_why(locked: Service) -> None:
 
 
 async def test_with_only_a_read_token_writes_need_it_too(mongo_url: str) -> None:
-    service = Service(settings_for(mongo_url, read_token=READ))
-    await service.start()
-    try:
-        body = {"customer_name": "Ada", "product_name": "Lamp"}
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{service.url}/api/orders", json=body) as response:
-                assert response.status == 401
-            async with session.post(f"{service.url}/api/orders", json=body, headers=bearer(READ)) as response:
-                assert response.status == 201
-    finally:
-        await service.stop()
+    body = {"customer_name": "Ada", "product_name": "Lamp"}
+    async with running_service(settings_for(mongo_url, read_token=READ)) as service, aiohttp.ClientSession() as session:
+        async with session.post(f"{service.url}/api/orders", json=body) as response:
+            assert response.status == 401
+        async with session.post(f"{service.url}/api/orders", json=body, headers=bearer(READ)) as response:
+            assert response.status == 201
 
 
 async def test_the_cli_and_the_client_library_send_their_token(locked: Service) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from conftest import settings_for, until
+from conftest import running_service, settings_for, until
 from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
 
@@ -110,18 +110,12 @@ async def test_sse_with_an_unknown_last_event_id_gets_a_resync(service: Service)
 
 
 async def test_idle_sse_streams_get_keep_alive_comments(mongo_url: str) -> None:
-    service = Service(settings_for(mongo_url, sse_keepalive=0.05))
-    await service.start()
-    assert service.hub is not None
-    await service.hub.wait_ready(10)
-    try:
-        async with aiohttp.ClientSession() as session:
-            reader = SseReader(session, f"{service.url}/api/changes/stream")
-            reader.open()
-            await until(lambda: sum(e[0] == "comment" for e in reader.events) >= 2, what="keep-alives")
-            await reader.drop()
-    finally:
-        await service.stop()
+    settings = settings_for(mongo_url, sse_keepalive=0.05)
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        reader = SseReader(session, f"{service.url}/api/changes/stream")
+        reader.open()
+        await until(lambda: sum(e[0] == "comment" for e in reader.events) >= 2, what="keep-alives")
+        await reader.drop()
 
 
 async def test_polling_returns_at_once_with_what_changed_since_a_position(service: Service) -> None:

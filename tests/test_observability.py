@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from conftest import Listener, NxServer, settings_for, until, until_async
+from conftest import Listener, NxServer, running_service, settings_for, until, until_async
 from orders_live.rest_client import OrdersClient
 from orders_live.service import Service
 
@@ -72,12 +72,8 @@ async def ready(session: aiohttp.ClientSession, service: Service) -> tuple[int, 
 
 async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Path) -> None:
     database = NxServer(tmp_path / "nx")
-    service = Service(settings_for(database.url("ready")))
-    await service.start()
     try:
-        assert service.hub is not None
-        await service.hub.wait_ready(10)
-        async with aiohttp.ClientSession() as session:
+        async with running_service(settings_for(database.url("ready"))) as service, aiohttp.ClientSession() as session:
             assert (await ready(session, service))[0] == 200
             database.stop()
             status, body = await ready(session, service)
@@ -91,7 +87,7 @@ async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Pa
                 return (await ready(session, service))[0] == 200
 
             await until_async(ready_again, within=30, what="/readyz to recover")
+            assert service.hub is not None
+            assert re.fullmatch(r"nx:\d+", service.hub.position or "")
     finally:
-        await service.stop()
-        database.stop()
-    assert re.fullmatch(r"nx:\d+", service.hub.position or "")
+        database.stop()  # after the service: closing a client against a stopped server hangs

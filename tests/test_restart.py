@@ -7,30 +7,24 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from conftest import NxServer, free_port, settings_for, until
+from conftest import NxServer, free_port, running_service, settings_for, until
 from orders_live.model import OrderCreate, OrderPatch
 from orders_live.mongo_source import MongoSource
 from orders_live.rest_client import OrdersClient
-from orders_live.service import Service
 
 
 async def test_changes_made_while_the_service_is_down_reach_subscribers_after_restart(
     mongo_url: str, listeners: Any
 ) -> None:
-    port = free_port()
-    first = Service(settings_for(mongo_url, port=port))
-    await first.start()
-    assert first.hub is not None
-    await first.hub.wait_ready(10)
-    listener = await listeners(first.url)
-    await listener.subscribe({})
-    async with aiohttp.ClientSession() as session:
+    settings = settings_for(mongo_url, port=free_port())
+    async with running_service(settings) as first, aiohttp.ClientSession() as session:
+        listener = await listeners(first.url)
+        await listener.subscribe({})
         api = OrdersClient(first.url, session)
         kept = await api.create("Ada", "Keyboard")
         await api.create("Grace", "Monitor")
-    await until(lambda: len(listener.changes()) == 2, what="the first two changes")
-    last_seen = listener.changes()[-1]["position"]
-    await first.stop()
+        await until(lambda: len(listener.changes()) == 2, what="the first two changes")
+        last_seen = listener.changes()[-1]["position"]
 
     # The service is down; the database is not. Someone writes.
     writer = MongoSource(mongo_url)
@@ -41,11 +35,7 @@ async def test_changes_made_while_the_service_is_down_reach_subscribers_after_re
     finally:
         await writer.close()
 
-    second = Service(settings_for(mongo_url, port=port))
-    await second.start()
-    try:
-        assert second.hub is not None
-        await second.hub.wait_ready(10)
+    async with running_service(settings):
         await until(lambda: listener.sio.connected and listener.connects == 2, within=10, what="the reconnect")
         before = len(listener.changes())
         ack = await listener.subscribe({"since": last_seen})
@@ -59,8 +49,6 @@ async def test_changes_made_while_the_service_is_down_reach_subscribers_after_re
         ]
         assert missed[1]["order"]["status"] == "shipped"
         assert ack["position"] == missed[-1]["position"]
-    finally:
-        await second.stop()
 
 
 async def test_a_position_the_change_log_no_longer_holds_gets_a_resync_not_a_gap(
@@ -68,18 +56,13 @@ async def test_a_position_the_change_log_no_longer_holds_gets_a_resync_not_a_gap
 ) -> None:
     """nx-27017 prunes its change log ~1,000 rows behind its slowest open stream and
     then accepts the old token without a word; the service must notice."""
-    port = free_port()
-    service = Service(settings_for(mongo_url, port=port))
-    await service.start()
-    assert service.hub is not None
-    await service.hub.wait_ready(10)
-    listener = await listeners(service.url)
-    await listener.subscribe({})
-    async with aiohttp.ClientSession() as session:
+    settings = settings_for(mongo_url, port=free_port())
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        listener = await listeners(service.url)
+        await listener.subscribe({})
         first = await OrdersClient(service.url, session).create("Ada", "Keyboard")
-    await until(lambda: len(listener.changes()) == 1, what="the first change")
-    old_position = listener.changes()[0]["position"]
-    await service.stop()
+        await until(lambda: len(listener.changes()) == 1, what="the first change")
+        old_position = listener.changes()[0]["position"]
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     orders = client.get_default_database()["orders"]
@@ -92,14 +75,8 @@ async def test_a_position_the_change_log_no_longer_holds_gets_a_resync_not_a_gap
     finally:
         await client.close()
 
-    service = Service(settings_for(mongo_url, port=port))
-    await service.start()
-    try:
-        assert service.hub is not None
-        await service.hub.wait_ready(10)
+    async with running_service(settings):
         await until(lambda: listener.sio.connected and listener.connects == 2, within=10, what="the reconnect")
         ack = await listener.subscribe({"since": old_position})
         assert ack["resync"] == "history_gone"
         assert [(o["id"], o["product_name"]) for o in ack["orders"]] == [(first["id"], "K1099")]
-    finally:
-        await service.stop()
