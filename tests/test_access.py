@@ -12,8 +12,8 @@ import pytest_asyncio
 import socketio
 
 from conftest import running_service, settings_for
-from orders_live.client import LiveOrders
-from orders_live.rest_client import OrdersClient
+from orders_live.client.live_orders import LiveOrders
+from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
 READ, WRITE = "read-secret-1", "write-secret-2"

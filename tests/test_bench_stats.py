@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from orders_live.bench import markdown, stable_rates
-from orders_live.bench_stats import SequenceCheck, merge_counts, percentile, summary
+from orders_live.bench.runner import markdown, stable_rates
+from orders_live.bench.stats import SequenceCheck, merge_counts, percentile, summary
 
 
 def test_nearest_rank_percentiles() -> None:

@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 from conftest import until
-from orders_live.change import Change
-from orders_live.client_connection import ClientConnection, SocketSink
-from orders_live.client_queue import ClientQueue
-from orders_live.hub import Delivery, Hub
-from orders_live.memory_source import MemorySource
-from orders_live.model import OrderCreate, OrderPatch
-from orders_live.subscription_filter import SubscriptionFilter
+from orders_live.domain.change import Change
+from orders_live.domain.order import OrderCreate, OrderPatch
+from orders_live.domain.subscription import SubscriptionFilter
+from orders_live.hub.hub import Delivery, Hub
+from orders_live.sources.memory import MemorySource
+from orders_live.transports.client_queue import ClientQueue
+from orders_live.transports.socketio.connection import ClientConnection, SocketSink
 
 
 def delivery(order_id: int, version: int, seq: int) -> Delivery:

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from conftest import ServeProcess, free_port, until
-from orders_live.client import LiveOrders
-from orders_live.lean_socketio import LeanSocketIO
-from orders_live.live_view import LiveView, matches
-from orders_live.model import STATUSES, OrderCreate, OrderPatch
-from orders_live.mongo_source import MongoSource
-from orders_live.source import OrderNotFound, VersionConflict
+from orders_live.client.lean_socketio import LeanSocketIO
+from orders_live.client.live_orders import LiveOrders
+from orders_live.client.live_view import LiveView, matches
+from orders_live.domain.order import STATUSES, OrderCreate, OrderPatch
+from orders_live.domain.source import OrderNotFound, VersionConflict
+from orders_live.sources.mongo.source import MongoSource
 from test_live_feed import database_orders
 
 WRITES = 1500

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from conftest import running_service, settings_for, until
-from orders_live.rest_client import OrdersClient
+from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
 

@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 
 from conftest import until
-from orders_live.hub import Delivery, Hub, NotReady
-from orders_live.memory_source import MemorySource
-from orders_live.model import OrderCreate, OrderJson, OrderPatch
-from orders_live.subscription_filter import SubscriptionFilter
+from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
+from orders_live.domain.subscription import SubscriptionFilter
+from orders_live.hub.hub import Delivery, Hub, NotReady
+from orders_live.sources.memory import MemorySource
 
 
 class RecordingSink:

@@ -9,9 +9,9 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from conftest import Listener, until
-from orders_live.mongo_changes import order_from_document
-from orders_live.rest_client import OrdersClient
+from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
+from orders_live.sources.mongo.documents import order_from_document
 
 
 async def database_orders(mongo_url: str) -> dict[int, dict[str, Any]]:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orders_live.mongo_changes import change_from_event, order_from_document, parse_date, parse_id
-from orders_live.mongo_source import MongoSource
+from orders_live.sources.mongo.documents import change_from_event, order_from_document, parse_date, parse_id
+from orders_live.sources.mongo.source import MongoSource
 
 STORED = {"_id": 7, "customer_name": "Ada", "product_name": "Lamp", "status": "shipped", "version": 2}
 WHEN = datetime(2026, 11, 24, 1, 2, 3, 456000, tzinfo=UTC)

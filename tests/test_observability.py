@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from conftest import Listener, NxServer, running_service, settings_for, until, until_async
-from orders_live.rest_client import OrdersClient
+from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
 

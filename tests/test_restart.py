@@ -8,9 +8,9 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from conftest import NxServer, free_port, running_service, settings_for, until
-from orders_live.model import OrderCreate, OrderPatch
-from orders_live.mongo_source import MongoSource
-from orders_live.rest_client import OrdersClient
+from orders_live.client.rest import OrdersClient
+from orders_live.domain.order import OrderCreate, OrderPatch
+from orders_live.sources.mongo.source import MongoSource
 
 
 async def test_changes_made_while_the_service_is_down_reach_subscribers_after_restart(

@@ -16,13 +16,13 @@ from typing import Any
 
 import aiohttp
 
-from .log_format import configure_logging
-from .model import STATUSES
-from .rest_client import ApiRefused, OrdersClient
-from .service import Service
-from .settings import Settings
-from .simulator import Simulator
-from .watcher import Watcher
+from orders_live.client.rest import ApiRefused, OrdersClient
+from orders_live.client.simulator import Simulator
+from orders_live.client.watch import Watcher
+from orders_live.domain.order import STATUSES
+from orders_live.log_format import configure_logging
+from orders_live.service import Service
+from orders_live.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _bench(args: argparse.Namespace) -> None:
     try:
-        from .bench import Case, run_bench
+        from orders_live.bench.runner import Case, run_bench
     except ImportError as exc:
         raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
     rates = [float(rate) for rate in args.rates.split(",")]

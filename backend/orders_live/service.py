@@ -7,17 +7,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .access import AccessPolicy, ConnectionBudget, access_middleware, cors_headers
-from .access_log import PathOnlyAccessLog
-from .change_feed_api import ChangeFeedApi
-from .embedded_mongo import EmbeddedMongo
-from .http_errors import json_errors
-from .hub import Hub
-from .observability import Observability
-from .rest_api import OrdersApi
-from .settings import Settings
-from .socketio_gateway import SocketGateway
-from .source import ChangeSource, source_from_url
+from orders_live.domain.source import ChangeSource, source_from_url
+from orders_live.hub.hub import Hub
+from orders_live.settings import Settings
+from orders_live.sources.mongo.embedded import EmbeddedMongo
+from orders_live.transports.access import AccessPolicy, ConnectionBudget, access_middleware, cors_headers
+from orders_live.transports.http.access_log import PathOnlyAccessLog
+from orders_live.transports.http.errors import json_errors
+from orders_live.transports.http.observability import Observability
+from orders_live.transports.http.rest import OrdersApi
+from orders_live.transports.http.sse import ChangeFeedApi
+from orders_live.transports.socketio.gateway import SocketGateway
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ import pytest_asyncio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect  # noqa: E402
 
 from conftest import free_port, settings_for, until  # noqa: E402
-from orders_live.model import OrderCreate, OrderPatch  # noqa: E402
-from orders_live.mongo_source import MongoSource  # noqa: E402
-from orders_live.rest_client import OrdersClient  # noqa: E402
+from orders_live.client.rest import OrdersClient  # noqa: E402
+from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
+from orders_live.sources.mongo.source import MongoSource  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -1,0 +1,332 @@
+"""``orders-live bench``: push (Socket.IO, SSE) against polling, measured end to end.
+
+The service runs as its own process (embedded database unless ``--mongo-url``); the
+clients run in separate processes (``bench_clients``); a writer in this process updates
+orders at a fixed rate, stamping each write's start time into the order, so each client
+measures write→receipt latency on the machine's one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from orders_live.bench.clients import STAMP
+from orders_live.bench.stats import SequenceCheck, merge_counts, summary
+from orders_live.sources.mongo.embedded import free_port
+
+ORDERS = 50  # the writer cycles through this many orders
+SETTLE = 3.0  # seconds after the last write for deliveries to arrive
+
+
+@dataclass
+class Case:
+    transport: str  # socketio | sse | polling
+    clients: int
+    rate: float
+    duration: float
+    poll_interval: float = 2.0
+
+
+class Bench:
+    def __init__(self, processes: int, sample: int, mongo_url: str | None) -> None:
+        self.processes, self.sample, self.mongo_url = processes, sample, mongo_url
+        self.service: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start_service(self, folder: Path) -> None:
+        port = free_port()
+        args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port), "--data-dir", str(folder)]
+        if self.mongo_url:
+            args += ["--mongo-url", self.mongo_url]
+        env = {**os.environ, "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": "bench"}
+        self.service = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"{self.url}/api/orders?limit=1") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            existing = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
+            for n in range(len(existing), ORDERS):
+                await session.post(f"{self.url}/api/orders", json={"customer_name": f"Bench {n}", "product_name": "-"})
+            orders = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
+        self.order_ids = sorted(o["id"] for o in orders)[:ORDERS]
+
+    async def stop_service(self) -> None:
+        if self.service is not None:
+            self.service.terminate()
+            await asyncio.wait_for(self.service.wait(), 30)
+
+    def _processes(self) -> list[psutil.Process]:
+        assert self.service is not None
+        main = psutil.Process(self.service.pid)
+        return [main, *main.children(recursive=True)]
+
+    async def run(self, case: Case) -> dict[str, Any]:
+        per_process = [
+            case.clients // self.processes + (n < case.clients % self.processes) for n in range(self.processes)
+        ]
+        samples = [min(count, math.ceil(self.sample * count / case.clients)) for count in per_process]
+        generators = []
+        for count, sample in zip(per_process, samples, strict=True):
+            if count == 0:
+                continue
+            config = {
+                "url": self.url,
+                "transport": case.transport,
+                "clients": count,
+                "sample": sample,
+                "poll_interval": case.poll_interval,
+            }
+            generators.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "orders_live.bench.clients",
+                    json.dumps(config),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=2**26,  # the report is one long line
+                )
+            )
+        for generator in generators:
+            assert generator.stdout is not None
+            line = await generator.stdout.readline()
+            if line.strip() != b"READY":
+                raise RuntimeError(f"a client process failed to start: {line!r}")
+        service, database = self._processes()[0], self._processes()[1:]
+        cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in [service])
+        database_before = sum(p.cpu_times().user + p.cpu_times().system for p in database)
+        machine_before = psutil.cpu_times()
+        peak_rss = [service.memory_info().rss]
+        sampling = asyncio.create_task(self._sample_rss(service, peak_rss))
+        started = time.monotonic()
+        writes = await self._write(case)
+        await asyncio.sleep(SETTLE)
+        window = time.monotonic() - started
+        cpu = sum(p.cpu_times().user + p.cpu_times().system for p in [service]) - cpu_before
+        database_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in database) - database_before
+        machine_busy = _busy_share(machine_before, psutil.cpu_times(), window)
+        sampling.cancel()
+        reports = []
+        for generator in generators:
+            assert generator.stdin is not None and generator.stdout is not None
+            generator.stdin.write(b"STOP\n")
+            await generator.stdin.drain()
+            reports.append(json.loads(await generator.stdout.readline()))
+            await generator.wait()
+        async with aiohttp.ClientSession() as session:
+            orders = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
+        final = {o["id"]: o["version"] for o in orders}
+        result = self._result(case, writes, reports, final, cpu, database_cpu, window, max(peak_rss))
+        result["machine_cpu_share"] = machine_busy
+        # The generator was the bottleneck, or the machine was full: the service was not measured alone.
+        result["valid"] = result["valid"] and machine_busy < 0.9
+        return result
+
+    async def _sample_rss(self, process: psutil.Process, peak: list[float]) -> None:
+        while True:
+            peak.append(process.memory_info().rss)
+            await asyncio.sleep(0.25)
+
+    async def _write(self, case: Case) -> int:
+        """Updates at ``case.rate`` per second, each stamped with its start time."""
+        done = 0
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+            async def one(n: int) -> None:
+                nonlocal done
+                order_id = self.order_ids[n % len(self.order_ids)]
+                body = {"product_name": f"{STAMP}{time.time():.6f}"}
+                async with session.patch(f"{self.url}/api/orders/{order_id}", json=body) as response:
+                    if response.status == 200:
+                        done += 1
+
+            start = loop.time()
+            tasks = []
+            for n in range(int(case.rate * case.duration)):
+                delay = start + n / case.rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(n)))
+            await asyncio.gather(*tasks)
+        return done
+
+    def _result(
+        self,
+        case: Case,
+        writes: int,
+        reports: list[dict[str, Any]],
+        final: dict[int, int],
+        cpu: float,
+        database_cpu: float,
+        window: float,
+        peak_rss: float,
+    ) -> dict[str, Any]:
+        checks = []
+        for report in reports:
+            for raw in report["checks"]:
+                check = SequenceCheck(
+                    last={int(k): v for k, v in raw["last"].items()},
+                    received=raw["received"],
+                    lost=raw["lost"],
+                    duplicated=raw["duplicated"],
+                    out_of_order=raw["out_of_order"],
+                )
+                check.finish(final)
+                checks.append({k: getattr(check, k) for k in ("received", "lost", "duplicated", "out_of_order")})
+        counts = merge_counts(checks)
+        counted = [c for report in reports for c in report["counted"]]
+        if case.transport != "polling":  # pollers never see every version: they see the latest
+            counts["lost"] += sum(max(0, writes - c) for c in counted)
+            counts["duplicated"] += sum(max(0, c - writes) for c in counted)
+        else:
+            counts = {k: 0 for k in counts} | {"received": counts["received"]}
+        deliveries = writes * case.clients
+        latencies = [latency for report in reports for latency in report["latencies"]]
+        generator_cpu = max(report["cpu_seconds"] for report in reports) / window
+        lag_p99 = max(report["loop_lag_ms"]["p99"] for report in reports)
+        requests = sum(report["requests"] for report in reports)
+        return {
+            "transport": case.transport,
+            "clients": case.clients,
+            "writes_per_s": case.rate,
+            "duration_s": case.duration,
+            "writes": writes,
+            "deliveries": deliveries,
+            "deliveries_per_s": deliveries / case.duration,
+            "latency_ms": summary(latencies),
+            **counts,
+            "server_cpu_s": cpu,
+            "server_cpu_per_core": cpu / window,
+            "server_us_per_delivery": cpu / deliveries * 1e6 if deliveries else math.nan,
+            "database_cpu_per_core": database_cpu / window,
+            "server_peak_rss_mb": peak_rss / 2**20,
+            "bytes_received": sum(report["bytes"] for report in reports),
+            "poll_requests_per_s": requests / window if requests else None,
+            "poll_empty_share": sum(r["empty"] for r in reports) / requests if requests else None,
+            "generator_cpu_per_core": generator_cpu,
+            "generator_loop_lag_p99_ms": lag_p99,
+            "valid": generator_cpu < 0.9 and lag_p99 < 100,
+        }
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| transport | clients | writes/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | "
+        "out of order | server CPU/core | µs/delivery | peak RSS MB | polls/s | empty polls | valid |"
+    )
+    lines = [head, "|" + "---|" * 17]
+    for r in results:
+        lat = r["latency_ms"]
+        polls = f"{r['poll_requests_per_s']:.1f}" if r["poll_requests_per_s"] else "–"
+        empty = f"{r['poll_empty_share']:.0%}" if r["poll_empty_share"] is not None else "–"
+        lines.append(
+            f"| {r['transport']} | {r['clients']} | {r['writes_per_s']:g} | {r['deliveries_per_s']:.0f} | "
+            f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {r['lost']} | "
+            f"{r['duplicated']} | {r['out_of_order']} | {r['server_cpu_per_core']:.0%} | "
+            f"{r['server_us_per_delivery']:.1f} | {r['server_peak_rss_mb']:.0f} | {polls} | {empty} | "
+            f"{'yes' if r['valid'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _busy_share(before: Any, after: Any, window: float) -> float:
+    """Share of the whole machine's CPU that was busy (every process) over the window."""
+    fields = ("user", "system", "nice", "irq", "softirq")
+    busy = sum(getattr(after, f) - getattr(before, f) for f in fields)
+    return float(busy / (window * (os.cpu_count() or 1)))
+
+
+def stable_rates(results: list[dict[str, Any]]) -> str:
+    """Per transport and client count: the highest write rate that kept up (nothing lost
+    or late at the end of the settle window) with p99 <= 250 ms, in a valid run."""
+    lines = []
+    for transport, clients in sorted({(r["transport"], r["clients"]) for r in results}):
+        if transport == "polling":
+            continue
+        rows = [r for r in results if (r["transport"], r["clients"]) == (transport, clients)]
+        good = [r["writes_per_s"] for r in rows if r["valid"] and r["lost"] == 0 and r["latency_ms"]["p99"] <= 250]
+        best = f"{max(good):g} writes/s" if good else "none of the rates tried"
+        tried = ", ".join(f"{r['writes_per_s']:g}" for r in rows)
+        lines.append(f"- {transport} × {clients} clients: highest stable rate {best} (tried {tried})")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for transport in sorted({r["transport"] for r in results}):
+        rows = sorted((r for r in results if r["transport"] == transport), key=lambda r: r["writes_per_s"])
+        rates = [r["writes_per_s"] for r in rows]
+        for key, style in (("p50", ":"), ("p99", "-")):
+            axis.plot(rates, [r["latency_ms"][key] for r in rows], style, marker="o", label=f"{transport} {key}")
+    axis.set_xlabel("writes per second")
+    axis.set_ylabel("write → client latency, ms")
+    axis.set_yscale("log")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    axis.set_title("orders-live: latency percentiles against write rate")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return True
+
+
+async def run_bench(cases: list[Case], out: Path, processes: int, sample: int, mongo_url: str | None) -> None:
+    bench = Bench(processes, sample, mongo_url)
+    with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
+        await bench.start_service(Path(folder))
+        results = []
+        try:
+            for case in cases:
+                print(f"running {case.transport} × {case.clients} clients at {case.rate:g} writes/s …", flush=True)
+                result = await bench.run(case)
+                results.append(result)
+                print(markdown([result]).splitlines()[-1], flush=True)
+        finally:
+            await bench.stop_service()
+    write_report(out, results, processes, sample, mongo_url)
+
+
+def write_report(out: Path, results: list[dict[str, Any]], processes: int, sample: int, mongo_url: str | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "database": "MONGO_URL" if mongo_url else "embedded nx-27017",
+        "client_processes": processes,
+        "sampled_clients": sample,
+        "settle_s": SETTLE,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    table = markdown(results) + "\n" + stable_rates(results) + "\n"
+    (out / "results.md").write_text(table)
+    plotted = plot(results, out / "latency.png")
+    print(table)
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}" + (f", {out / 'latency.png'}" if plotted else ""))

@@ -1,0 +1,67 @@
+"""``orders-live watch``: print each change as it arrives, one line each; reconnect by itself."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from orders_live.client.live_orders import LiveEvent, LiveOrders
+from orders_live.domain.order import OrderJson
+
+
+class Watcher:
+    """Prints what a LiveOrders client sees: snapshots, changes, resyncs and reconnects."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        wanted: dict[str, Any],
+        as_json: bool = False,
+        out: TextIO = sys.stdout,
+        token: str | None = None,
+    ) -> None:
+        self.as_json, self.out = as_json, out
+        self.live = LiveOrders(
+            urls, status=wanted.get("status"), order_id=wanted.get("id"), on_event=self._print, token=token
+        )
+        self._state = ""
+
+    async def run(self) -> None:
+        async with self.live:
+            async for _ in self.live.events():
+                pass  # printing happens in the callback, in arrival order
+
+    def _print(self, event: LiveEvent) -> None:
+        orders = self.live.orders
+        if event.kind == "change" and event.change is not None:
+            change = event.change
+            self._say(change, describe(change, event.before))
+        elif event.kind in ("snapshot", "resync"):
+            payload = {
+                "event": event.kind,
+                "reason": event.reason,
+                "orders": list(orders.values()),
+                "position": self.live.position,
+            }
+            why = f" ({event.reason})" if event.reason else ""
+            self._say(payload, f"-- {event.kind}{why}: {len(orders)} orders, live from here")
+
+    def _say(self, payload: dict[str, Any], text: str) -> None:
+        line = json.dumps(payload, separators=(",", ":")) if self.as_json else text
+        print(line, file=self.out, flush=True)
+
+
+def describe(change: dict[str, Any], before: OrderJson | None) -> str:
+    stamp = change["committed_at"][11:23]
+    order = change["order"] or before
+    if order is None:
+        return f"{stamp} delete #{change['id']}"
+    status = order["status"] if change["order"] else "deleted"
+    if before is not None and change["order"] is not None and before["status"] != status:
+        status = f"{before['status']} -> {status}"
+    merged = "  (merged)" if change.get("conflated") else ""
+    return (
+        f"{stamp} {change['op']:<6} #{change['id']:<5} {status:<22} "
+        f"{order['customer_name']} / {order['product_name']}  v{order['version']}{merged}"
+    )

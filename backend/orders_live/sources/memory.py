@@ -1,0 +1,126 @@
+"""An in-memory ChangeSource: the fast test tier's database, with the same contract."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncGenerator
+
+from orders_live.domain.change import CaughtUp, Change, HistoryLost, Op
+from orders_live.domain.order import Order, OrderCreate, OrderPatch, iso_millis, utc_now
+from orders_live.domain.source import ChangeSource, OrderNotFound, VersionConflict
+
+PREFIX = "m:"
+AWAIT_SECONDS = 0.05
+
+
+class MemorySource(ChangeSource):
+    description = "in-memory"
+
+    def __init__(self) -> None:
+        self._orders: dict[int, Order] = {}
+        self._log: list[Change] = []
+        self._first_kept_seq = 1  # seq of self._log[0]
+        self._seq = 0
+        self._ids = itertools.count(1)
+        self._appended = asyncio.Event()
+        self._checkpoints: dict[str, str] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def load_orders(self) -> list[Order]:
+        return list(self._orders.values())
+
+    async def get(self, order_id: int) -> Order | None:
+        return self._orders.get(order_id)
+
+    async def create(self, data: OrderCreate) -> Order:
+        order = Order(id=next(self._ids), updated_at=utc_now(), version=1, **data.model_dump())
+        self._orders[order.id] = order
+        self._append("insert", order, None)
+        return order
+
+    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
+        current = self._current(order_id, expected_version)
+        order = current.model_copy(update={**patch.changes(), "updated_at": utc_now(), "version": current.version + 1})
+        self._orders[order_id] = order
+        self._append("update", order, current)
+        return order
+
+    async def delete(self, order_id: int, expected_version: int | None) -> None:
+        current = self._current(order_id, expected_version)
+        del self._orders[order_id]
+        self._append("delete", None, current)
+
+    def _current(self, order_id: int, expected_version: int | None) -> Order:
+        current = self._orders.get(order_id)
+        if current is None:
+            raise OrderNotFound(order_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflict(current)
+        return current
+
+    def _append(self, op: Op, order: Order | None, before: Order | None) -> None:
+        self._seq += 1
+        subject = order or before
+        assert subject is not None
+        self._log.append(
+            Change(
+                op=op,
+                id=subject.id,
+                order=order.to_json() if order else None,
+                position=f"{PREFIX}{self._seq}",
+                committed_at=iso_millis(utc_now()),
+                before_status=before.status if before else None,
+            )
+        )
+        self._appended.set()
+        self._appended = asyncio.Event()
+
+    def forget_history(self, keep: int = 0) -> None:
+        """Drop all but the last ``keep`` log entries, as an oplog rolls over."""
+        drop = max(0, len(self._log) - keep)
+        del self._log[:drop]
+        self._first_kept_seq += drop
+
+    async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
+        if resume_after is None:
+            after = self._seq
+        else:
+            key = self.position_key(resume_after)
+            if key is None or key[0] > self._seq:
+                raise HistoryLost(f"unknown position {resume_after!r}")
+            after = key[0]
+            if after < self._first_kept_seq - 1:
+                raise HistoryLost(f"history before {resume_after!r} is gone")
+        while True:
+            while after < self._seq:
+                after += 1
+                if after < self._first_kept_seq:
+                    raise HistoryLost("history was forgotten under a live watcher")
+                yield self._log[after - self._first_kept_seq]
+            yield CaughtUp(f"{PREFIX}{after}")
+            if after == self._seq:
+                # Like MongoDB's awaitData: an empty batch after a short wait.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(AWAIT_SECONDS):
+                        await self._appended.wait()
+
+    def position_key(self, position: str) -> tuple[int, str] | None:
+        if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():
+            return None
+        return (int(position[len(PREFIX) :]), "")
+
+    async def load_checkpoint(self, instance: str) -> str | None:
+        return self._checkpoints.get(instance)
+
+    async def save_checkpoint(self, instance: str, position: str) -> None:
+        self._checkpoints[instance] = position

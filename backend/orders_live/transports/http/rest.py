@@ -1,0 +1,163 @@
+"""REST API over the orders: reads from the hub's mirror, writes to the source."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
+from orders_live.domain.source import ChangeSource, OrderNotFound, VersionConflict
+from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_status
+from orders_live.hub.hub import Hub, NotReady
+from orders_live.transports.http.errors import ApiError
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1
+READY_WAIT = 5.0
+# A write is answered once its change is in the feed (read-your-writes), or after this long.
+WRITE_VISIBLE_WAIT = 2.0
+_IF_MATCH = re.compile(r'\s*(?:(\d{1,18})|"(\d{1,18})")\s*')
+
+
+class OrdersApi:
+    def __init__(self, hub: Hub, source: ChangeSource) -> None:
+        self.hub, self.source = hub, source
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/orders", self.list_orders),
+            web.post("/api/orders", self.create_order),
+            web.get(r"/api/orders/{id:\d+}", self.get_order),
+            web.patch(r"/api/orders/{id:\d+}", self.update_order),
+            web.delete(r"/api/orders/{id:\d+}", self.delete_order),
+        ]
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        query = request.query
+        unknown = sorted(set(query) - {"status", "limit", "token"})
+        fields = {name: "unknown query parameter" for name in unknown}
+        wanted = SubscriptionFilter("all")
+        if query.get("status"):
+            try:
+                wanted = SubscriptionFilter("status", status=parse_status(query["status"]))
+            except FilterError as exc:
+                fields.update(exc.fields)
+        limit = DEFAULT_LIMIT
+        if "limit" in query:
+            raw = query["limit"]
+            if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+                fields["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
+            else:
+                limit = int(raw)
+        if fields:
+            raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
+        await feed_ready(self.hub)
+        orders, position = self.hub.select(wanted, limit)
+        return web.json_response({"orders": orders, "position": position})
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        order_id = _order_id(request)
+        await feed_ready(self.hub)
+        found, _ = self.hub.select(SubscriptionFilter("id", id=order_id))
+        if not found:
+            raise _not_found(order_id)
+        return _order_response(found[0])
+
+    async def create_order(self, request: web.Request) -> web.Response:
+        data = OrderCreate.model_validate(await _json_object(request))
+        order = await self.source.create(data)
+        await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
+        return _order_response(order.to_json(), status=201)
+
+    async def update_order(self, request: web.Request) -> web.Response:
+        order_id = _order_id(request)
+        body = await _json_object(request)
+        patch = OrderPatch.model_validate(body)
+        if not patch.changes():
+            raise ApiError(
+                422,
+                "validation_failed",
+                "nothing to change",
+                {"body": "give at least one of customer_name, product_name, status"},
+            )
+        try:
+            order = await self.source.update(order_id, patch, _if_match(request))
+        except OrderNotFound:
+            raise _not_found(order_id) from None
+        except VersionConflict as exc:
+            raise _conflict(exc) from None
+        await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
+        return _order_response(order.to_json())
+
+    async def delete_order(self, request: web.Request) -> web.Response:
+        order_id = _order_id(request)
+        try:
+            await self.source.delete(order_id, _if_match(request))
+        except OrderNotFound:
+            raise _not_found(order_id) from None
+        except VersionConflict as exc:
+            raise _conflict(exc) from None
+        await self.hub.applied(order_id, None, WRITE_VISIBLE_WAIT)
+        return web.Response(status=204)
+
+
+async def feed_ready(hub: Hub) -> None:
+    """Reads wait (a little) for the change feed; past that, 503."""
+    try:
+        await hub.wait_ready(READY_WAIT)
+    except NotReady as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
+
+
+def _order_id(request: web.Request) -> int:
+    order_id = int(request.match_info["id"])
+    if not 1 <= order_id <= MAX_ID:
+        raise _not_found(order_id)
+    return order_id
+
+
+def _not_found(order_id: int) -> ApiError:
+    return ApiError(404, "not_found", f"order {order_id} does not exist")
+
+
+def _conflict(exc: VersionConflict) -> ApiError:
+    return ApiError(
+        409,
+        "version_conflict",
+        f"order {exc.current.id} is at version {exc.current.version}",
+        extra={"order": exc.current.to_json()},
+        headers={"ETag": f'"{exc.current.version}"'},
+    )
+
+
+def _if_match(request: web.Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    match = _IF_MATCH.fullmatch(header)
+    if match is None:
+        raise ApiError(
+            400, "invalid_header", 'If-Match must be a version, as 3 or "3"', {"If-Match": "must be a version number"}
+        )
+    return int(match.group(1) or match.group(2))
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ApiError(400, "unsupported_content_type", "send the body as application/json")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_failed", "the body must be a JSON object", {"body": "must be an object"})
+    return body
+
+
+def _order_response(order: OrderJson, status: int = 200) -> web.Response:
+    return web.json_response(order, status=status, headers={"ETag": f'"{order["version"]}"'})
