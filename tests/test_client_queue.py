@@ -10,9 +10,10 @@ from conftest import until
 from orders_live.domain.change import Change
 from orders_live.domain.order import OrderCreate, OrderPatch
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub.hub import Delivery, Hub
-from orders_live.sources.memory import MemorySource
+from orders_live.hub import Delivery, Hub
+from orders_live.sources.memory import MemoryDatabase
 from orders_live.transports.client_queue import ClientQueue
+from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
 
 
@@ -71,28 +72,18 @@ def test_past_the_merged_bound_the_client_is_resynced_and_keeps_its_acks() -> No
 
 
 async def test_a_stalled_socket_client_converges_through_conflation_without_blocking_the_hub() -> None:
-    source = MemorySource()
-    hub = Hub(source, instance="fast")
+    source = MemoryDatabase()
+    hub = Hub(source.source(), instance="fast")
     await hub.start()
     await hub.wait_ready(2)
-    release = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-
-    async def stalled_send(packet: str) -> None:
-        await release.wait()
-        event, payload = json.loads(packet[1:])
-        sent.extend(payload["changes"] if event == "order_changes" else [payload])
+    channel = RecordingChannel()
+    channel.release.clear()
 
     def resync(connection: ClientConnection) -> None:
         for subscription in connection.subscriptions.values():
             hub.resync(subscription, "slow_client")
 
-    async def writable() -> None:
-        return None
-
-    connection = ClientConnection(
-        "slow", stalled_send, writable, lambda event, payload: "2" + json.dumps([event, payload]), 3, resync
-    )
+    connection = ClientConnection("slow", channel, Engine(direct=False), 3, resync, unbroken)
     connection.start()
     try:
         view = await hub.open_view(SubscriptionFilter("all"), SocketSink(connection, "all", {}))
@@ -102,11 +93,12 @@ async def test_a_stalled_socket_client_converges_through_conflation_without_bloc
             await source.update(order.id, OrderPatch(product_name=f"P{n}"), None)
         await until(lambda: hub.position == "m:31", what="the hub to take every change")
         assert connection.queue.backlog <= 3 + 1
-        release.set()
-        await until(lambda: connection.queue.backlog == 0 and len(sent) >= 2, what="the queue to drain")
+        channel.release.set()
+        await until(lambda: connection.queue.backlog == 0 and len(channel.changes) >= 2, what="the queue to drain")
     finally:
         await connection.close()
         await hub.stop()
+    sent = channel.changes
     assert sent[-1]["order"]["version"] == 31 and sent[-1]["conflated"] is True
     versions = [change["order"]["version"] for change in sent]
     assert versions == sorted(versions)
@@ -123,10 +115,7 @@ def test_a_resync_drops_the_changes_still_waiting_for_that_subscription_only() -
 
 
 def test_a_run_of_changes_goes_out_as_one_batch_and_a_lone_change_as_a_shared_frame() -> None:
-    async def send(_: str) -> None:
-        return None
-
-    connection = ClientConnection("c", send, send_nothing, lambda e, p: "2" + json.dumps([e, p]), 10, lambda _: None)
+    connection = ClientConnection("c", RecordingChannel(), Engine(direct=True), 10, lambda _: None, unbroken)
     first, second, third = delivery(1, 1, 1), delivery(1, 2, 2), delivery(2, 1, 3)
     ack = '3["ack",{}]'
     packets = list(connection._packets([(first, False), (second, False), ack, (third, True)]))
@@ -136,10 +125,33 @@ def test_a_run_of_changes_goes_out_as_one_batch_and_a_lone_change_as_a_shared_fr
     assert json.loads(packets[2][0][1:])[1]["conflated"] is True
     assert packets[0][1] is None and packets[1][1] is None
     frame = packets[2][1]
-    assert frame is not None and frame[0] == 0x81 and frame.endswith(packets[2][0].encode())
-    other = ClientConnection("d", send, send_nothing, lambda e, p: "2" + json.dumps([e, p]), 10, lambda _: None)
+    assert frame is not None and frame[0] == 0x81 and frame.endswith(b"4" + packets[2][0].encode())
+    other = ClientConnection("d", RecordingChannel(), Engine(direct=True), 10, lambda _: None, unbroken)
     assert next(iter(other._packets([(third, True)])))[1] is frame  # built once, shared
 
 
-async def send_nothing() -> None:
-    return None
+class RecordingChannel:
+    """A client's way out that records what it is given (Engine.IO's path), and can stall."""
+
+    direct = None
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.release.set()
+        self.changes: list[dict[str, Any]] = []
+        self.dropped = False
+
+    async def send(self, packet: str) -> None:
+        await self.release.wait()
+        event, payload = json.loads(packet[1:])
+        self.changes.extend(payload["changes"] if event == "order_changes" else [payload])
+
+    async def wait_writable(self) -> None:
+        return None
+
+    def drop(self) -> None:
+        self.dropped = True
+
+
+def unbroken(connection: ClientConnection, error: BaseException) -> None:
+    raise AssertionError(f"the writer of {connection.sid} broke: {error!r}")

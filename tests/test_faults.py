@@ -20,7 +20,7 @@ from orders_live.client.live_orders import LiveOrders
 from orders_live.client.live_view import LiveView, matches
 from orders_live.domain.order import STATUSES, OrderCreate, OrderPatch
 from orders_live.domain.source import OrderNotFound, VersionConflict
-from orders_live.sources.mongo.source import MongoSource
+from orders_live.sources.mongo import mongo_source
 from test_live_feed import database_orders
 
 WRITES = 1500
@@ -63,7 +63,7 @@ class Writers:
     """Several writers straight to the database (so they go on while the service is down)."""
 
     def __init__(self, url: str, seed: int) -> None:
-        self.source = MongoSource(url)
+        self.source = mongo_source(url)
         self.rng = random.Random(seed)
         self.ids: list[int] = []
         self.done = 0
@@ -73,7 +73,7 @@ class Writers:
         for _ in range(count):
             try:
                 if not self.ids or rng.random() < 0.3:
-                    created = await self.source.create(
+                    created = await self.source.store.create(
                         OrderCreate(
                             customer_name=f"C{rng.randrange(99)}", product_name="P", status=rng.choice(STATUSES)
                         )
@@ -85,11 +85,11 @@ class Writers:
                         if rng.random() < 0.7
                         else OrderPatch(product_name=f"P{rng.randrange(999)}")
                     )
-                    await self.source.update(rng.choice(self.ids), patch, None)
+                    await self.source.store.update(rng.choice(self.ids), patch, None)
                 else:
                     victim = rng.choice(self.ids)
                     self.ids.remove(victim)
-                    await self.source.delete(victim, None)
+                    await self.source.store.delete(victim, None)
             except (OrderNotFound, VersionConflict):
                 pass  # another writer got there first
             self.done += 1
@@ -222,7 +222,7 @@ async def test_no_change_is_lost_under_faults(
         for client in clients:
             await client.close()
         await stalled.close()
-        await writers.source.close()
+        await writers.source.connection.close()
         for service in services:
             service.stop()
 

@@ -12,8 +12,8 @@ import pytest_asyncio
 from conftest import until
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub.hub import Delivery, Hub, NotReady
-from orders_live.sources.memory import MemorySource
+from orders_live.hub import Delivery, Hub, NotReady
+from orders_live.sources.memory import MemoryDatabase
 
 
 class RecordingSink:
@@ -34,13 +34,13 @@ class BrokenSink(RecordingSink):
 
 
 @pytest_asyncio.fixture
-async def source() -> MemorySource:
-    return MemorySource()
+async def source() -> MemoryDatabase:
+    return MemoryDatabase()
 
 
 @pytest_asyncio.fixture
-async def hub(source: MemorySource) -> AsyncIterator[Hub]:
-    running = Hub(source, instance="fast", history_size=5, checkpoint_interval=0.01)
+async def hub(source: MemoryDatabase) -> AsyncIterator[Hub]:
+    running = Hub(source.source(), instance="fast", history_size=5, checkpoint_interval=0.01)
     await running.start()
     await running.wait_ready(2)
     yield running
@@ -52,15 +52,15 @@ PENDING = SubscriptionFilter("status", status="pending")
 SHIPPED = SubscriptionFilter("status", status="shipped")
 
 
-async def create(source: MemorySource, name: str = "Ada", status: Any = "pending") -> int:
+async def create(source: MemoryDatabase, name: str = "Ada", status: Any = "pending") -> int:
     return (await source.create(OrderCreate(customer_name=name, product_name="P", status=status))).id
 
 
-async def settle(hub: Hub, source: MemorySource) -> None:
+async def settle(hub: Hub, source: MemoryDatabase) -> None:
     await until(lambda: hub.position == f"m:{source._seq}", within=2, what="the hub to catch up")
 
 
-async def test_a_status_move_reaches_the_old_and_the_new_status_rooms(hub: Hub, source: MemorySource) -> None:
+async def test_a_status_move_reaches_the_old_and_the_new_status_rooms(hub: Hub, source: MemoryDatabase) -> None:
     order_id = await create(source)
     await settle(hub, source)
     pending, shipped = RecordingSink(), RecordingSink()
@@ -78,7 +78,7 @@ async def test_a_status_move_reaches_the_old_and_the_new_status_rooms(hub: Hub, 
     ]
 
 
-async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemorySource) -> None:
+async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemoryDatabase) -> None:
     first = await create(source)
     await settle(hub, source)
     sink = RecordingSink()
@@ -91,7 +91,7 @@ async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemorySour
     assert [c["position"] for c in sink.changes] == ["m:2"]
 
 
-async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub: Hub, source: MemorySource) -> None:
+async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub: Hub, source: MemoryDatabase) -> None:
     a = await create(source, "A")
     await settle(hub, source)
     since = hub.position
@@ -108,7 +108,7 @@ async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub
 
 @pytest.mark.parametrize(("since", "reason"), [("m:999", "position_ahead"), ("nonsense", "unknown_position")])
 async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
-    hub: Hub, source: MemorySource, since: str, reason: str
+    hub: Hub, source: MemoryDatabase, since: str, reason: str
 ) -> None:
     for n in range(8):  # more than the history holds (5)
         await create(source, f"C{n}")
@@ -120,7 +120,7 @@ async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
     assert len(view.orders) == 8
 
 
-async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: MemorySource) -> None:
+async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: MemoryDatabase) -> None:
     await hub.open_view(ALL, BrokenSink())
     healthy = RecordingSink()
     await hub.open_view(ALL, healthy)
@@ -130,7 +130,7 @@ async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: 
     assert len(healthy.changes) == 2
 
 
-async def test_lost_history_under_the_feed_resyncs_every_subscriber(hub: Hub, source: MemorySource) -> None:
+async def test_lost_history_under_the_feed_resyncs_every_subscriber(hub: Hub, source: MemoryDatabase) -> None:
     sink = RecordingSink()
     await hub.open_view(PENDING, sink)
     await hub.stop()  # the feed stops; meanwhile the log rolls over
@@ -146,7 +146,7 @@ async def test_lost_history_under_the_feed_resyncs_every_subscriber(hub: Hub, so
     assert position == "m:2"
 
 
-async def test_a_writer_can_wait_for_its_own_change(hub: Hub, source: MemorySource) -> None:
+async def test_a_writer_can_wait_for_its_own_change(hub: Hub, source: MemoryDatabase) -> None:
     order_id = await create(source)
     assert await hub.applied(order_id, 1, within=2)
     await source.delete(order_id, None)
@@ -154,15 +154,17 @@ async def test_a_writer_can_wait_for_its_own_change(hub: Hub, source: MemorySour
     assert not await hub.applied(12345, 3, within=0.05)
 
 
-async def test_nothing_is_served_before_the_feed_is_live(source: MemorySource) -> None:
-    idle = Hub(source, instance="idle")
+async def test_nothing_is_served_before_the_feed_is_live(source: MemoryDatabase) -> None:
+    idle = Hub(source.source(), instance="idle")
     with pytest.raises(NotReady):
         await idle.open_view(ALL, RecordingSink())
     with pytest.raises(NotReady):
         await idle.wait_ready(0.01)
 
 
-async def test_a_position_older_than_memory_is_caught_up_from_the_change_stream(hub: Hub, source: MemorySource) -> None:
+async def test_a_position_older_than_memory_is_caught_up_from_the_change_stream(
+    hub: Hub, source: MemoryDatabase
+) -> None:
     ids = [await create(source, f"C{n}", status=("pending", "shipped")[n % 2]) for n in range(8)]
     await settle(hub, source)
     assert not hub.history.covers("m:1")  # memory holds the last 5 only
@@ -179,7 +181,7 @@ async def test_a_position_older_than_memory_is_caught_up_from_the_change_stream(
     assert view.position == "m:9"
 
 
-async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, source: MemorySource) -> None:
+async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, source: MemoryDatabase) -> None:
     for n in range(8):
         await create(source, f"C{n}")
     await settle(hub, source)
@@ -189,9 +191,9 @@ async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, s
     assert view.orders is not None and len(view.orders) == 8
 
 
-async def test_a_seed_that_already_holds_a_write_answers_its_writer(source: MemorySource) -> None:
+async def test_a_seed_that_already_holds_a_write_answers_its_writer(source: MemoryDatabase) -> None:
     order_id = await create(source)  # written before the hub has seeded: no change will wake it
-    idle = Hub(source, instance="late")
+    idle = Hub(source.source(), instance="late")
     waiting = asyncio.create_task(idle.applied(order_id, 1, within=5))
     await idle.start()
     try:

@@ -122,7 +122,7 @@ async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(se
             stop.set()
             await writing
     assert listener.received[0] == ("ack", ack)
-    key = service.source.position_key
+    key = service.source.feed.position_key
     ack_key = key(ack["position"])
     assert ack_key is not None
     snapshot = {o["id"]: o["version"] for o in ack["orders"]}
@@ -132,6 +132,48 @@ async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(se
         assert change_key > ack_key
         assert change["order"]["version"] == snapshot[change["id"]] + 1  # nothing the snapshot held, nothing skipped
         snapshot[change["id"]] = change["order"]["version"]
+
+
+async def test_replayed_changes_then_the_ack_then_later_changes_under_concurrent_writes(
+    service: Service, listeners: Any
+) -> None:
+    """With ``since``: every replayed change comes before the ack (and is at or before its
+    position), every live change after it (and later than it), no version skipped or repeated."""
+    assert service.source is not None
+    key = service.source.feed.position_key
+    async with aiohttp.ClientSession() as session:
+        api = OrdersClient(service.url, session)
+        ids = [(await api.create(f"C{n}", "P"))["id"] for n in range(5)]
+        since = (await api.list())["position"]
+        versions = {order_id: 1 for order_id in ids}
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                await api.update(ids[n % len(ids)], product_name=f"P{n}")
+
+        writing = asyncio.create_task(writer())
+        try:
+            listener = await listeners(service.url)
+            await until(lambda: service.hub is not None and service.hub.changes_in > 40, what="writes flowing")
+            ack = await listener.subscribe({"since": since})
+            await until(lambda: len(listener.received) > ack["replayed"] + 10, what="live changes after the ack")
+        finally:
+            stop.set()
+            await writing
+    assert ack["ok"] is True and ack["replayed"] > 0
+    events = [event for event, _ in listener.received]
+    assert events.index("ack") == ack["replayed"], "the replayed changes must all come before the ack"
+    ack_key = key(ack["position"])
+    assert ack_key is not None
+    for n, change in enumerate(listener.changes()):
+        change_key = key(change["position"])
+        assert change_key is not None
+        assert change_key <= ack_key if n < ack["replayed"] else change_key > ack_key
+        assert change["order"]["version"] == versions[change["id"]] + 1
+        versions[change["id"]] = change["order"]["version"]
 
 
 async def test_unsubscribe_stops_the_changes_and_several_subscriptions_coexist(
@@ -164,7 +206,8 @@ async def test_websocket_clients_get_shared_frames_and_polling_clients_the_engin
         for listener in (websocket, polling):
             await listener.subscribe({})
         ways = {c.sid: c.direct is not None for c in service.gateway.connection_per_sid.values()}
-        assert sorted(ways.values()) == [False, True]
+        # On the direct path the WebSocket client gets frames; off it, both take Engine.IO's send.
+        assert sorted(ways.values()) == [False, service.gateway.engine.direct]
         async with aiohttp.ClientSession() as session:
             api = OrdersClient(service.url, session)
             order = await api.create("Ada", "Lamp")

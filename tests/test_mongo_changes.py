@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from orders_live.sources.mongo import mongo_source
 from orders_live.sources.mongo.documents import change_from_event, order_from_document, parse_date, parse_id
-from orders_live.sources.mongo.source import MongoSource
 
 STORED = {"_id": 7, "customer_name": "Ada", "product_name": "Lamp", "status": "shipped", "version": 2}
 WHEN = datetime(2026, 11, 24, 1, 2, 3, 456000, tzinfo=UTC)
@@ -96,8 +96,8 @@ def test_a_document_that_is_not_an_order_is_refused() -> None:
 
 
 def test_positions_of_either_server_are_ordered_and_anything_else_is_not_a_position() -> None:
-    source = MongoSource("mongodb://127.0.0.1:1/?directConnection=true")
-    key = source.position_key
+    source = mongo_source("mongodb://127.0.0.1:1/?directConnection=true")
+    key = source.feed.position_key
     assert key("nx:9") is not None
     assert key("nx:10") > key("nx:9")
     assert key("8263A1B2C3000000012B0429") < key("8263A1B2C4000000012B0429")  # type: ignore[operator]

@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 from conftest import NxServer, free_port, running_service, settings_for, until
 from orders_live.client.rest import OrdersClient
 from orders_live.domain.order import OrderCreate, OrderPatch
-from orders_live.sources.mongo.source import MongoSource
+from orders_live.sources.mongo import mongo_source
 
 
 async def test_changes_made_while_the_service_is_down_reach_subscribers_after_restart(
@@ -27,13 +27,13 @@ async def test_changes_made_while_the_service_is_down_reach_subscribers_after_re
         last_seen = listener.changes()[-1]["position"]
 
     # The service is down; the database is not. Someone writes.
-    writer = MongoSource(mongo_url)
+    writer = mongo_source(mongo_url)
     try:
-        made = await writer.create(OrderCreate(customer_name="Alan", product_name="Desk"))
-        await writer.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
-        await writer.delete(made.id, expected_version=None)
+        made = await writer.store.create(OrderCreate(customer_name="Alan", product_name="Desk"))
+        await writer.store.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
+        await writer.store.delete(made.id, expected_version=None)
     finally:
-        await writer.close()
+        await writer.connection.close()
 
     async with running_service(settings):
         await until(lambda: listener.sio.connected and listener.connects == 2, within=10, what="the reconnect")

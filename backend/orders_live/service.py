@@ -1,23 +1,30 @@
-"""The running service: database (embedded or not), hub, REST, Socket.IO, in start/stop order."""
+"""The running service: database (embedded or not), hub, REST, Socket.IO, SSE, in start/stop order."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import prometheus_client
 from aiohttp import web
 
-from orders_live.domain.source import ChangeSource, source_from_url
-from orders_live.hub.hub import Hub
+from orders_live.domain.source import Source
+from orders_live.hub import Hub
+from orders_live.process_limits import raise_open_files_limit
 from orders_live.settings import Settings
+from orders_live.sources import source_from_url
 from orders_live.sources.mongo.embedded import EmbeddedMongo
-from orders_live.transports.access import AccessPolicy, ConnectionBudget, access_middleware, cors_headers
+from orders_live.transports.access import AccessPolicy, ConnectionBudget
+from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
 from orders_live.transports.http.errors import json_errors
 from orders_live.transports.http.observability import Observability
+from orders_live.transports.http.polling import PollingApi
+from orders_live.transports.http.readiness import DatabaseGuard
 from orders_live.transports.http.rest import OrdersApi
-from orders_live.transports.http.sse import ChangeFeedApi
-from orders_live.transports.socketio.gateway import SocketGateway
+from orders_live.transports.http.sse import EventStreams
+from orders_live.transports.metrics import TransportMetrics
+from orders_live.transports.socketio import SocketGateway
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +32,17 @@ PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 class Service:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, source: Source | None = None) -> None:
+        """``source``: a database to use as it is (tests); else one from ``mongo_url``, or the
+        embedded nx-27017 when that is unset."""
         self.settings = settings
         self.embedded: EmbeddedMongo | None = None
-        self.source: ChangeSource | None = None
+        self.source: Source | None = source
         self.hub: Hub | None = None
         self.gateway: SocketGateway | None = None
+        self.streams: EventStreams | None = None
         self.runner: web.AppRunner | None = None
+        self.registry = prometheus_client.CollectorRegistry()
         self.port: int = settings.port
 
     @property
@@ -40,65 +51,83 @@ class Service:
 
     async def start(self) -> None:
         settings = self.settings
-        database_url = settings.mongo_url
-        if database_url:
-            log.info("using the database at MONGO_URL (nothing embedded started)")
-        else:
-            self.embedded = EmbeddedMongo(settings.data_dir)
-            database_url = await self.embedded.start()
-        self.source = source_from_url(database_url, idle_poll_cap=settings.idle_poll_cap)
+        raise_open_files_limit(settings.max_connections)
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+        if self.source is None:
+            self.source = source_from_url(await self._database_url())
+        source = self.source
         try:
-            await self.source.open()  # before any write is taken (the hub retries if this fails)
+            await source.connection.open()  # before any write is taken (the hub retries if this fails)
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
         policy = AccessPolicy(settings.read_token, settings.write_token, settings.allowed_origins)
         budget = ConnectionBudget(settings.max_connections)
+        metrics = TransportMetrics(self.registry)
         app = web.Application(
             middlewares=[json_errors, access_middleware(policy)], client_max_size=settings.max_body_bytes
         )
         app.on_response_prepare.append(cors_headers(policy))
+        self.runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            access_log_class=PathOnlyAccessLog,
+            keepalive_timeout=settings.http_idle_timeout,  # also ends requests whose headers never finish
+        )
         # The instance name defaults to hostname:port; with port 0 it is known only once bound.
-        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log_class=PathOnlyAccessLog)
-        self.hub = Hub(
-            self.source,
+        self.hub = hub = Hub(
+            source,
             instance="pending",
             history_size=settings.history_size,
             checkpoint_interval=settings.checkpoint_interval,
+            registry=self.registry,
         )
-        self.gateway = SocketGateway(
-            self.hub,
+        self.gateway = gateway = SocketGateway(
+            hub,
+            metrics,
             queue_capacity=settings.queue_capacity,
             socket_send_buffer=settings.socket_send_buffer,
+            direct=settings.socketio_direct,
             policy=policy,
             budget=budget,
             max_subscriptions=settings.max_subscriptions,
             subscribe_rate=settings.subscribe_rate,
             max_http_buffer_size=settings.max_body_bytes,
         )
-        self.gateway.attach(app)
-        app.add_routes(OrdersApi(self.hub, self.source).routes())
-        feeds = ChangeFeedApi(
-            self.hub,
+        gateway.attach(app)
+        app.add_routes(OrdersApi(hub, source.store, DatabaseGuard(settings.database_timeout)).routes())
+        self.streams = streams = EventStreams(
+            hub,
+            metrics,
             queue_capacity=settings.queue_capacity,
             keepalive=settings.sse_keepalive,
             socket_send_buffer=settings.socket_send_buffer,
             budget=budget,
         )
-        app.add_routes(feeds.routes())
-        gateway = self.gateway
-        app.add_routes(
-            Observability(
-                self.hub, self.source, lambda: {"socketio": len(gateway.connection_per_sid), "sse": feeds.streams}
-            ).routes()
+        app.add_routes(streams.routes())
+        app.add_routes(PollingApi(hub).routes())
+        observability = Observability(
+            hub,
+            source.connection,
+            self.registry,
+            lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams},
         )
+        app.add_routes(observability.routes())
         self._add_frontend(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.host, settings.port)
         await site.start()
         self.port = int(self.runner.addresses[0][1])
-        self.hub.instance = settings.instance_name(self.port)
-        await self.hub.start()
-        log.info("orders-live listening on %s (instance %s)", self.url, self.hub.instance)
+        hub.instance = settings.instance_name(self.port)
+        await hub.start()
+        log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
+
+    async def _database_url(self) -> str:
+        if self.settings.mongo_url:
+            log.info("using the database at MONGO_URL (nothing embedded started)")
+            return self.settings.mongo_url
+        self.embedded = EmbeddedMongo(self.settings.data_dir)
+        return await self.embedded.start()
 
     def _add_frontend(self, app: web.Application) -> None:
         folder = self.settings.frontend_dir or PACKAGE_FRONTEND
@@ -115,13 +144,16 @@ class Service:
             app.router.add_static("/assets", folder / "assets")
 
     async def stop(self) -> None:
-        """Stop accepting, stop the writers, save the position, close the database, then
-        stop the embedded server (closing a client against a stopped server hangs)."""
+        """Stop accepting, stop the writers and end the event streams, save the position,
+        close the database, then stop the embedded server (closing a client against a
+        stopped server hangs)."""
         if self.runner is not None:
             for site in list(self.runner.sites):
                 await site.stop()  # no new connections
         if self.gateway is not None:
             await self.gateway.close()
+        if self.streams is not None:
+            await self.streams.close()
         if self.hub is not None:
             try:
                 await self.hub.stop()
@@ -130,6 +162,6 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
         if self.source is not None:
-            await self.source.close()
+            await self.source.connection.close()
         if self.embedded is not None:
             await self.embedded.stop()

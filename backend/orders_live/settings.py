@@ -41,8 +41,20 @@ class Settings(BaseSettings):
     sse_keepalive: float = Field(15.0, gt=0, description="seconds between keep-alive comments on an idle event stream")
     checkpoint_interval: float = Field(1.0, gt=0, description="seconds between saves of the resume position")
     max_body_bytes: int = Field(16_384, ge=256, description="largest accepted request body")
-    idle_poll_cap: float = Field(
-        0.2, gt=0, description="longest pause between empty getMores against a server without awaitData (nx-27017)"
+    database_timeout: float = Field(
+        5.0, gt=0, description="seconds a request may wait on the database before it gets 503 database_unavailable"
+    )
+    http_idle_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="seconds an HTTP connection may sit without a complete request (headers that never end included)",
+    )
+    socketio_direct: bool = Field(
+        True,
+        description=(
+            "write Socket.IO frames straight to each client's socket (false: the libraries' own path,"
+            " also taken when the start-up check finds other library versions)"
+        ),
     )
     frontend_dir: Path | None = Field(
         None, description="built dashboard to serve at / (default: frontend/dist next to the package)"

@@ -1,15 +1,22 @@
-"""The seam between the service and its database: orders, writes and their change feed.
+"""The seam between the service and its database: four small contracts.
 
-One module per implementation (``mongo_source``, ``memory_source``), chosen from the URL.
+A database gives the service its orders (``OrderStore``), their changes in commit order
+(``ChangeFeed``), a place to keep each instance's resume position (``Checkpoints``) and a
+connection to open, check and close (``Connection``). ``Source`` bundles one of each; one
+object may play several parts. Implementations live in ``orders_live.sources``, one module
+(or package) each, chosen by URL; nothing above them sees a driver's types.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
 
 from orders_live.domain.change import CaughtUp, Change
 from orders_live.domain.order import Order, OrderCreate, OrderPatch
+
+PositionKey = tuple[int, str]  # positions of one database sort by this key
 
 
 class OrderNotFound(Exception):
@@ -24,69 +31,78 @@ class VersionConflict(Exception):
         self.current = current
 
 
-class ChangeSource(ABC):
-    """Where orders live and where their changes come from, in commit order."""
+class DatabaseUnavailable(Exception):
+    """The database did not answer (down, unreachable, or refusing): nothing was read, and
+    a write may or may not have been applied. Sources raise it instead of driver errors."""
 
-    description: str = ""
 
-    @abstractmethod
-    async def open(self) -> None:
-        """Connect and prepare (indexes, collection options). Idempotent."""
+class OrderStore(Protocol):
+    """Reads and writes of orders. Writes raise OrderNotFound, VersionConflict or
+    DatabaseUnavailable."""
 
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @abstractmethod
-    async def ping(self) -> None:
-        """Raises unless the database answers now."""
-
-    # -- reads and writes --------------------------------------------------
-    @abstractmethod
     async def load_orders(self) -> list[Order]:
         """Every order, as the database holds it now."""
+        ...
 
-    @abstractmethod
     async def get(self, order_id: int) -> Order | None: ...
 
-    @abstractmethod
     async def create(self, data: OrderCreate) -> Order: ...
 
-    @abstractmethod
-    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
-        """Raises OrderNotFound or VersionConflict."""
+    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order: ...
 
-    @abstractmethod
-    async def delete(self, order_id: int, expected_version: int | None) -> None:
-        """Raises OrderNotFound or VersionConflict."""
+    async def delete(self, order_id: int, expected_version: int | None) -> None: ...
 
-    # -- change feed ---------------------------------------------------------
-    @abstractmethod
+
+class ChangeFeed(Protocol):
+    """Committed changes in commit order, resumable from a position."""
+
     def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
-        """Changes after ``resume_after`` (or from now), then a CaughtUp mark each time
-        the feed has delivered all that is committed. Raises HistoryLost when it cannot
-        prove continuity from ``resume_after``, StreamInvalidated when the collection goes.
-        """
+        """Changes after ``resume_after`` (or from now), then a CaughtUp mark each time the
+        feed has delivered all that is committed. Raises HistoryLost when it cannot prove
+        continuity from ``resume_after``, StreamInvalidated when the collection goes."""
+        ...
 
-    @abstractmethod
-    def position_key(self, position: str) -> tuple[int, str] | None:
-        """A sort key for a position of this source, or None if it is not one."""
+    def position_key(self, position: str) -> PositionKey | None:
+        """A sort key for a position of this database, or None if it is not one."""
+        ...
 
-    # -- checkpoints ---------------------------------------------------------
-    @abstractmethod
+
+class Checkpoints(Protocol):
+    """Where each instance keeps the position it has applied up to."""
+
     async def load_checkpoint(self, instance: str) -> str | None: ...
 
-    @abstractmethod
     async def save_checkpoint(self, instance: str, position: str) -> None: ...
 
 
-def source_from_url(url: str, idle_poll_cap: float = 0.2) -> ChangeSource:
-    """``memory://`` for the in-memory source, ``mongodb://``/``mongodb+srv://`` for MongoDB."""
-    if url.startswith("memory://"):
-        from orders_live.sources.memory import MemorySource
+class Connection(Protocol):
+    """The database connection's life cycle."""
 
-        return MemorySource()
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        from orders_live.sources.mongo.source import MongoSource
+    @property
+    def description(self) -> str:
+        """What the log calls this database."""
+        ...
 
-        return MongoSource(url, idle_poll_cap=idle_poll_cap)
-    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
+    async def open(self) -> None:
+        """Connect and prepare (indexes, collection options). Idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises unless the database answers now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One database, as the service uses it."""
+
+    connection: Connection
+    store: OrderStore
+    feed: ChangeFeed
+    checkpoints: Checkpoints
+
+    @property
+    def description(self) -> str:
+        return self.connection.description

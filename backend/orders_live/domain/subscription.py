@@ -1,10 +1,12 @@
-"""What a subscriber asks for: all orders, one status or one order; and its rooms."""
+"""What a subscriber asks for (all orders, one status or one order), and rooms: the room each
+filter listens in, and the rooms each change touches. Room names are made only here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from orders_live.domain.change import Change
 from orders_live.domain.order import STATUSES, OrderJson, Status
 
 ALL_ROOM = "all"
@@ -25,9 +27,9 @@ class SubscriptionFilter:
     @property
     def room(self) -> str:
         if self.kind == "status":
-            return f"status:{self.status}"
+            return status_room(self.status or "")
         if self.kind == "id":
-            return f"id:{self.id}"
+            return id_room(self.id or 0)
         return ALL_ROOM
 
     def matches(self, order: OrderJson) -> bool:
@@ -47,6 +49,26 @@ class SubscriptionFilter:
 
 def status_room(status: str) -> str:
     return f"status:{status}"
+
+
+def id_room(order_id: int) -> str:
+    return f"id:{order_id}"
+
+
+ALL_STATUS_ROOMS = frozenset(status_room(s) for s in STATUSES)
+
+
+def rooms_of(change: Change, old_status: Status | None) -> frozenset[str]:
+    """The rooms whose views a change touches: everything, its id, its new status and its
+    old status (every status when the old one is unknown: a harmless extra copy)."""
+    rooms = {ALL_ROOM, id_room(change.id)}
+    if change.order is not None:
+        rooms.add(status_room(change.order["status"]))
+    if old_status is not None:
+        rooms.add(status_room(old_status))
+    elif change.op != "insert":
+        rooms |= ALL_STATUS_ROOMS
+    return frozenset(rooms)
 
 
 def parse_status(value: Any) -> Status:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from orders_live.domain.change import Change
 from orders_live.domain.order import Status
-from orders_live.domain.source import ChangeSource
-from orders_live.hub.mirror import rooms_of
+from orders_live.domain.source import ChangeFeed
+from orders_live.domain.subscription import rooms_of
 
 
 class TooFarBehind(Exception):
@@ -21,7 +21,7 @@ class TooFarBehind(Exception):
 
 
 async def read_changes_since(
-    source: ChangeSource,
+    feed: ChangeFeed,
     since: str,
     room: str,
     covered: Callable[[str], bool],
@@ -32,8 +32,8 @@ async def read_changes_since(
     found: list[Change] = []
     status_per_order: dict[int, Status] = {}
     last = since
-    async with contextlib.aclosing(source.watch(since)) as feed:
-        async for item in feed:
+    async with contextlib.aclosing(feed.watch(since)) as changes:
+        async for item in changes:
             if isinstance(item, Change):
                 old = item.before_status or status_per_order.get(item.id)
                 if item.order is None:

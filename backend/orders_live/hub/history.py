@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orders_live.domain.change import Change
-
-PositionKey = tuple[int, str]
+from orders_live.domain.source import PositionKey
 
 
 @dataclass(frozen=True, slots=True)

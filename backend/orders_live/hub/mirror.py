@@ -12,10 +12,8 @@ import heapq
 from collections.abc import Iterable
 
 from orders_live.domain.change import Change
-from orders_live.domain.order import STATUSES, Order, OrderJson, Status
-from orders_live.domain.subscription import ALL_ROOM, SubscriptionFilter, status_room
-
-ALL_STATUS_ROOMS = frozenset(status_room(s) for s in STATUSES)
+from orders_live.domain.order import Order, OrderJson, Status
+from orders_live.domain.subscription import SubscriptionFilter, rooms_of
 
 
 class OrderMirror:
@@ -54,19 +52,6 @@ class OrderMirror:
         if limit is None:
             return sorted(matching, key=key, reverse=True)
         return heapq.nlargest(limit, matching, key=key)
-
-
-def rooms_of(change: Change, old_status: Status | None) -> frozenset[str]:
-    """The rooms whose views a change touches: everything, its id, its new status and its
-    old status (every status when the old one is unknown: a harmless extra copy)."""
-    rooms = {ALL_ROOM, f"id:{change.id}"}
-    if change.order is not None:
-        rooms.add(status_room(change.order["status"]))
-    if old_status is not None:
-        rooms.add(status_room(old_status))
-    elif change.op != "insert":
-        rooms |= ALL_STATUS_ROOMS
-    return frozenset(rooms)
 
 
 def _newest_first(order: OrderJson) -> tuple[str, int]:

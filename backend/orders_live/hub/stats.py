@@ -1,25 +1,44 @@
-"""What the hub measures as changes go by (read by /metrics)."""
+"""What the hub measures as changes go by, as Prometheus metrics in the service's registry."""
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections import Counter
 from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 FANOUT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 
 class HubStats:
-    def __init__(self) -> None:
-        self.fanout_counts = [0] * (len(FANOUT_BUCKETS) + 1)  # the last one is +Inf
-        self.fanout_sum = 0.0
-        self.stream_lag = 0.0  # seconds from the change's wall time to its fan-out, last change
-        self.checkpoint_saved_at: float | None = None
-        self.resyncs: Counter[str] = Counter()
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.changes_in = Counter("orders_live_changes_in", "Changes read from the change stream.", registry=registry)
+        self.changes_out = Counter(
+            "orders_live_changes_out", "Changes handed to subscribers (one per subscription).", registry=registry
+        )
+        self.fanout = Histogram(
+            "orders_live_fanout_seconds",
+            "Time to hand one change to every subscriber.",
+            buckets=FANOUT_BUCKETS,
+            registry=registry,
+        )
+        self.stream_lag = Gauge(
+            "orders_live_change_stream_lag_seconds",
+            "From the last change's wall time to its fan-out (on nx-27017, from when it was read).",
+            registry=registry,
+        )
+        self.resyncs = Counter("orders_live_resyncs", "Resyncs sent, by reason.", ["reason"], registry=registry)
+        self.task_deaths = Counter(
+            "orders_live_task_deaths", "Background tasks that died and were restarted.", ["task"], registry=registry
+        )
 
-    def fanned_out(self, seconds: float, committed_at: str) -> None:
-        self.fanout_counts[bisect.bisect_left(FANOUT_BUCKETS, seconds)] += 1
-        self.fanout_sum += seconds
+    def fanned_out(self, seconds: float, committed_at: str, deliveries: int) -> None:
+        self.changes_in.inc()
+        if deliveries:
+            self.changes_out.inc(deliveries)
+        self.fanout.observe(seconds)
         committed = datetime.fromisoformat(committed_at.replace("Z", "+00:00")).timestamp()
-        self.stream_lag = max(0.0, time.time() - committed)
+        self.stream_lag.set(max(0.0, time.time() - committed))
+
+    def resynced(self, reason: str) -> None:
+        self.resyncs.labels(reason).inc()

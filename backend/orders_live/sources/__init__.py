@@ -1,1 +1,28 @@
-"""sources"""
+"""Where changes come from: one implementation of the ``domain.source`` contracts per database,
+chosen by the URL's scheme. Drivers are imported only when their scheme is asked for."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from orders_live.domain.source import Source
+
+__all__ = ["SCHEMES", "source_from_url"]
+
+SCHEMES = ("memory", "mongodb", "mongodb+srv")
+
+
+def source_from_url(url: str) -> Source:
+    """``memory://`` for the in-memory database, ``mongodb://``/``mongodb+srv://`` for MongoDB
+    (and the embedded nx-27017). Options that only one database has are that source's own
+    (``orders_live.sources.mongo.MongoOptions``), not parameters here."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        from orders_live.sources.memory import MemoryDatabase
+
+        return MemoryDatabase().source()
+    if scheme in ("mongodb", "mongodb+srv"):
+        from orders_live.sources.mongo import mongo_source
+
+        return mongo_source(url)
+    raise ValueError(f"unsupported database URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")

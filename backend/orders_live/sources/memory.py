@@ -1,4 +1,8 @@
-"""An in-memory ChangeSource: the fast test tier's database, with the same contract."""
+"""An in-memory database: the fast test tier's, with the same contracts as the real ones.
+
+One object plays every part (``Connection``, ``OrderStore``, ``ChangeFeed``, ``Checkpoints``);
+``MemoryDatabase().source()`` bundles it as a ``Source``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from collections.abc import AsyncGenerator
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, Op
 from orders_live.domain.order import Order, OrderCreate, OrderPatch, iso_millis, utc_now
-from orders_live.domain.source import ChangeSource, OrderNotFound, VersionConflict
+from orders_live.domain.source import OrderNotFound, PositionKey, Source, VersionConflict
 
 PREFIX = "m:"
 AWAIT_SECONDS = 0.05
 
 
-class MemorySource(ChangeSource):
+class MemoryDatabase:
     description = "in-memory"
 
     def __init__(self) -> None:
@@ -26,6 +30,9 @@ class MemorySource(ChangeSource):
         self._ids = itertools.count(1)
         self._appended = asyncio.Event()
         self._checkpoints: dict[str, str] = {}
+
+    def source(self) -> Source:
+        return Source(connection=self, store=self, feed=self, checkpoints=self)
 
     async def open(self) -> None:
         return None
@@ -114,7 +121,7 @@ class MemorySource(ChangeSource):
                     async with asyncio.timeout(AWAIT_SECONDS):
                         await self._appended.wait()
 
-    def position_key(self, position: str) -> tuple[int, str] | None:
+    def position_key(self, position: str) -> PositionKey | None:
         if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():
             return None
         return (int(position[len(PREFIX) :]), "")

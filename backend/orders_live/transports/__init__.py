@@ -1,1 +1,3 @@
-"""transports"""
+"""Transports: how changes leave the service (Socket.IO, SSE, polling) and how orders are read
+and written (REST). They know the hub, never a database. Shared by all: ``access`` (who may
+do what), ``client_queue`` (each client's bounded queue), ``send_buffer``, ``metrics``."""

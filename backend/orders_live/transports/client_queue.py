@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import ClassVar, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from orders_live.hub.hub import Delivery
+from orders_live.hub import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,14 @@ Packet = TypeVar("Packet")
 EncodeChange = Callable[[Delivery, bool], Packet]  # (delivery, conflated) -> packet
 
 
-class ClientQueue(Generic[Packet]):
-    # Process-wide: how often clients fell behind ("conflated") or past the merged bound ("resynced").
-    slow_clients: ClassVar[Counter[str]] = Counter()
+SlowClientReport = Callable[[str], None]  # called with "conflated" or "resynced"
 
+
+def _unreported(outcome: str) -> None:
+    return None
+
+
+class ClientQueue(Generic[Packet]):
     def __init__(
         self,
         name: str,
@@ -42,8 +46,10 @@ class ClientQueue(Generic[Packet]):
         on_resync: Callable[[], None],
         capacity: int = 1_000,
         conflation_capacity: int = 10_000,
+        report_slow: SlowClientReport = _unreported,
     ) -> None:
         self.name = name
+        self._report_slow = report_slow
         self.capacity, self.conflation_capacity = capacity, conflation_capacity
         self._encode_change = encode_change
         self._on_resync = on_resync
@@ -70,7 +76,7 @@ class ClientQueue(Generic[Packet]):
         if self._waiting_changes >= self.capacity:
             self._conflating = True
             self.conflations += 1
-            ClientQueue.slow_clients["conflated"] += 1
+            self._report_slow("conflated")
             log.info("client %s is %d changes behind: conflating", self.name, self._waiting_changes)
             self.put_change(room, delivery)
             return
@@ -94,7 +100,7 @@ class ClientQueue(Generic[Packet]):
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)
         self.resyncs += 1
-        ClientQueue.slow_clients["resynced"] += 1
+        self._report_slow("resynced")
         self._resync_due = True
         self._conflating = False
         self._merged.clear()

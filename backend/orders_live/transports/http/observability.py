@@ -1,22 +1,64 @@
-"""``/healthz`` (the process is up), ``/readyz`` (database reachable, change stream running)
-and ``/metrics`` (Prometheus text format)."""
+"""``/healthz`` (the process is up), ``/readyz`` (database answering, change feed live, every
+background task running) and ``/metrics`` (the service's Prometheus registry)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from orders_live.domain.source import ChangeSource
-from orders_live.hub.hub import Hub
-from orders_live.hub.stats import FANOUT_BUCKETS
-from orders_live.transports.client_queue import ClientQueue
+from orders_live.domain.source import Connection
+from orders_live.hub import Hub
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StateCollector(Collector):
+    """Gauges read from the service's state at each scrape."""
+
+    def __init__(self, hub: Hub, connections: Callable[[], dict[str, int]]) -> None:
+        self.hub, self.connections = hub, connections
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        clients = GaugeMetricFamily(
+            "orders_live_connected_clients", "Clients connected, by transport.", labels=["transport"]
+        )
+        for transport, count in sorted(self.connections().items()):
+            clients.add_metric([transport], count)
+        yield clients
+        subscriptions = GaugeMetricFamily(
+            "orders_live_subscriptions", "Subscriptions, by filter kind.", labels=["kind"]
+        )
+        for kind, count in self.hub.rooms.by_kind().items():
+            subscriptions.add_metric([kind], count)
+        yield subscriptions
+        saved_at = self.hub.checkpoints.saved_at
+        yield GaugeMetricFamily(
+            "orders_live_resume_position_age_seconds",
+            "Seconds since the resume position was saved (-1: never).",
+            value=time.time() - saved_at if saved_at else -1,
+        )
+        yield GaugeMetricFamily(
+            "orders_live_ready",
+            "1 when the change feed is live.",
+            value=float(self.hub.ready and self.hub.stream_up),
+        )
 
 
 class Observability:
-    def __init__(self, hub: Hub, source: ChangeSource, connections: Callable[[], dict[str, int]]) -> None:
-        self.hub, self.source, self.connections = hub, source, connections
+    def __init__(
+        self,
+        hub: Hub,
+        connection: Connection,
+        registry: CollectorRegistry,
+        connections: Callable[[], dict[str, int]],
+    ) -> None:
+        self.hub, self.connection, self.registry = hub, connection, registry
+        registry.register(StateCollector(hub, connections))
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz), web.get("/metrics", self.metrics)]
@@ -27,87 +69,16 @@ class Observability:
     async def readyz(self, _: web.Request) -> web.Response:
         problems = []
         try:
-            await self.source.ping()
-        except Exception as exc:
+            await self.connection.ping()
+        except Exception as exc:  # whatever the driver raises: the answer is "not answering"
             problems.append(f"database: {type(exc).__name__}")
-        if not self.hub.ready:
-            problems.append("change feed: not live yet")
-        elif not self.hub.stream_up:
-            problems.append("change feed: the change stream is not answering")
+        problems.extend(self.hub.problems)
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready", "position": self.hub.position})
 
     async def metrics(self, _: web.Request) -> web.Response:
-        hub, stats = self.hub, self.hub.stats
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, text: str, samples: list[tuple[str, float]]) -> None:
-            lines.append(f"# HELP orders_live_{name} {text}")
-            lines.append(f"# TYPE orders_live_{name} {kind}")
-            lines.extend(f"orders_live_{name}{labels} {value:g}" for labels, value in samples)
-
-        metric(
-            "connected_clients",
-            "gauge",
-            "Clients connected, by transport.",
-            [(f'{{transport="{k}"}}', v) for k, v in sorted(self.connections().items())],
-        )
-        kinds = {"all": 0, "status": 0, "id": 0}
-        for room, subscribers in hub.rooms.items():
-            kinds["all" if room == "all" else room.split(":", 1)[0]] += len(subscribers)
-        metric(
-            "subscriptions",
-            "gauge",
-            "Subscriptions, by filter kind.",
-            [(f'{{kind="{k}"}}', v) for k, v in kinds.items()],
-        )
-        metric("changes_in_total", "counter", "Changes read from the change stream.", [("", hub.changes_in)])
-        metric(
-            "changes_out_total",
-            "counter",
-            "Changes handed to subscribers (one per subscription).",
-            [("", hub.deliveries)],
-        )
-        cumulative, buckets = 0, []
-        for bound, count in zip((*FANOUT_BUCKETS, float("inf")), stats.fanout_counts, strict=True):
-            cumulative += count
-            buckets.append((f'_bucket{{le="{"+Inf" if bound == float("inf") else f"{bound:g}"}"}}', cumulative))
-        metric(
-            "fanout_seconds",
-            "histogram",
-            "Time to hand one change to every subscriber.",
-            [*buckets, ("_sum", stats.fanout_sum), ("_count", cumulative)],
-        )
-        metric(
-            "change_stream_lag_seconds",
-            "gauge",
-            "From the last change's wall time to its fan-out (on nx-27017, from when it was read).",
-            [("", stats.stream_lag)],
-        )
-        age = time.time() - stats.checkpoint_saved_at if stats.checkpoint_saved_at else -1
-        metric(
-            "resume_position_age_seconds",
-            "gauge",
-            "Seconds since the resume position was saved (-1: never).",
-            [("", age)],
-        )
-        metric(
-            "resyncs_total",
-            "counter",
-            "Resyncs sent, by reason.",
-            [(f'{{reason="{k}"}}', v) for k, v in sorted(stats.resyncs.items())],
-        )
-        metric(
-            "slow_clients_total",
-            "counter",
-            "Clients that fell behind: merged (conflated) or resynced.",
-            [(f'{{outcome="{k}"}}', ClientQueue.slow_clients[k]) for k in ("conflated", "resynced")],
-        )
-        metric("ready", "gauge", "1 when the change feed is live.", [("", float(hub.ready and hub.stream_up))])
         return web.Response(
-            text="\n".join(lines) + "\n",
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            body=generate_latest(self.registry),
+            headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
         )

@@ -1,4 +1,5 @@
-"""REST API over the orders: reads from the hub's mirror, writes to the source."""
+"""REST API over the orders: reads from the hub's mirror, writes to the store (each bounded in
+time by the ``DatabaseGuard``), answered once their change is in the feed."""
 
 from __future__ import annotations
 
@@ -9,23 +10,24 @@ from typing import Any
 from aiohttp import web
 
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
-from orders_live.domain.source import ChangeSource, OrderNotFound, VersionConflict
+from orders_live.domain.source import OrderNotFound, OrderStore, VersionConflict
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_status
-from orders_live.hub.hub import Hub, NotReady
+from orders_live.hub import Hub
 from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_ID = 2**63 - 1
-READY_WAIT = 5.0
+MAX_ID_DIGITS = len(str(MAX_ID))
 # A write is answered once its change is in the feed (read-your-writes), or after this long.
 WRITE_VISIBLE_WAIT = 2.0
 _IF_MATCH = re.compile(r'\s*(?:(\d{1,18})|"(\d{1,18})")\s*')
 
 
 class OrdersApi:
-    def __init__(self, hub: Hub, source: ChangeSource) -> None:
-        self.hub, self.source = hub, source
+    def __init__(self, hub: Hub, store: OrderStore, database: DatabaseGuard) -> None:
+        self.hub, self.store, self.database = hub, store, database
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -69,7 +71,8 @@ class OrdersApi:
 
     async def create_order(self, request: web.Request) -> web.Response:
         data = OrderCreate.model_validate(await _json_object(request))
-        order = await self.source.create(data)
+        async with self.database.bounded():
+            order = await self.store.create(data)
         await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
         return _order_response(order.to_json(), status=201)
 
@@ -84,8 +87,10 @@ class OrdersApi:
                 "nothing to change",
                 {"body": "give at least one of customer_name, product_name, status"},
             )
+        expected = _if_match(request)
         try:
-            order = await self.source.update(order_id, patch, _if_match(request))
+            async with self.database.bounded():
+                order = await self.store.update(order_id, patch, expected)
         except OrderNotFound:
             raise _not_found(order_id) from None
         except VersionConflict as exc:
@@ -95,8 +100,10 @@ class OrdersApi:
 
     async def delete_order(self, request: web.Request) -> web.Response:
         order_id = _order_id(request)
+        expected = _if_match(request)
         try:
-            await self.source.delete(order_id, _if_match(request))
+            async with self.database.bounded():
+                await self.store.delete(order_id, expected)
         except OrderNotFound:
             raise _not_found(order_id) from None
         except VersionConflict as exc:
@@ -105,19 +112,13 @@ class OrdersApi:
         return web.Response(status=204)
 
 
-async def feed_ready(hub: Hub) -> None:
-    """Reads wait (a little) for the change feed; past that, 503."""
-    try:
-        await hub.wait_ready(READY_WAIT)
-    except NotReady as exc:
-        raise ApiError(503, "unavailable", str(exc)) from None
-
-
 def _order_id(request: web.Request) -> int:
-    order_id = int(request.match_info["id"])
-    if not 1 <= order_id <= MAX_ID:
-        raise _not_found(order_id)
-    return order_id
+    """The id in the path; one outside 1…2**63-1 names no order (checked before ``int()``,
+    which refuses numbers of more than 4,300 digits)."""
+    raw = request.match_info["id"].lstrip("0")
+    if not raw or len(raw) > MAX_ID_DIGITS or int(raw) > MAX_ID:
+        raise ApiError(404, "not_found", "no order has this id")
+    return int(raw)
 
 
 def _not_found(order_id: int) -> ApiError:

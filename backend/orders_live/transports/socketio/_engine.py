@@ -1,45 +1,133 @@
-"""The fast path to a client's socket: one shared WebSocket frame, written straight to
-each client's transport (python-engineio's per-client queue and writer task cost
-~65 µs per packet; this costs a ``transport.write``).
+"""The one module that reaches into python-socketio, python-engineio and aiohttp internals.
 
-This is the one module that reaches into python-engineio and aiohttp (both pinned).
-It is used only when it can be used safely:
+The reaches, each verified by ``check_engine()`` at start-up (versions and shapes):
 
-- the client opened its connection as a WebSocket (``transport=websocket``), so the
-  request in its Engine.IO environ owns the socket the frames go to;
-- ``direct_frames_supported()`` checked, at start-up, the library versions it was
-  written against; otherwise every packet takes Engine.IO's own path.
+1. ``AsyncServer._handle_event_internal``: ``subscribe``/``unsubscribe`` answer their ack
+   through the client's own ordered queue, so replays, the ack and live changes cannot cross.
+2. ``AsyncServer._handle_eio_message``: Socket.IO packets are checked (``packet_guard``)
+   before python-socketio parses them.
+3. ``eio._async["websocket"]``: a subclass whose ``wait()`` checks each Engine.IO packet.
+4. ``eio.sockets[sid].queue``: how many packets Engine.IO holds for a long-polling client.
+5. aiohttp's ``protocol.writing_paused`` and ``protocol._drain_helper()``: whether a client
+   reads slowly, and waiting until it catches up.
+6. Hand-spelled packets (``2[...]``, ``3<id>[...]``, the ``order_changes`` batch, Engine.IO's
+   ``4`` prefix) and WebSocket frames written straight to each client's transport: one
+   frame's bytes serve every client (server frames are unmasked; RSV1 clear is valid on a
+   permessage-deflate connection), each in one synchronous ``transport.write`` from the loop,
+   so they never interleave with Engine.IO's own frames (pings).
 
-A server→client frame is unmasked, so one frame's bytes serve every client. Frames are
-sent uncompressed (RSV1 clear), which is valid on a connection that negotiated
-permessage-deflate. Each frame goes out in one synchronous ``transport.write`` from the
-event loop, so frames from Engine.IO's writer (pings) never interleave with ours.
+When a check fails, or ``socketio_direct`` is off, none of them is used (the fallback, run by
+the test suite too): acks are python-socketio's own, held in order by a barrier in the
+client's queue (``Hold``); packets are spelled by ``socketio.packet.Packet`` and sent with
+``eio.send``; a slow client is seen from ``transport.get_write_buffer_size()``; bad packets
+get the libraries' own handling.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import logging
 import struct
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Protocol
+
+import engineio
+import socketio
+from aiohttp.base_protocol import BaseProtocol
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+from socketio import packet as sio_packet
+
+from orders_live.transports.socketio.packet_guard import engine_packet_problem, socketio_packet_problem
 
 log = logging.getLogger(__name__)
 
 TESTED = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "aiohttp": "3.14.5"}
+ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
+WRITE_BUFFER_HIGH = 64 * 1024  # fallback: bytes in a transport's buffer before a writer waits
 
 
-def direct_frames_supported() -> bool:
+class Replies(Protocol):
+    """What the gateway offers the engine so that an ack keeps its place in the client's stream."""
+
+    def reply(self, sid: str, packet: str) -> None:
+        """Queue an encoded ack in the client's own ordered queue (direct path)."""
+
+    async def hold_for_reply(self, sid: str) -> None:
+        """Fallback: returns once everything queued for the client is with Engine.IO; what is
+        queued later waits until the calling task (which sends the ack) has finished."""
+
+
+Handler = Callable[..., Awaitable[Any]]  # (sid, *event args) -> the ack's payload
+Refuse = Callable[[str | None, dict[str, Any], str], Awaitable[None]]  # (eio sid, environ, reason)
+
+
+def check_engine() -> list[str]:
+    """Everything this module relies on, as found in the installed libraries; [] when all is as tested."""
+    problems = []
     found = {name: version(name) for name in TESTED}
     if found != TESTED:
-        log.warning("direct WebSocket frames off: tested with %s, found %s", TESTED, found)
-        return False
-    return True
+        problems.append(f"tested with {TESTED}, found {found}")
+    for owner, name, params in (
+        (
+            socketio.AsyncServer,
+            "_handle_event_internal",
+            ["self", "server", "sid", "eio_sid", "data", "namespace", "id"],
+        ),
+        (socketio.AsyncServer, "_handle_eio_message", ["self", "eio_sid", "data"]),
+        (engineio_aiohttp.WebSocket, "wait", ["self"]),
+        (BaseProtocol, "_drain_helper", ["self"]),
+    ):
+        method = getattr(owner, name, None)
+        if method is None or list(inspect.signature(method).parameters) != params:
+            problems.append(f"{owner.__qualname__}.{name} is not the method this was written for")
+    if not isinstance(getattr(BaseProtocol, "writing_paused", None), property):
+        problems.append("aiohttp's BaseProtocol.writing_paused is gone")
+    probe = engineio.AsyncServer(async_mode="aiohttp")
+    if probe._async.get("websocket") is not engineio_aiohttp.WebSocket:
+        problems.append("Engine.IO's aiohttp driver no longer uses its WebSocket class")
+    socket = engineio.async_socket.AsyncSocket(probe, "probe")
+    if not all(hasattr(getattr(socket, "queue", None), name) for name in ("qsize", "join")):
+        problems.append("Engine.IO sockets no longer have a joinable queue")
+    sample = {"op": "update", "name": "Ada Lovelace — “é”", "n": [1, 2.5, None, True]}
+    spelled = {
+        event_packet("order_change", sample): sio_packet.Packet(sio_packet.EVENT, data=["order_change", sample]),
+        ack_packet(7, sample): sio_packet.Packet(sio_packet.ACK, data=[sample], id=7),
+        batch_packet([_json(sample), _json(sample)]): sio_packet.Packet(
+            sio_packet.EVENT, data=["order_changes", {"changes": [sample, sample]}]
+        ),
+    }
+    for ours, theirs in spelled.items():
+        if ours != theirs.encode():
+            problems.append(f"python-socketio spells packets differently: {theirs.encode()!r} is not {ours!r}")
+    if engineio.packet.Packet(engineio.packet.MESSAGE, data="x").encode() != "4x":
+        problems.append("Engine.IO spells messages differently")
+    return problems
+
+
+# -- packets and frames, as spelled on the direct path ---------------------------------------------
+def _json(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def event_packet(event: str, payload: Any) -> str:
+    return "2" + _json([event, payload])
+
+
+def ack_packet(ack_id: int, payload: Any) -> str:
+    return f"3{ack_id}" + _json([payload])
+
+
+def batch_packet(changes: list[str]) -> str:
+    """An ``order_changes`` event from each change's JSON, encoded once per change."""
+    return '2["order_changes",{"changes":[' + ",".join(changes) + "]}]"
 
 
 def text_frame(text: str) -> bytes:
-    """One final, unmasked, uncompressed WebSocket text frame."""
-    data = text.encode()
+    """One Engine.IO message as a final, unmasked, uncompressed WebSocket text frame."""
+    data = ("4" + text).encode()
     length = len(data)
     if length < 126:
         return struct.pack("!BB", 0x81, length) + data
@@ -49,17 +137,10 @@ def text_frame(text: str) -> bytes:
 
 
 class DirectSocket:
-    """Writes Engine.IO message frames straight to one client's transport."""
+    """Writes frames straight to one WebSocket client's transport."""
 
     def __init__(self, request: Any) -> None:
         self._request = request
-
-    @staticmethod
-    def for_client(environ: dict[str, Any]) -> DirectSocket | None:
-        request = environ.get("aiohttp.request")
-        if request is None or "transport=websocket" not in environ.get("QUERY_STRING", ""):
-            return None  # long-polling, or upgraded from it: Engine.IO's path
-        return DirectSocket(request)
 
     @property
     def open(self) -> bool:
@@ -82,3 +163,133 @@ class DirectSocket:
         protocol = self._request.protocol
         if protocol is not None and protocol.writing_paused:
             await protocol._drain_helper()
+
+
+class Channel:
+    """One client's way out: frames straight to its socket (``direct``), or Engine.IO's send."""
+
+    def __init__(self, sio: socketio.AsyncServer, sid: str, environ: dict[str, Any], direct_path: bool) -> None:
+        self._eio = sio.eio
+        self._eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+        self._request = environ.get("aiohttp.request")
+        self._direct_path = direct_path
+        websocket = "transport=websocket" in environ.get("QUERY_STRING", "")
+        self.direct = DirectSocket(self._request) if direct_path and websocket and self._request else None
+
+    async def send(self, text: str) -> None:
+        await self._eio.send(self._eio_sid, text)
+
+    async def wait_writable(self) -> None:
+        """After an Engine.IO send: wait while the client is behind."""
+        protocol = getattr(self._request, "protocol", None)
+        if self._direct_path:
+            # Packets pile up in Engine.IO's queue, and (seen on aiohttp 3.14) in aiohttp's
+            # buffer while the socket is paused: wait on both.
+            engineio_socket = self._eio.sockets.get(self._eio_sid)
+            if engineio_socket is not None and engineio_socket.queue.qsize() > ENGINEIO_BACKLOG:
+                await engineio_socket.queue.join()
+            if protocol is not None and protocol.writing_paused:
+                await protocol._drain_helper()
+            return
+        transport = getattr(self._request, "transport", None)
+        pause = 0.002
+        while transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() <= WRITE_BUFFER_HIGH:
+                return
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
+
+    def drop(self) -> None:
+        """Close the client's connection without a disconnect packet, so that it reconnects."""
+        transport = getattr(self._request, "transport", None)
+        if transport is not None:
+            transport.close()
+
+
+class Engine:
+    def __init__(self, direct: bool) -> None:
+        self.problems = check_engine() if direct else ["switched off (socketio_direct=false)"]
+        self.direct = not self.problems
+        if direct and self.problems:
+            log.warning("Socket.IO direct path off, using the libraries' own: %s", "; ".join(self.problems))
+
+    def server(self, handlers: dict[str, Handler], replies: Replies, refuse: Refuse, **options: Any) -> Any:
+        """A Socket.IO server whose ``handlers`` answer in order with the client's other packets."""
+        if not self.direct:
+            sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=True, **options)
+            for name, handler in handlers.items():
+                sio.on(name, _held_reply(handler, replies))
+            return sio
+        sio = _OrderedServer(async_mode="aiohttp", async_handlers=True, **options)
+        sio.ordered = handlers
+        sio.replies = replies
+        sio.refuse = refuse
+        sio.eio._async = {**sio.eio._async, "websocket": _GuardedWebSocket}
+        sio.eio.orders_live_refuse = refuse
+        return sio
+
+    def channel(self, sio: Any, sid: str, environ: dict[str, Any]) -> Channel:
+        return Channel(sio, sid, environ, self.direct)
+
+    def encode_event(self, event: str, payload: Any) -> str:
+        if self.direct:
+            return event_packet(event, payload)
+        encoded: str = sio_packet.Packet(sio_packet.EVENT, data=[event, payload]).encode()
+        return encoded
+
+    def encode_ack(self, ack_id: int, payload: Any) -> str:
+        return ack_packet(ack_id, payload)
+
+    def encode_batch(self, changes: list[str]) -> str:
+        if self.direct:
+            return batch_packet(changes)
+        batch = {"changes": [json.loads(change) for change in changes]}
+        encoded: str = sio_packet.Packet(sio_packet.EVENT, data=["order_changes", batch]).encode()
+        return encoded
+
+
+def _held_reply(handler: Handler, replies: Replies) -> Handler:
+    async def stock(sid: str, *args: Any) -> Any:
+        answer = await handler(sid, *args)
+        await replies.hold_for_reply(sid)
+        return answer
+
+    return stock
+
+
+class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
+    ordered: dict[str, Handler]
+    replies: Replies
+    refuse: Refuse
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        problem = socketio_packet_problem(data)
+        if problem is not None:
+            await self.refuse(eio_sid, self.environ.get(eio_sid, {}), problem)
+            await self.eio.disconnect(eio_sid)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
+    ) -> None:
+        handler = self.ordered.get(data[0]) if namespace in (None, "/") else None
+        if handler is None:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+            return
+        answer = await handler(sid, *data[1:])
+        if id is not None and answer is not None:
+            self.replies.reply(sid, ack_packet(id, answer))
+
+
+class _GuardedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+    """Engine.IO's aiohttp WebSocket, refusing a bad packet before Engine.IO parses it:
+    ``None`` from ``wait()`` is how it learns that the connection is over."""
+
+    async def wait(self) -> Any:
+        data = await super().wait()
+        problem = engine_packet_problem(data)
+        if problem is None:
+            return data
+        await self.server.orders_live_refuse(None, getattr(self, "environ", {}), problem)
+        return None

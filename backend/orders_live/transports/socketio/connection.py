@@ -6,9 +6,9 @@ were put. The writer sends everything queued since its last write at once, and a
 several changes goes out as one ``order_changes`` batch: under load batches grow by
 themselves and the cost per change falls, while a lone change still goes out at once.
 
-Two ways out, never mixed for one client: WebSocket frames written straight to the
-client's socket (a lone change's frame is built once and shared by every client), or
-python-engineio's own send for clients that cannot take them (long-polling).
+Two ways out, never mixed for one client (``Channel``): WebSocket frames written straight
+to the client's socket (a lone change's frame is built once and shared by every client), or
+python-engineio's own send (long-polling clients, and every client when the direct path is off).
 """
 
 from __future__ import annotations
@@ -17,21 +17,31 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from orders_live.domain.order import OrderJson
-from orders_live.hub.hub import Delivery, Subscription
-from orders_live.transports.client_queue import ClientQueue
-from orders_live.transports.socketio._engine import DirectSocket, text_frame
+from orders_live.hub import Delivery, Subscription
+from orders_live.transports.client_queue import ClientQueue, SlowClientReport
+from orders_live.transports.socketio._engine import Channel, Engine, text_frame
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str], Awaitable[None]]  # hand one encoded Socket.IO packet to Engine.IO
-WaitWritable = Callable[[], Awaitable[None]]  # returns once the client's socket takes more
-Encode = Callable[[str, Any], str]  # (event, payload) -> encoded Socket.IO packet
-# What waits in the queue: an encoded control packet, or a change (and its conflated flag).
-Outgoing = str | tuple[Delivery, bool]
+
+class Hold:
+    """A barrier in a client's queue: what was queued before it is handed over, then nothing
+    after it is written until ``release`` (the fallback path's acks keep their place so)."""
+
+    def __init__(self) -> None:
+        self.handed_over = asyncio.get_running_loop().create_future()
+        self.released = asyncio.Event()
+
+    def release(self, *_: object) -> None:
+        self.released.set()
+
+
+# What waits in the queue: an encoded control packet, a change (and its conflated flag), a Hold.
+Outgoing = str | tuple[Delivery, bool] | Hold
 
 
 def _json(payload: Any) -> str:
@@ -42,26 +52,27 @@ class ClientConnection:
     def __init__(
         self,
         sid: str,
-        send: Send,
-        wait_writable: WaitWritable,
-        encode: Encode,
+        channel: Channel,
+        engine: Engine,
         capacity: int,
         on_resync: Callable[[ClientConnection], None],
+        on_broken: Callable[[ClientConnection, BaseException], None],
         conflation_capacity: int = 10_000,
-        direct: DirectSocket | None = None,
+        report_slow: SlowClientReport | None = None,
     ) -> None:
         self.sid = sid
         self.subscriptions: dict[str, Subscription] = {}
-        self.encode = encode
-        self.direct = direct
-        self._send = send
-        self._wait_writable = wait_writable
+        self.channel = channel
+        self.engine = engine
+        self.direct = channel.direct
+        self._on_broken = on_broken
         self.queue: ClientQueue[Outgoing] = ClientQueue(
             sid,
             lambda delivery, conflated: (delivery, conflated),
             lambda: on_resync(self),
             capacity,
             conflation_capacity,
+            **({"report_slow": report_slow} if report_slow is not None else {}),
         )
         self._writer: asyncio.Task[None] | None = None
         self._writing = False  # the writer holds packets it has taken and not yet written
@@ -69,7 +80,7 @@ class ClientConnection:
         self.batches = 0
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name=f"sio-writer-{self.sid}")
+        self._writer = asyncio.create_task(self._write(), name=f"socketio.writer.{self.sid}")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -96,7 +107,15 @@ class ClientConnection:
         self.queue.put_change(room, delivery)
 
     def emit(self, event: str, payload: Any) -> None:
-        self.queue.put_control(self.encode(event, payload))
+        self.queue.put_control(self.engine.encode_event(event, payload))
+
+    async def hold(self) -> Hold:
+        """Returns once everything queued so far is handed over; later packets wait for
+        ``release()`` on the returned Hold."""
+        barrier = Hold()
+        self.queue.put_control(barrier)
+        await barrier.handed_over
+        return barrier
 
     async def _write(self) -> None:
         while True:
@@ -104,36 +123,56 @@ class ClientConnection:
             packets = self._packets(self.queue.take())
             self._writing = True
             try:
-                if self.direct is not None and self.direct.open:
-                    for text, frame in packets:
-                        self.direct.write(frame or text_frame("4" + text))
-                    await self.direct.drained()  # a client that reads slowly holds only this writer
-                else:
-                    for text, _ in packets:
-                        await self._send(text)
-                        await self._wait_writable()
+                await self._write_round(packets)
+            except asyncio.CancelledError:
+                raise
             except ConnectionError:
                 log.debug("client %s: connection lost while writing", self.sid)
+            except Exception as exc:
+                # What was taken may be half written: the client must start over, so it is
+                # dropped (it reconnects and catches up from its last position).
+                log.warning(
+                    "client %s: writer failed (%s: %s); dropping the connection", self.sid, type(exc).__name__, exc
+                )
+                self._on_broken(self, exc)
+                return
             finally:
                 self._writing = False
                 self._wrote.set()
 
-    def _packets(self, outgoing: list[Outgoing]) -> Iterator[tuple[str, bytes | None]]:
+    async def _write_round(self, packets: Iterator[tuple[str, bytes | None] | Hold]) -> None:
+        direct = self.direct
+        for item in packets:
+            if isinstance(item, Hold):
+                if not item.handed_over.done():
+                    item.handed_over.set_result(None)
+                await item.released.wait()
+                continue
+            text, frame = item
+            if direct is not None and direct.open:
+                direct.write(frame or text_frame(text))
+            elif direct is None:
+                await self.channel.send(text)
+                await self.channel.wait_writable()
+        if direct is not None:
+            await direct.drained()  # a client that reads slowly holds only this writer
+
+    def _packets(self, outgoing: list[Outgoing]) -> Iterator[tuple[str, bytes | None] | Hold]:
         """Encoded packets, each with its shared WebSocket frame when it has one."""
         run: list[tuple[Delivery, bool]] = []
         for item in outgoing:
-            if isinstance(item, str):
-                yield from self._changes(run)
-                run = []
-                yield item, None
-            else:
+            if isinstance(item, tuple):
                 run.append(item)
+                continue
+            yield from self._changes(run)
+            run = []
+            yield item if isinstance(item, Hold) else (item, None)
         yield from self._changes(run)
 
     def _single(self, delivery: Delivery, conflated: bool) -> tuple[str, bytes]:
         """One change's packet and its WebSocket frame, both built once for every client."""
-        text: str = delivery.encoded("socketio", conflated, lambda p: self.encode("order_change", p))
-        frame: bytes = delivery.encoded("ws-frame", conflated, lambda _: text_frame("4" + text))
+        text: str = delivery.encoded("socketio", conflated, lambda p: self.engine.encode_event("order_change", p))
+        frame: bytes = delivery.encoded("ws-frame", conflated, lambda _: text_frame(text))
         return text, frame
 
     def _changes(self, run: list[tuple[Delivery, bool]]) -> Iterator[tuple[str, bytes | None]]:
@@ -141,8 +180,7 @@ class ClientConnection:
             yield self._single(*run[0])
         elif run:
             self.batches += 1
-            changes = ",".join(delivery.encoded("json", conflated, _json) for delivery, conflated in run)
-            yield '2["order_changes",{"changes":[' + changes + "]}]", None
+            yield self.engine.encode_batch([delivery.encoded("json", c, _json) for delivery, c in run]), None
 
 
 class SocketSink:
@@ -158,4 +196,4 @@ class SocketSink:
 
     def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
         payload = {"reason": reason, "filter": self.filter_wire, "orders": orders, "position": position}
-        self.connection.queue.put_resync(self.room, self.connection.encode("resync", payload))
+        self.connection.queue.put_resync(self.room, self.connection.engine.encode_event("resync", payload))

@@ -1,0 +1,106 @@
+"""Following the feed: the one live reader of the database's changes.
+
+It opens the source, resumes from this instance's checkpoint (or from now), seeds the mirror
+once the stream is open, and applies every change in commit order: mirror, history, position,
+waiting writers, then the fan-out. When continuity cannot be proven it rebuilds every view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
+from orders_live.domain.source import Source
+from orders_live.hub.fanout import Delivery, Rooms
+from orders_live.hub.history import ChangeHistory
+from orders_live.hub.mirror import OrderMirror
+from orders_live.hub.position import FeedPosition
+from orders_live.hub.stats import HubStats
+from orders_live.hub.write_waiters import WriteWaiters
+from orders_live.runtime.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class Follower:
+    def __init__(
+        self,
+        source: Source,
+        feed: FeedPosition,
+        mirror: OrderMirror,
+        history: ChangeHistory,
+        rooms: Rooms,
+        writes: WriteWaiters,
+        stats: HubStats,
+        resync_all: Callable[[str], None],
+    ) -> None:
+        self.source, self.feed, self.mirror, self.history = source, feed, mirror, history
+        self.rooms, self.writes, self.stats = rooms, writes, stats
+        self._resync_all = resync_all
+        self.instance = ""
+        self.backoff = Backoff("change stream", log)
+        self._started = False  # opened the source and read the checkpoint (kept across restarts)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if not self._started:
+                    await self.source.connection.open()
+                    resume = await self.source.checkpoints.load_checkpoint(self.instance)
+                    self.feed.position = resume
+                    log.info(
+                        "following %s from %s",
+                        self.source.description,
+                        f"saved position {resume}" if resume else "now",
+                    )
+                    self._started = True
+                await self._follow_from(self.feed.position, seed=not self.feed.ready)
+            except asyncio.CancelledError:
+                raise
+            except (HistoryLost, StreamInvalidated) as exc:
+                log.warning("cannot continue from %s (%s): rebuilding every view", self.feed.position, exc)
+                self.feed.lose()
+            except Exception as exc:
+                self.feed.stream_up = False
+                await self.backoff.wait(exc)
+
+    async def _follow_from(self, resume: str | None, seed: bool) -> None:
+        rebuilding = seed and bool(self.rooms)
+        async with contextlib.aclosing(self.source.feed.watch(resume)) as changes:
+            async for item in changes:
+                self.backoff.reset()
+                self.feed.stream_up = True
+                just_seeded = seed
+                if seed:
+                    # The stream is open, so whatever the seed misses the stream brings;
+                    # what the seed already holds is skipped by version.
+                    self.mirror.seed(await self.source.store.load_orders())
+                    self.writes.seeded(self.mirror.orders)
+                    base = resume or item.position
+                    self.history.restart(base)
+                    self.feed.position = base
+                    seed = False
+                if isinstance(item, CaughtUp):
+                    self.feed.advance(item.position)
+                    # Only a mark read after the seed proves the mirror is exactly at it.
+                    if not just_seeded and not self.feed.ready:
+                        self.feed.go_live()
+                        log.info("change feed live at %s (%d orders)", item.position, len(self.mirror.orders))
+                        if rebuilding:
+                            self._resync_all("history_lost")
+                            rebuilding = False
+                    continue
+                self.apply(item)
+
+    def apply(self, change: Change) -> None:
+        rooms = self.mirror.apply(change)
+        self.history.append(change, rooms)
+        self.feed.advance(change.position)
+        self.writes.applied(change)
+        started = time.perf_counter()
+        delivered = self.rooms.deliver(Delivery(change), rooms)
+        self.stats.fanned_out(time.perf_counter() - started, change.committed_at, delivered)

@@ -1,0 +1,108 @@
+"""The change stream: one ``watch`` per reader, positions, and the proof of continuity."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from pymongo.errors import OperationFailure
+
+from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
+from orders_live.domain.source import PositionKey
+from orders_live.sources.mongo.connection import MongoConnection
+from orders_live.sources.mongo.documents import INVALIDATING_OPS, change_from_event, order_from_document, parse_id
+
+log = logging.getLogger(__name__)
+
+_MONGO_TOKEN = re.compile(r"[0-9A-Fa-f]{2,4096}")
+_NX_TOKEN = re.compile(r"nx:(\d{1,18})")
+# Error codes after which a resume token can never be used again.
+_HISTORY_LOST_CODES = frozenset({286, 280, 136})
+AWAIT_MS = 1000
+
+
+class MongoChangeFeed:
+    def __init__(self, connection: MongoConnection) -> None:
+        self.connection = connection
+        self.orders = connection.orders
+        self.pacer = connection.pacer
+
+    async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
+        token, must_see_first = self._resume_point(resume_after)
+        try:
+            async with await self.orders.watch(
+                resume_after=token, max_await_time_ms=AWAIT_MS, **self.connection.watch_options
+            ) as stream:
+                if must_see_first is not None:
+                    first = await stream.try_next()
+                    if first is None or first["_id"].get("_data") != must_see_first:
+                        raise HistoryLost(f"the change log no longer holds {must_see_first!r}")
+                while True:
+                    started = time.monotonic()
+                    event = await stream.try_next()
+                    if event is None:
+                        mark = stream.resume_token
+                        if mark is not None:
+                            yield CaughtUp(str(mark["_data"]))
+                        if time.monotonic() - started < AWAIT_MS / 2000:
+                            await self.pacer.pause()
+                        continue
+                    self.pacer.reset()
+                    change = await self._change(event)
+                    if change is not None:
+                        yield change
+        except OperationFailure as exc:
+            if exc.code in _HISTORY_LOST_CODES:
+                raise HistoryLost(str(exc)) from exc
+            raise
+
+    def _resume_point(self, resume_after: str | None) -> tuple[dict[str, str] | None, str | None]:
+        """The token to resume after, and the event that must come first to prove continuity.
+
+        nx-27017 silently accepts a token it no longer holds, so we resume one row
+        earlier and insist on seeing the row itself again: if it was pruned, history
+        was lost. MongoDB raises ChangeStreamHistoryLost by itself.
+        """
+        if resume_after is None:
+            return None, None
+        if self.position_key(resume_after) is None:
+            raise HistoryLost(f"not a position of this database: {resume_after!r}")
+        nx = _NX_TOKEN.fullmatch(resume_after)
+        if nx is not None:
+            row = int(nx.group(1))
+            if row == 0:  # "before anything": nothing to see again, so nothing proves it
+                raise HistoryLost("continuity from the start of nx-27017's change log cannot be proven")
+            return {"_data": f"nx:{row - 1}"}, resume_after
+        return {"_data": resume_after}, None
+
+    async def _change(self, event: dict[str, Any]) -> Change | None:
+        op = event.get("operationType", "")
+        if op in INVALIDATING_OPS:
+            raise StreamInvalidated(f"the orders collection saw {op!r}")
+        position = str(event["_id"]["_data"])
+        try:
+            change = change_from_event(event, position)
+            if change is None and op in ("update", "replace"):
+                # The post-image is gone: fall back to the order as it is now.
+                found = await self.orders.find_one({"_id": parse_id(event["documentKey"]["_id"])})
+                if found is not None:
+                    current = order_from_document(found)
+                    lookup = {**event, "fullDocument": {**current.to_json(), "_id": current.id}}
+                    change = change_from_event(lookup, position)
+            return change
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("skipping change %s: not an order (%s)", position, exc)
+            return None
+
+    def position_key(self, position: str) -> PositionKey | None:
+        """Positions of the kind this server hands out; a position of the other kind is
+        not one (nx-27017 would take a MongoDB token silently and start from now)."""
+        nx = _NX_TOKEN.fullmatch(position)
+        if nx is not None and self.connection.nx is not False:
+            return (int(nx.group(1)), "")
+        if nx is None and self.connection.nx is not True and _MONGO_TOKEN.fullmatch(position):
+            return (0, position.upper())
+        return None

@@ -1,0 +1,32 @@
+"""What the transports count, in the service's Prometheus registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+
+class TransportMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.slow_clients = Counter(
+            "orders_live_slow_clients",
+            "Clients that fell behind: merged (conflated) or resynced.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("conflated", "resynced"):
+            self.slow_clients.labels(outcome)
+        self.refused_packets = Counter(
+            "orders_live_refused_packets",
+            "Malformed or unsupported packets refused (the client was disconnected), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.broken_writers = Counter(
+            "orders_live_broken_writers",
+            "Client writers that failed with an unexpected error (the client was disconnected).",
+            ["transport"],
+            registry=registry,
+        )
+
+    def slow_client(self, outcome: str) -> None:
+        self.slow_clients.labels(outcome).inc()
