@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Every check on a fresh machine: installs what is missing (Python packages, the
 # dashboard's npm packages, Debian's chromium for the browser tests), then format,
-# lint, types, the dashboard's unit tests and build, and all Python tests (the fast
-# tier, the real embedded database, the fault tests and the two-tab browser test).
+# lint, types, the import layers, the dashboard's unit tests and build, and all Python
+# tests (the fast tier, the real embedded database, the fault tests and the browser
+# tests); then the Socket.IO suites again with the direct path switched off, so that
+# the libraries' own path (the fallback) is known to work.
+# Arguments go to both pytest runs. The fast tier alone: .venv/bin/pytest -m fast
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -16,4 +19,7 @@ cd "$ROOT"
 .venv/bin/ruff format --check backend tests
 .venv/bin/ruff check backend tests
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/pytest "$@"
+echo "the Socket.IO suites again, on the libraries' own path (ORDERS_LIVE_SOCKETIO_DIRECT=false)"
+ORDERS_LIVE_SOCKETIO_DIRECT=false .venv/bin/pytest -m socketio "$@"

@@ -23,6 +23,23 @@ from orders_live.service import Service
 from orders_live.settings import Settings
 
 
+TIERS = frozenset({"fast", "database", "browser"})
+NEEDS_A_DATABASE = frozenset({"nx", "mongo_url", "service"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is in exactly one tier, and the fast tier touches no database."""
+    wrong = []
+    for item in items:
+        tiers = {mark.name for mark in item.iter_markers()} & TIERS
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: tiers {sorted(tiers)} (mark it with exactly one of {sorted(TIERS)})")
+        elif "fast" in tiers and NEEDS_A_DATABASE & set(getattr(item, "fixturenames", ())):
+            wrong.append(f"{item.nodeid}: in the fast tier but uses a database fixture")
+    if wrong:
+        raise pytest.UsageError("tests outside the tiers:\n" + "\n".join(wrong))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

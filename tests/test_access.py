@@ -16,6 +16,8 @@ from orders_live.client.live_orders import LiveOrders
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
+pytestmark = [pytest.mark.database, pytest.mark.socketio]
+
 READ, WRITE = "read-secret-1", "write-secret-2"
 
 

@@ -11,6 +11,8 @@ import pytest
 from orders_live.service import Service
 from test_live_feed import database_orders
 
+pytestmark = pytest.mark.database
+
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str, set[str]]] = [
     # method, path, request options, status, error code, fields named
     (

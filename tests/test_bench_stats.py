@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 
-from orders_live.bench.runner import markdown, stable_rates
+import pytest
+
+from orders_live.bench.report import markdown, stable_rates
 from orders_live.bench.stats import SequenceCheck, merge_counts, percentile, summary
+
+pytestmark = pytest.mark.fast
 
 
 def test_nearest_rank_percentiles() -> None:

@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from conftest import until
 from orders_live.domain.change import Change
 from orders_live.domain.order import OrderCreate, OrderPatch
@@ -15,6 +17,8 @@ from orders_live.sources.memory import MemoryDatabase
 from orders_live.transports.client_queue import ClientQueue
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
+
+pytestmark = pytest.mark.fast
 
 
 def delivery(order_id: int, version: int, seq: int) -> Delivery:

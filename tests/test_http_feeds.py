@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 
 from conftest import running_service, settings_for, until
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
+
+pytestmark = pytest.mark.database
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str | None, Any]]:

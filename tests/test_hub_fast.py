@@ -15,6 +15,8 @@ from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Delivery, Hub, NotReady
 from orders_live.sources.memory import MemoryDatabase
 
+pytestmark = pytest.mark.fast
+
 
 class RecordingSink:
     def __init__(self) -> None:

@@ -6,12 +6,15 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from pymongo import AsyncMongoClient
 
 from conftest import Listener, until
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 from orders_live.sources.mongo.documents import order_from_document
+
+pytestmark = [pytest.mark.database, pytest.mark.socketio]
 
 
 async def database_orders(mongo_url: str) -> dict[int, dict[str, Any]]:

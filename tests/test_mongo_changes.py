@@ -9,6 +9,8 @@ import pytest
 from orders_live.sources.mongo import mongo_source
 from orders_live.sources.mongo.documents import change_from_event, order_from_document, parse_date, parse_id
 
+pytestmark = pytest.mark.fast
+
 STORED = {"_id": 7, "customer_name": "Ada", "product_name": "Lamp", "status": "shipped", "version": 2}
 WHEN = datetime(2026, 11, 24, 1, 2, 3, 456000, tzinfo=UTC)
 

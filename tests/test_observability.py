@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from conftest import Listener, NxServer, running_service, settings_for, until, until_async
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
+
+pytestmark = pytest.mark.database
 
 
 def parse_metrics(text: str) -> dict[str, float]:

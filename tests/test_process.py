@@ -17,6 +17,8 @@ import pytest
 
 from conftest import ORDERS_LIVE, Listener, ServeProcess, free_port, until
 
+pytestmark = [pytest.mark.database, pytest.mark.slow]
+
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:

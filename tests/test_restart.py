@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 from pymongo import AsyncMongoClient
 
 from conftest import NxServer, free_port, running_service, settings_for, until
 from orders_live.client.rest import OrdersClient
 from orders_live.domain.order import OrderCreate, OrderPatch
 from orders_live.sources.mongo import mongo_source
+
+pytestmark = [pytest.mark.database, pytest.mark.socketio]
 
 
 async def test_changes_made_while_the_service_is_down_reach_subscribers_after_restart(

@@ -78,6 +78,7 @@ class ClientConnection:
         self._writing = False  # the writer holds packets it has taken and not yet written
         self._wrote = asyncio.Event()  # set each time the writer finishes a round
         self.batches = 0
+        self.broken = False
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"socketio.writer.{self.sid}")
@@ -102,7 +103,10 @@ class ClientConnection:
         shared frame is written at once, with no task to wake; otherwise it queues."""
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
-            direct.write(self._single(delivery, False)[1])
+            try:
+                direct.write(self._single(delivery, False)[1])
+            except Exception as exc:
+                self._fail(exc)
             return
         self.queue.put_change(room, delivery)
 
@@ -129,16 +133,20 @@ class ClientConnection:
             except ConnectionError:
                 log.debug("client %s: connection lost while writing", self.sid)
             except Exception as exc:
-                # What was taken may be half written: the client must start over, so it is
-                # dropped (it reconnects and catches up from its last position).
-                log.warning(
-                    "client %s: writer failed (%s: %s); dropping the connection", self.sid, type(exc).__name__, exc
-                )
-                self._on_broken(self, exc)
+                self._fail(exc)
                 return
             finally:
                 self._writing = False
                 self._wrote.set()
+
+    def _fail(self, error: Exception) -> None:
+        """What was taken may be half written: the client must start over, so it is dropped
+        (it reconnects and catches up from its last position). Once per connection."""
+        if self.broken:
+            return
+        self.broken = True
+        log.warning("client %s: writer failed (%s: %s); dropping the connection", self.sid, type(error).__name__, error)
+        self._on_broken(self, error)
 
     async def _write_round(self, packets: Iterator[tuple[str, bytes | None] | Hold]) -> None:
         direct = self.direct

@@ -1,0 +1,90 @@
+"""The benchmark's report: a Markdown table, the highest stable rates, a latency plot, results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| transport | clients | writes/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | "
+        "out of order | server CPU/core | µs/delivery | peak RSS MB | polls/s | empty polls | valid |"
+    )
+    lines = [head, "|" + "---|" * 17]
+    for r in results:
+        lat = r["latency_ms"]
+        polls = f"{r['poll_requests_per_s']:.1f}" if r["poll_requests_per_s"] else "–"
+        empty = f"{r['poll_empty_share']:.0%}" if r["poll_empty_share"] is not None else "–"
+        lines.append(
+            f"| {r['transport']} | {r['clients']} | {r['writes_per_s']:g} | {r['deliveries_per_s']:.0f} | "
+            f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {r['lost']} | "
+            f"{r['duplicated']} | {r['out_of_order']} | {r['server_cpu_per_core']:.0%} | "
+            f"{r['server_us_per_delivery']:.1f} | {r['server_peak_rss_mb']:.0f} | {polls} | {empty} | "
+            f"{'yes' if r['valid'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stable_rates(results: list[dict[str, Any]]) -> str:
+    """Per transport and client count: the highest write rate that kept up (nothing lost
+    or late at the end of the settle window) with p99 <= 250 ms, in a valid run."""
+    lines = []
+    for transport, clients in sorted({(r["transport"], r["clients"]) for r in results}):
+        if transport == "polling":
+            continue
+        rows = [r for r in results if (r["transport"], r["clients"]) == (transport, clients)]
+        good = [r["writes_per_s"] for r in rows if r["valid"] and r["lost"] == 0 and r["latency_ms"]["p99"] <= 250]
+        best = f"{max(good):g} writes/s" if good else "none of the rates tried"
+        tried = ", ".join(f"{r['writes_per_s']:g}" for r in rows)
+        lines.append(f"- {transport} × {clients} clients: highest stable rate {best} (tried {tried})")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for transport in sorted({r["transport"] for r in results}):
+        rows = sorted((r for r in results if r["transport"] == transport), key=lambda r: r["writes_per_s"])
+        rates = [r["writes_per_s"] for r in rows]
+        for key, style in (("p50", ":"), ("p99", "-")):
+            axis.plot(rates, [r["latency_ms"][key] for r in rows], style, marker="o", label=f"{transport} {key}")
+    axis.set_xlabel("writes per second")
+    axis.set_ylabel("write → client latency, ms")
+    axis.set_yscale("log")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    axis.set_title("orders-live: latency percentiles against write rate")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return True
+
+
+def write_report(
+    out: Path, results: list[dict[str, Any]], processes: int, sample: int, mongo_url: str | None, settle: float
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "database": "MONGO_URL" if mongo_url else "embedded nx-27017",
+        "client_processes": processes,
+        "sampled_clients": sample,
+        "settle_s": settle,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    table = markdown(results) + "\n" + stable_rates(results) + "\n"
+    (out / "results.md").write_text(table)
+    plotted = plot(results, out / "latency.png")
+    print(table)
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}" + (f", {out / 'latency.png'}" if plotted else ""))
