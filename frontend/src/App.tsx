@@ -4,6 +4,7 @@ import { type Conflict, ConflictPanel } from "./components/ConflictPanel";
 import { ConnectionStatus } from "./components/ConnectionStatus";
 import { OrderForm } from "./components/OrderForm";
 import { OrdersTable } from "./components/OrdersTable";
+import { RefusalBanner } from "./components/RefusalBanner";
 import { capitalize } from "./format";
 import { type OrderEdit, countByStatus, searchRows, selectRows } from "./liveState";
 import type { LiveStore, WriteOutcome } from "./liveStore";
@@ -32,7 +33,8 @@ function useNow(ms: number): number {
 
 export function App({ store, serverValidationOnly = false }: { store: LiveStore; serverValidationOnly?: boolean }) {
   const state = useSyncExternalStore(store.listen, store.getState);
-  const now = useNow(10_000);
+  // Every second while a refused connection counts down to its next try.
+  const now = useNow(state.phase === "refused" ? 1_000 : 10_000);
   const [query, setQuery] = useState("");
   const [editingId, setEditingId] = useState<number | null>(null);
   const [confirmingId, setConfirmingId] = useState<number | null>(null);
@@ -154,8 +156,9 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
   const filterLabel = state.filter === null ? "all orders" : `${state.filter} orders`;
   const caption = `Orders, ${filterLabel}, newest change first`;
   let empty: string | null = null;
-  if (!state.loaded && rows.length === 0) empty = "Loading orders…";
-  else if (rows.length === 0) empty = state.filter === null ? "No orders yet. Create one with the form." : `No ${state.filter} orders.`;
+  if (!state.loaded && rows.length === 0) {
+    empty = state.phase === "refused" ? "No orders to show: the server refused the live connection." : "Loading orders…";
+  } else if (rows.length === 0) empty = state.filter === null ? "No orders yet. Create one with the form." : `No ${state.filter} orders.`;
   else if (found.length === 0) empty = `No order matches “${query.trim()}”.`;
 
   return (
@@ -176,6 +179,10 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
       </header>
 
       <main className="layout">
+        {state.phase === "refused" && state.refusal !== null && (
+          <RefusalBanner refusal={state.refusal} inARow={state.refusedInARow} now={now} onRetry={() => store.retryNow()} />
+        )}
+
         <section className="summary" aria-label="Orders per status">
           <div className="tile tile-total">
             <span className="tile-label">{state.filter === null ? "Orders" : "In view"}</span>
@@ -260,7 +267,7 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
                 ? `${found.length} of ${rows.length} orders match`
                 : `${rows.length} ${rows.length === 1 ? "order" : "orders"}${state.filter ? ` · ${state.filter}` : ""}`}
               {found.length > MAX_ROWS && ` · showing the newest ${MAX_ROWS}, search to narrow`}
-              {state.phase === "reconnecting" && (
+              {(state.phase === "reconnecting" || (state.phase === "refused" && state.loaded)) && (
                 <span className="view-stale"> · offline: showing the last known orders until the feed is back</span>
               )}
               {state.error && <span className="view-error"> · {state.error}</span>}

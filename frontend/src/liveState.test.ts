@@ -284,6 +284,70 @@ describe("reconnect and catch-up", () => {
   });
 });
 
+describe("a refused connection", () => {
+  const full = { code: "too_many_connections", message: "the server is full" };
+
+  it("goes to refused with the server's reason and the next try, announced once per streak", () => {
+    const first = reduce(initialState(), { type: "refused", refusal: full, now: NOW, retryAt: NOW + 500 });
+    expect(first.phase).toBe("refused");
+    expect(first.connected).toBe(false);
+    expect(first.refusal).toEqual({ ...full, at: NOW, retryAt: NOW + 500 });
+    expect(first.refusedInARow).toBe(1);
+    expect(first.announcement?.text).toBe("Connection refused: the server is full. Retrying by itself.");
+
+    const retrying = reduce(first, { type: "retrying" });
+    expect(retrying.refusal?.retryAt).toBeNull();
+    const again = reduce(retrying, { type: "refused", refusal: full, now: NOW + 600, retryAt: NOW + 1600 });
+    expect(again.refusedInARow).toBe(2);
+    expect(again.refusal?.retryAt).toBe(NOW + 1600);
+    expect(again.announcement).toBe(first.announcement); // not said again
+
+    const other = reduce(again, {
+      type: "refused",
+      refusal: { code: "forbidden", message: "this token does not allow reads" },
+      now: NOW + 2000,
+      retryAt: NOW + 4000,
+    });
+    expect(other.announcement?.text).toBe("Connection refused: the token was not accepted. Retrying by itself.");
+  });
+
+  it("keeps the last known orders, and a connect resets the count and catches up", () => {
+    const before = live(null, [order(1), order(2)]);
+    const lost = reduce(before, { type: "disconnected" });
+    const refused = run(
+      lost,
+      { type: "refused", refusal: full, now: NOW, retryAt: NOW + 500 },
+      { type: "retrying" },
+      { type: "refused", refusal: full, now: NOW + 600, retryAt: NOW + 1600 },
+    );
+    expect(ids(refused)).toEqual([2, 1]);
+    expect(refused.refusedInARow).toBe(2);
+
+    const back = reduce(refused, { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" });
+    expect(back.phase).toBe("catching_up");
+    expect(back.refusal).toBeNull();
+    expect(back.refusedInARow).toBe(0);
+
+    const fresh = reduce(reduce(initialState(), { type: "refused", refusal: full, now: NOW, retryAt: NOW + 500 }), {
+      type: "subscribe_sent",
+      seq: 1,
+      filter: null,
+      since: null,
+    });
+    expect(fresh.phase).toBe("connecting");
+  });
+
+  it("a failed transport after a refusal is the client's own reconnection again", () => {
+    const refused = reduce(live(null, [order(1)]), { type: "refused", refusal: full, now: NOW, retryAt: NOW + 500 });
+    const failed = reduce(refused, { type: "connect_failed" });
+    expect(failed.phase).toBe("reconnecting");
+    expect(failed.refusal).toBeNull();
+    expect(failed.refusedInARow).toBe(1); // still counted until a connection succeeds
+    expect(reduce(failed, { type: "connect_failed" })).toBe(failed);
+    expect(reduce(initialState(), { type: "connect_failed" }).phase).toBe("connecting");
+  });
+});
+
 describe("resync event", () => {
   it("replaces the view and continues from its position", () => {
     let state = live("pending", [order(1), order(2)]);

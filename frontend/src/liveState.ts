@@ -7,7 +7,9 @@
 //   the status filter;
 // - replace the view on a snapshot ack, a resync ack or a resync event;
 // - count the changes replayed before a catch-up ack;
-// - apply the `order_changes` batch event change by change.
+// - apply the `order_changes` batch event change by change;
+// - tell a connection the server refused (wrong token, server full) from one that was lost, and
+//   count the refusals in a row, for the growing delay before the next attempt (refusal.ts).
 // It also holds the optimistic writes of this tab, which overlay the confirmed orders until the
 // server accepts (the answer is applied like a change) or refuses them (the overlay goes).
 
@@ -20,8 +22,16 @@ import {
   type SubscribeAck,
   sameFilter,
 } from "./protocol";
+import { type Refusal, explainRefusal } from "./refusal";
 
-export type Phase = "connecting" | "live" | "reconnecting" | "catching_up" | "resynced";
+export type Phase = "connecting" | "live" | "reconnecting" | "catching_up" | "resynced" | "refused";
+
+/** The server refused the connection (phase `refused`): what it said, and when the next try is. */
+export interface ActiveRefusal extends Refusal {
+  at: number;
+  /** When the next attempt is due; null while it is under way. */
+  retryAt: number | null;
+}
 
 /** A `subscribe` sent and not yet answered. */
 export interface PendingSubscribe {
@@ -89,6 +99,10 @@ export interface LiveState {
   announcement: Announcement | null;
   /** A subscription error, shown to the user. */
   error: string | null;
+  /** The refusal being waited out (phase `refused`), else null. */
+  refusal: ActiveRefusal | null;
+  /** Connections refused in a row since the last one that succeeded (for the retry delay). */
+  refusedInARow: number;
 }
 
 export type LiveAction =
@@ -96,6 +110,12 @@ export type LiveAction =
   | { type: "ack"; seq: number; ack: SubscribeAck; now: number }
   | { type: "ack_timeout"; seq: number }
   | { type: "disconnected" }
+  /** The server refused the connection; the next attempt is due at `retryAt`. */
+  | { type: "refused"; refusal: Refusal; now: number; retryAt: number }
+  /** The next attempt after a refusal has started. */
+  | { type: "retrying" }
+  /** A connection attempt failed below Socket.IO (server down): the client retries by itself. */
+  | { type: "connect_failed" }
   | { type: "change"; change: OrderChange; now: number }
   | { type: "changes"; changes: readonly OrderChange[]; now: number }
   | { type: "resync"; message: ResyncMessage; now: number }
@@ -129,6 +149,8 @@ export function initialState(filter: StatusFilter = null): LiveState {
     optimistic: [],
     announcement: null,
     error: null,
+    refusal: null,
+    refusedInARow: 0,
   };
 }
 
@@ -334,6 +356,24 @@ function onResync(state: LiveState, message: ResyncMessage, now: number): LiveSt
   };
 }
 
+function onRefused(state: LiveState, refusal: Refusal, now: number, retryAt: number): LiveState {
+  const previous = state.refusal;
+  // Said once per streak (and when the reason changes), not at every retry.
+  const news = previous === null || previous.code !== refusal.code || previous.message !== refusal.message;
+  return {
+    ...state,
+    phase: "refused",
+    connected: false,
+    subscribing: null,
+    replayedSoFar: 0,
+    refusal: { ...refusal, at: now, retryAt },
+    refusedInARow: state.refusedInARow + 1,
+    announcement: news
+      ? announce(state, `Connection refused: ${explainRefusal(refusal).summary}. Retrying by itself.`)
+      : state.announcement,
+  };
+}
+
 function onSettled(state: LiveState, key: string, order: Order | undefined, deletedId: number | undefined, now: number) {
   const optimistic = state.optimistic.filter((w) => w.key !== key);
   if (order === undefined && deletedId === undefined) return { ...state, optimistic };
@@ -353,7 +393,14 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
         subscribing: { seq: action.seq, filter: action.filter, since: action.since, resynced: false },
         replayedSoFar: 0,
         error: null,
-        phase: action.since !== null ? "catching_up" : state.phase === "reconnecting" ? "connecting" : state.phase,
+        refusal: null,
+        refusedInARow: 0,
+        phase:
+          action.since !== null
+            ? "catching_up"
+            : state.phase === "reconnecting" || state.phase === "refused"
+              ? "connecting"
+              : state.phase,
       };
     case "ack":
       return onAck(state, action.seq, action.ack, action.now);
@@ -371,6 +418,15 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
         replayedSoFar: 0,
         phase: state.everConnected ? "reconnecting" : "connecting",
       };
+    case "refused":
+      return onRefused(state, action.refusal, action.now, action.retryAt);
+    case "retrying":
+      if (state.refusal === null || state.refusal.retryAt === null) return state;
+      return { ...state, refusal: { ...state.refusal, retryAt: null } };
+    case "connect_failed":
+      // After a refusal, the retry found no server: from here the client's own reconnection runs.
+      if (state.phase !== "refused") return state;
+      return { ...state, refusal: null, phase: state.everConnected ? "reconnecting" : "connecting" };
     case "change":
       return applyChanges(state, [action.change], action.now);
     case "changes":

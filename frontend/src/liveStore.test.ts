@@ -8,6 +8,10 @@ type Listener = (...args: unknown[]) => void;
 /** Just enough of a socket.io-client Socket: records emits, lets the test answer acks. */
 class FakeSocket implements LiveSocket {
   connected = false;
+  active = false;
+  connects = 0;
+  /** The server's answer to the next connects: accept, or a CONNECT_ERROR like python-socketio's. */
+  refuseWith: { message: string; code: string } | null = null;
   handlers = new Map<string, Listener[]>();
   sent: { event: string; payload: unknown; ack?: (err: unknown, answer?: unknown) => void }[] = [];
   on(event: string, listener: (...args: never[]) => void) {
@@ -22,14 +26,28 @@ class FakeSocket implements LiveSocket {
     return this;
   }
   connect() {
+    this.connects += 1;
+    this.active = true;
+    if (this.refuseWith !== null) {
+      // socket.io-client destroys the socket (no more reconnection), then emits connect_error.
+      this.active = false;
+      const error = Object.assign(new Error(this.refuseWith.message), { data: { code: this.refuseWith.code } });
+      this.fire("connect_error", error);
+      return this;
+    }
     this.connected = true;
     this.fire("connect");
     return this;
   }
   disconnect() {
-    this.connected = false;
+    this.connected = false; // a lost transport: still active, the client reconnects by itself
     this.fire("disconnect", "transport close");
     return this;
+  }
+  /** A connection attempt that found no server: still active, retried by the client itself. */
+  failTransport() {
+    this.active = true;
+    this.fire("connect_error", new Error("websocket error"));
   }
   fire(event: string, ...args: unknown[]) {
     for (const listener of this.handlers.get(event) ?? []) listener(...args);
@@ -56,11 +74,19 @@ function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 }
 
-function setup(api = fakeApi(() => json(500, {}))) {
+function setup(api = fakeApi(() => json(500, {})), random = 0.5) {
   const socket = new FakeSocket();
   const timers: (() => void)[] = [];
-  const store = new LiveStore(socket, api, { now: () => 1000, setTimer: (fn) => timers.push(fn) });
-  return { socket, store, timers };
+  const delays: number[] = [];
+  const store = new LiveStore(socket, api, {
+    now: () => 1000,
+    setTimer: (fn, ms) => {
+      timers.push(fn);
+      delays.push(ms);
+    },
+    random: () => random,
+  });
+  return { socket, store, timers, delays };
 }
 
 describe("LiveStore and the socket", () => {
@@ -127,6 +153,79 @@ describe("LiveStore and the socket", () => {
     socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(3)], position: "nx:9" });
     expect(store.getState().phase).toBe("live");
     expect(store.getState().error).toBeNull();
+  });
+});
+
+describe("LiveStore and a refused connection", () => {
+  it("shows the refusal and tries again with growing delays, reset once connected", () => {
+    const { socket, store, timers, delays } = setup();
+    socket.refuseWith = { message: "the server is full", code: "too_many_connections" };
+    socket.connect();
+    expect(store.getState().phase).toBe("refused");
+    expect(store.getState().refusal).toMatchObject({ code: "too_many_connections", message: "the server is full" });
+    expect(store.getState().refusal?.retryAt).toBe(1000 + 500);
+    expect(delays).toEqual([500]);
+
+    timers[0]();
+    expect(socket.connects).toBe(2);
+    timers[1]();
+    timers[2]();
+    expect(delays).toEqual([500, 1000, 2000, 4000]);
+    expect(store.getState().refusedInARow).toBe(4);
+
+    socket.refuseWith = null;
+    timers[3]();
+    expect(socket.connected).toBe(true);
+    expect(store.getState().refusal).toBeNull();
+    expect(store.getState().refusedInARow).toBe(0);
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" });
+    expect(store.getState().phase).toBe("live");
+
+    // Refused again later (the server restarted, still full): the delays start over.
+    socket.connected = false;
+    socket.refuseWith = { message: "the server is full", code: "too_many_connections" };
+    socket.connect();
+    expect(delays.at(-1)).toBe(500);
+  });
+
+  it("the delays never pass the cap, and a stale timer does nothing after Retry now", () => {
+    const { socket, store, timers, delays } = setup(undefined, 0.999);
+    socket.refuseWith = { message: "this token does not allow reads", code: "forbidden" };
+    socket.connect();
+    for (let i = 0; i < 12; i++) timers[i]();
+    expect(Math.max(...delays)).toBeLessThanOrEqual(20_000);
+    expect(delays.at(-1)).toBe(20_000);
+
+    const before = socket.connects;
+    store.retryNow();
+    expect(socket.connects).toBe(before + 1);
+    timers[12](); // the timer of the refusal before Retry now
+    expect(socket.connects).toBe(before + 1);
+  });
+
+  it("a transport failure is left to the client's own reconnection", () => {
+    const { socket, store, timers } = setup();
+    socket.connect();
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    socket.disconnect();
+    socket.failTransport();
+    expect(store.getState().phase).toBe("reconnecting");
+    expect(store.getState().refusal).toBeNull();
+    expect(timers).toHaveLength(0);
+
+    // After a refusal, a retry that finds no server goes back to "reconnecting".
+    socket.refuseWith = { message: "the server is full", code: "too_many_connections" };
+    socket.connect();
+    expect(store.getState().phase).toBe("refused");
+    socket.refuseWith = null;
+    socket.connect = () => {
+      socket.failTransport();
+      return socket;
+    };
+    timers[0]();
+    expect(store.getState().phase).toBe("reconnecting");
+    expect(store.getState().refusal).toBeNull();
+    expect(timers).toHaveLength(1);
   });
 });
 

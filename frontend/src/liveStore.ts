@@ -12,10 +12,13 @@ import {
   type SubscribeAck,
   wireFilter,
 } from "./protocol";
+import { refusalOf, retryDelayMs } from "./refusal";
 
 /** What the store needs of a socket.io-client Socket (a fake one in tests). */
 export interface LiveSocket {
   readonly connected: boolean;
+  /** False once the server refused the connection: socket.io-client then stops trying by itself. */
+  readonly active: boolean;
   on(event: string, listener: (...args: never[]) => void): unknown;
   emit(event: string, ...args: unknown[]): unknown;
   timeout(ms: number): { emit(event: string, ...args: unknown[]): unknown };
@@ -29,6 +32,8 @@ export interface StoreOptions {
   ackTimeoutMs?: number;
   retryDelayMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
+  /** A number in [0, 1) for the jitter of the retry delays after a refusal. */
+  random?: () => number;
 }
 
 export type WriteOutcome =
@@ -45,6 +50,9 @@ export class LiveStore {
   private readonly ackTimeoutMs: number;
   private readonly retryDelayMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
+  private readonly random: () => number;
+  /** Increases with every refusal and every retry: the timer of an older refusal does nothing. */
+  private attempt = 0;
 
   constructor(
     private readonly socket: LiveSocket,
@@ -56,8 +64,14 @@ export class LiveStore {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
     this.retryDelayMs = options.retryDelayMs ?? 1_000;
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+    this.random = options.random ?? Math.random;
 
     socket.on("connect", () => this.sendSubscribe());
+    socket.on("connect_error", (error: Error) => {
+      // Still active: a transport failure (server down), which the client retries by itself.
+      if (this.socket.active) this.dispatch({ type: "connect_failed" });
+      else this.refused(error);
+    });
     socket.on("disconnect", (reason: string) => {
       this.dispatch({ type: "disconnected" });
       // socket.io-client does not reconnect after a server-initiated disconnect by itself.
@@ -88,6 +102,26 @@ export class LiveStore {
     if (next === this.state) return;
     this.state = next;
     for (const listener of this.listeners) listener();
+  }
+
+  // -- refused connections ------------------------------------------------------------------
+  /** The server refused the connection: shown, and tried again after a growing, jittered delay. */
+  private refused(error: Error): void {
+    const now = this.now();
+    const delay = retryDelayMs(this.state.refusedInARow + 1, this.random());
+    this.dispatch({ type: "refused", refusal: refusalOf(error), now, retryAt: now + delay });
+    const attempt = ++this.attempt;
+    this.setTimer(() => {
+      if (attempt === this.attempt) this.retryNow();
+    }, delay);
+  }
+
+  /** Tries a refused connection again at once (the "Retry now" button, or the timer). */
+  retryNow(): void {
+    if (this.state.phase !== "refused" || this.socket.connected || this.socket.active) return;
+    this.attempt += 1; // the pending timer, if any, is void
+    this.dispatch({ type: "retrying" });
+    this.socket.connect();
   }
 
   // -- the subscription -----------------------------------------------------------------------

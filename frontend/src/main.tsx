@@ -19,6 +19,11 @@ if (given) {
   window.history.replaceState(null, "", window.location.pathname + window.location.search);
 }
 const token = given ?? window.localStorage.getItem("orders-live-token") ?? undefined;
+// A token given later (the refusal banner says to open /#token=<token>) changes the hash only,
+// which does not load the page again: take it up the same way.
+window.addEventListener("hashchange", () => {
+  if (new URLSearchParams(window.location.hash.slice(1)).get("token")) window.location.reload();
+});
 
 // Same origin as the page; WebSocket only (no long-polling, so no sticky sessions needed).
 const socket = io({

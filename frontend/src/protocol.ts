@@ -38,7 +38,8 @@ export interface OrderChange {
   conflated?: boolean;
 }
 
-/** Payload of the (planned) `order_changes` batch event. */
+/** Payload of the `order_changes` event: changes batched by the server, applied in order (as
+ *  so many `order_change` events). */
 export interface OrderChangeBatch {
   changes: OrderChange[];
 }

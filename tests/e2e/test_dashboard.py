@@ -18,6 +18,8 @@ DIST = ROOT / "frontend" / "dist"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
+pytestmark = pytest.mark.browser
+
 if not CHROMIUM.is_file():
     pytest.skip(
         f"no Chromium at {CHROMIUM}: install Debian's (apt-get install chromium) to run the dashboard tests",
@@ -31,13 +33,14 @@ if not (DIST / "index.html").is_file():
 
 import aiohttp  # noqa: E402
 import pytest_asyncio  # noqa: E402
+import socketio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect  # noqa: E402
 
-from conftest import free_port, settings_for, until  # noqa: E402
+from conftest import free_port, running_service, settings_for, until, until_async  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
-from orders_live.sources.mongo.source import MongoSource  # noqa: E402
+from orders_live.sources.mongo import mongo_source  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -103,11 +106,11 @@ class Tab:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     @classmethod
-    async def open(cls, browser: Browser, url: str, viewport: dict[str, int] = DESKTOP) -> Tab:
+    async def open(cls, browser: Browser, url: str, viewport: dict[str, int] = DESKTOP, phase: str = "live") -> Tab:
         context: BrowserContext = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
         tab = cls(await context.new_page())
         await tab.page.goto(url)
-        await tab.expect_phase("live")
+        await tab.expect_phase(phase)
         return tab
 
     @property
@@ -135,18 +138,18 @@ class Tab:
         assert self.errors == [], f"uncaught errors in the page: {self.errors}"
 
 
-async def seed(url: str, orders: list[tuple[str, str, str]] = SEED) -> list[dict[str, Any]]:
+async def seed(url: str, orders: list[tuple[str, str, str]] = SEED, token: str | None = None) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
-        api = OrdersClient(url, session)
+        api = OrdersClient(url, session, token)
         return [await api.create(customer, product, status) for customer, product, status in orders]
 
 
 async def database_orders(mongo_url: str) -> list[dict[str, Any]]:
-    source = MongoSource(mongo_url)
+    source = mongo_source(mongo_url)
     try:
-        return sorted((order.to_json() for order in await source.load_orders()), key=lambda o: o["id"])
+        return sorted((order.to_json() for order in await source.store.load_orders()), key=lambda o: o["id"])
     finally:
-        await source.close()
+        await source.connection.close()
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -219,7 +222,7 @@ async def test_a_tab_filtered_to_pending_subscribes_to_that_room_and_drops_an_or
     hub = service.hub
     assert hub is not None
     await until(
-        lambda: not hub.rooms.get("all") and len(hub.rooms.get("status:pending", ())) == 1,
+        lambda: not hub.rooms.members.get("all") and len(hub.rooms.members.get("status:pending", ())) == 1,
         what="the tab to hold the status:pending room only",
     )
 
@@ -260,14 +263,14 @@ async def test_after_a_restart_the_tab_shows_reconnecting_then_the_changes_made_
     await tab.screenshot("dashboard-reconnecting.png")
 
     # The service is down; the database is not. Someone writes.
-    writer = MongoSource(mongo_url)
+    writer = mongo_source(mongo_url)
     try:
-        made = await writer.create(OrderCreate(customer_name="Alan Turing", product_name="Desk"))
-        await writer.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
-        await writer.delete(other["id"], expected_version=None)
-        added = await writer.create(OrderCreate(customer_name="Katherine Johnson", product_name="Webcam"))
+        made = await writer.store.create(OrderCreate(customer_name="Alan Turing", product_name="Desk"))
+        await writer.store.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
+        await writer.store.delete(other["id"], expected_version=None)
+        added = await writer.store.create(OrderCreate(customer_name="Katherine Johnson", product_name="Webcam"))
     finally:
-        await writer.close()
+        await writer.connection.close()
 
     second = await start_service(mongo_url, port)
     try:
@@ -364,3 +367,72 @@ async def test_an_edit_that_lost_a_race_shows_the_current_order_and_can_be_reapp
     (stored,) = await database_orders(mongo_url)
     assert (stored["status"], stored["version"]) == ("delivered", 3)
     await tab.close()
+
+
+async def test_a_refused_connection_is_shown_and_retried_until_the_server_lets_it_in(
+    mongo_url: str, browser: Browser
+) -> None:
+    token = "reader-secret"
+    settings = settings_for(mongo_url, port=free_port(), frontend_dir=DIST, read_token=token, max_connections=1)
+    async with running_service(settings) as service:
+        await seed(service.url, SEED[:3], token=token)
+
+        # A wrong token: refused (forbidden), said so, and tried again by itself.
+        wrong = await Tab.open(browser, f"{service.url}/#token=not-the-token", phase="refused")
+        await expect(wrong.phase).to_contain_text("Refused")
+        await expect(wrong.phase).to_contain_text("the token was not accepted")
+        banner = wrong.page.get_by_test_id("refusal")
+        await expect(banner).to_contain_text("The server refused the connection: the token was not accepted")
+        await expect(banner).to_contain_text("this token does not allow reads")
+        await expect(banner).to_contain_text("forbidden")
+        await expect(banner).to_contain_text(re.compile(r"refused \d+ times in a row"), timeout=5_000)
+        await expect(wrong.page.get_by_test_id("refusal-retry")).to_have_text(re.compile(r"Retrying (in \d+ s|now…)"))
+        await expect(wrong.page.locator(".empty")).to_have_text(
+            "No orders to show: the server refused the live connection."
+        )
+        assert wrong.page.url == f"{service.url}/"  # the token left the address bar
+        await wrong.screenshot("dashboard-refused.png")
+
+        # The right token given in the address bar (a fragment change only): the page takes it up.
+        await wrong.page.goto(f"{service.url}/#token={token}")
+        await wrong.expect_phase("live")
+        await expect(wrong.rows()).to_have_count(3)
+        await wrong.close()
+
+        # No token at all: refused (unauthorized).
+        missing = await Tab.open(browser, service.url, phase="refused")
+        await expect(missing.phase).to_contain_text("a read token is required")
+        await expect(missing.page.get_by_test_id("refusal")).to_contain_text("/#token=")
+        await missing.close()
+
+        # The right token, but the one connection allowed is taken: "server full", retrying.
+        holder = socketio.AsyncClient(reconnection=False)
+
+        async def take_the_connection() -> bool:  # the closed tab's one may not be given back yet
+            try:
+                await holder.connect(service.url, auth={"token": token}, transports=["websocket"])
+            except socketio.exceptions.ConnectionError:
+                return False
+            return True
+
+        await until_async(take_the_connection, within=10, what="the one connection to be free")
+        try:
+            full = await Tab.open(browser, f"{service.url}/#token={token}", phase="refused")
+            await expect(full.phase).to_contain_text("Server full")
+            await expect(full.phase).to_contain_text("waiting for a free connection")
+            banner = full.page.get_by_test_id("refusal")
+            await expect(banner).to_contain_text("The server is full")
+            await expect(banner).to_contain_text("too_many_connections")
+            await expect(banner).to_contain_text(re.compile(r"refused \d+ times in a row"), timeout=5_000)
+            await expect(full.rows()).to_have_count(0)
+        finally:
+            await holder.disconnect()
+
+        # Once the held connection is gone, the tab gets in by itself and is live.
+        await full.expect_phase("live", within_ms=30_000)
+        await expect(banner).to_have_count(0)
+        await expect(full.rows()).to_have_count(3)
+        async with aiohttp.ClientSession() as session:
+            fresh = await OrdersClient(service.url, session, token).create("Radia Perlman", "NVMe SSD")
+        await expect(full.row(fresh["id"])).to_be_visible(timeout=1_000)
+        await full.close()

@@ -1,5 +1,6 @@
 import { formatLatency, relativeTime } from "../format";
 import type { LiveState } from "../liveState";
+import { explainRefusal, retryText } from "../refusal";
 
 const LABELS: Record<LiveState["phase"], string> = {
   connecting: "Connecting",
@@ -7,6 +8,7 @@ const LABELS: Record<LiveState["phase"], string> = {
   reconnecting: "Reconnecting",
   catching_up: "Catching up",
   resynced: "Resynced",
+  refused: "Refused",
 };
 
 function detail(state: LiveState, now: number): string {
@@ -17,6 +19,8 @@ function detail(state: LiveState, now: number): string {
       return "connection lost, retrying…";
     case "catching_up":
       return `${state.replayedSoFar} ${state.replayedSoFar === 1 ? "change" : "changes"} replayed so far`;
+    case "refused":
+      return state.refusal === null ? "" : explainRefusal(state.refusal).detail;
     case "resynced":
       return state.recovery?.kind === "resynced" ? `fresh snapshot (${state.recovery.reason.replace(/_/g, " ")})` : "";
     case "live": {
@@ -38,8 +42,16 @@ export function ConnectionStatus({ state, now }: { state: LiveState; now: number
     <div className="connection" data-testid="connection">
       <div className={`phase phase-${state.phase}`} data-phase={state.phase} role="status" aria-live="polite">
         <span className="phase-dot" aria-hidden="true" />
-        <span className="phase-label">{LABELS[state.phase]}</span>
+        <span className="phase-label">
+          {state.phase === "refused" && state.refusal !== null ? explainRefusal(state.refusal).label : LABELS[state.phase]}
+        </span>
         {text && <span className="phase-detail">· {text}</span>}
+        {state.phase === "refused" && state.refusal !== null && (
+          // Ticks every second: kept out of the live region (the announcer says it retries).
+          <span className="phase-detail" aria-hidden="true">
+            · {retryText(state.refusal, now)}
+          </span>
+        )}
       </div>
       <div
         className="latency"

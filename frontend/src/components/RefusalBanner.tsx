@@ -1,0 +1,38 @@
+import { capitalize } from "../format";
+import type { ActiveRefusal } from "../liveState";
+import { explainRefusal, retryText } from "../refusal";
+
+interface Props {
+  refusal: ActiveRefusal;
+  /** Refusals in a row, this one included. */
+  inARow: number;
+  now: number;
+  onRetry: () => void;
+}
+
+/** The server refused the live connection: what it said, what it means, when the next try is.
+ *  Not a live region: the countdown ticks every second; the announcer says it once. */
+export function RefusalBanner({ refusal, inARow, now, onRetry }: Props) {
+  const text = explainRefusal(refusal);
+  const full = refusal.code === "too_many_connections";
+  return (
+    <section className={`card refusal${full ? " refusal-full" : ""}`} aria-labelledby="refusal-title" data-testid="refusal">
+      <h2 id="refusal-title">
+        {full ? "The server is full" : `The server refused the connection: ${text.summary}`}
+      </h2>
+      <p>{text.help}</p>
+      <p className="refusal-detail">
+        <span>
+          The server said “{refusal.message}”{refusal.code !== null && <> (<code>{refusal.code}</code>)</>}
+          {inARow > 1 && ` · refused ${inARow} times in a row`}
+        </span>
+        <span className="refusal-retry" data-testid="refusal-retry">
+          {capitalize(retryText(refusal, now))}
+        </span>
+        <button type="button" className="button small" onClick={onRetry} disabled={refusal.retryAt === null}>
+          Retry now
+        </button>
+      </p>
+    </section>
+  );
+}
