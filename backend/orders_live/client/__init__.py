@@ -1,1 +1,10 @@
-"""client"""
+"""Python clients of orders-live, which reach the service only over the wire: the ``LiveOrders``
+library (a live local copy of the orders for a filter), the REST client, ``watch``, the simulator.
+
+    from orders_live.client import LiveOrders
+"""
+
+from orders_live.client.live_orders import LiveEvent, LiveOrders, SubscribeRefused
+from orders_live.client.rest import ApiRefused, OrdersClient
+
+__all__ = ["ApiRefused", "LiveEvent", "LiveOrders", "OrdersClient", "SubscribeRefused"]

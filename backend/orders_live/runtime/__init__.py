@@ -1,1 +1,2 @@
-"""runtime"""
+"""How the service runs its own work: retry delays (``backoff``) and owned, supervised
+background tasks (``supervisor``)."""
