@@ -108,6 +108,13 @@ async def memory_service() -> AsyncIterator[Service]:
         yield running
 
 
+async def read_until_closed(client: LeanSocketIO) -> None:
+    """Reads every packet until the server closes the connection (at most 5 s)."""
+    async with asyncio.timeout(5):
+        async for _ in client.packets():
+            pass
+
+
 BAD_PACKETS = ["42", "42[", "49", "4", "x", "9", "42" + DEEP, '42["subscribe",{"id":' + HUGE_ID + "}]", '45-["x"]']
 
 
@@ -126,9 +133,7 @@ async def test_malformed_packets_get_one_warning_a_count_and_a_disconnect(
                 await client.connect()
                 client.send_raw(bad)
                 with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
-                    async with asyncio.timeout(5):
-                        async for _ in client.packets():
-                            pass
+                    await read_until_closed(client)
                 await client.close()
         order = await service.source.store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
         await until(lambda: order.id in healthy.orders, what="the healthy client to get its change")

@@ -18,6 +18,7 @@ from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
 from orders_live.transports.http.errors import json_errors
+from orders_live.transports.http.malformed_requests import quiet_malformed_requests
 from orders_live.transports.http.observability import Observability
 from orders_live.transports.http.polling import PollingApi
 from orders_live.transports.http.readiness import DatabaseGuard
@@ -52,6 +53,7 @@ class Service:
     async def start(self) -> None:
         settings = self.settings
         raise_open_files_limit(settings.max_connections)
+        quiet_malformed_requests()
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         if self.source is None:
             self.source = source_from_url(await self._database_url())

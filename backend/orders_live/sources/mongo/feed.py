@@ -43,6 +43,11 @@ class MongoChangeFeed:
                 while True:
                     started = time.monotonic()
                     event = await stream.try_next()
+                    if event is None and not stream.alive:
+                        # The server ended the cursor without an error (nx-27017 does when the
+                        # connection that opened it closes, answering a getMore with cursor id 0);
+                        # PyMongo then stops asking. Reopen from our position, proving continuity.
+                        raise ConnectionError("the server closed the change stream's cursor")
                     if event is None:
                         mark = stream.resume_token
                         if mark is not None:

@@ -26,7 +26,8 @@ def query_filter(query: Mapping[str, str], allowed: set[str]) -> SubscriptionFil
         payload["status"] = query["status"]
     if query.get("id"):
         raw = query["id"]
-        payload["id"] = int(raw) if raw.isdigit() and len(raw) <= MAX_ID_DIGITS else raw
+        # ASCII only: "²".isdigit() holds, and int() refuses it
+        payload["id"] = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS else raw
     try:
         return parse_filter(payload)
     except FilterError as exc:

@@ -33,9 +33,9 @@ class OrdersApi:
         return [
             web.get("/api/orders", self.list_orders),
             web.post("/api/orders", self.create_order),
-            web.get(r"/api/orders/{id:\d+}", self.get_order),
-            web.patch(r"/api/orders/{id:\d+}", self.update_order),
-            web.delete(r"/api/orders/{id:\d+}", self.delete_order),
+            web.get(r"/api/orders/{id:[0-9]+}", self.get_order),
+            web.patch(r"/api/orders/{id:[0-9]+}", self.update_order),
+            web.delete(r"/api/orders/{id:[0-9]+}", self.delete_order),
         ]
 
     async def list_orders(self, request: web.Request) -> web.Response:
@@ -51,7 +51,7 @@ class OrdersApi:
         limit = DEFAULT_LIMIT
         if "limit" in query:
             raw = query["limit"]
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS or not 1 <= int(raw) <= MAX_LIMIT:
                 fields["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
             else:
                 limit = int(raw)
