@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import socketio
 
 from orders_live.service import Service
 from orders_live.settings import Settings
-
 
 TIERS = frozenset({"fast", "database", "browser"})
 NEEDS_A_DATABASE = frozenset({"nx", "mongo_url", "service"})
@@ -89,6 +89,41 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(20)
+
+    # The same, awaited: the loop (writers, clients, the test's own tasks) runs on meanwhile.
+    async def until_ready(self, within: float = 30) -> None:
+        """Until ``GET /readyz`` answers 200 (database answering, change feed live); fails at
+        once if the process exits, and after ``within`` seconds, with the service's log."""
+
+        async def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service exited ({self.process.returncode}):\n{self.log.read_text()}")
+            try:
+                async with session.get(f"{self.url}/readyz") as response:
+                    return response.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                return False  # not listening yet, or not answering yet
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            try:
+                await until_async(ready, within, f"{self.url}/readyz to answer 200")
+            except AssertionError as exc:
+                if self.process.poll() is not None:
+                    raise
+                raise AssertionError(f"{exc}:\n{self.log.read_text()}") from None
+
+    async def until_exited(self, within: float = 20) -> int:
+        """The process's exit code, once it has exited."""
+        await until(lambda: self.process.poll() is not None, within, f"the service on port {self.port} to exit")
+        code = self.process.poll()
+        assert code is not None
+        return code
+
+    async def stop_async(self, within: float = 20) -> int:
+        """``stop``, awaited."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.until_exited(within)
 
 
 async def until_async(check: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition") -> None:

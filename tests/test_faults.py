@@ -23,6 +23,8 @@ from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.mongo import mongo_source
 from test_live_feed import database_orders
 
+pytestmark = [pytest.mark.database, pytest.mark.socketio, pytest.mark.slow]
+
 WRITES = 1500
 SERVICE_ENV = {
     "ORDERS_LIVE_CHECKPOINT_INTERVAL": "0.1",
@@ -143,12 +145,9 @@ async def chaos(clients: list[CheckedLive], rng: random.Random, stop: asyncio.Ev
     return drops
 
 
-def start_service(tmp: Path, url: str, port: int, instance: str) -> ServeProcess:
-    process = ServeProcess(
-        tmp / instance, port, "--mongo-url", url, env={**SERVICE_ENV, "ORDERS_LIVE_INSTANCE": instance}
-    )
-    process.wait_until_live()
-    return process
+def spawn_service(tmp: Path, url: str, port: int, instance: str) -> ServeProcess:
+    """Started, not yet ready: the test awaits ``until_ready``, so the loop runs on meanwhile."""
+    return ServeProcess(tmp / instance, port, "--mongo-url", url, env={**SERVICE_ENV, "ORDERS_LIVE_INSTANCE": instance})
 
 
 @pytest.mark.parametrize(
@@ -164,10 +163,9 @@ async def test_no_change_is_lost_under_faults(
     nothing replayed twice: the ``stale`` check below covers every client."""
     rng = random.Random(instances)
     ports = [free_port() for _ in range(instances)]
-    services = [start_service(tmp_path, mongo_url, port, f"i{n}") for n, port in enumerate(ports)]
+    services = [spawn_service(tmp_path, mongo_url, port, f"i{n}") for n, port in enumerate(ports)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     writers = Writers(mongo_url, seed=instances)
-    await writers.write(30)  # something to start from
     clients = [
         CheckedLive(urls),
         CheckedLive(list(reversed(urls))),
@@ -177,19 +175,28 @@ async def test_no_change_is_lost_under_faults(
     ]
     stalled = StalledClient(urls[-1])
     stop = asyncio.Event()
+    background: list[asyncio.Task[Any]] = []
     try:
+        await writers.write(30)  # something to start from, while the services start
+        await asyncio.gather(*(service.until_ready() for service in services))
         for client in clients:
             await client.start()
         for client in clients:
             await client.wait_live()
-        dropping = asyncio.create_task(chaos(clients, rng, stop))
-        writing = asyncio.create_task(writers.write(WRITES))
+        dropping = asyncio.create_task(chaos(clients, rng, stop), name="test-faults-chaos")
+        writing = asyncio.create_task(writers.write(WRITES), name="test-faults-writers")
+        background += [dropping, writing]
 
         await until(lambda: writers.done >= 30 + WRITES * 0.2, within=60, what="a fifth of the writes")
         services[0].process.send_signal(stop_signal)  # SIGKILL: no goodbye; SIGTERM: graceful
-        assert services[0].process.wait(20) in (0, -signal.SIGKILL)
+        assert await services[0].until_exited(20) in (0, -signal.SIGKILL)
         await until(lambda: writers.done >= 30 + WRITES * 0.35, within=60, what="writes while it is down")
-        services[0] = start_service(tmp_path, mongo_url, ports[0], "i0")
+        written_before_restart = writers.done
+        # Awaited, not blocked on: the writers, the chaos and the clients' reconnects go on
+        # while the new process starts and seeds, as they would in production.
+        services[0] = spawn_service(tmp_path, mongo_url, ports[0], "i0")
+        await services[0].until_ready()
+        assert writers.done > written_before_restart, "nothing was written while the service restarted"
         await stalled.start()  # subscribes, then does not read
         await until(lambda: writers.done >= 30 + WRITES * 0.95, within=60, what="most of the writes")
         stalled.reading.set()  # the stalled client reads again
@@ -219,12 +226,15 @@ async def test_no_change_is_lost_under_faults(
             raise AssertionError("\n".join(differences())) from None
     finally:
         stop.set()
+        for task in background:
+            task.cancel()  # does nothing to those already awaited above
+        await asyncio.gather(*background, return_exceptions=True)
         for client in clients:
             await client.close()
         await stalled.close()
         await writers.source.connection.close()
         for service in services:
-            service.stop()
+            await service.stop_async()
 
     assert drops > 5
     for client in clients:

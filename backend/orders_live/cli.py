@@ -16,11 +16,13 @@ from typing import Any
 
 import aiohttp
 
+from orders_live.client.live_orders import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
 from orders_live.client.simulator import Simulator
 from orders_live.client.watch import Watcher
 from orders_live.domain.order import STATUSES
 from orders_live.log_format import configure_logging
+from orders_live.runtime.supervisor import Supervisor
 from orders_live.service import Service
 from orders_live.settings import Settings
 
@@ -135,7 +137,7 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    simulation: asyncio.Task[None] | None = None
+    traffic = Supervisor()  # the demo's simulated traffic: a death is logged and it starts again
     try:
         await service.start()
         banner = f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"
@@ -144,16 +146,11 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
         else:
             print(banner, flush=True)
         if rate is not None:
-            simulation = asyncio.create_task(
-                _simulate(service.url, rate, None, None, settings.write_token or settings.read_token),
-                name="demo-simulator",
-            )
+            token = settings.write_token or settings.read_token
+            traffic.start("demo.simulator", lambda: _simulate(service.url, rate, None, None, token))
         await stop.wait()
     finally:
-        if simulation is not None:
-            simulation.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await simulation
+        await traffic.stop()
         await service.stop()
 
 
@@ -207,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_with_client(args.url, args.token, lambda c: c.update(args.id, args.if_match, **fields)))
         elif args.command == "delete":
             asyncio.run(_with_client(args.url, args.token, lambda c: c.delete(args.id)))
-    except ApiRefused as exc:
+    except (ApiRefused, Refused) as exc:  # Refused: `watch`, by a filter or a token retrying cannot change
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     except aiohttp.ClientConnectionError as exc:

@@ -4,7 +4,23 @@ library (a live local copy of the orders for a filter), the REST client, ``watch
     from orders_live.client import LiveOrders
 """
 
-from orders_live.client.live_orders import LiveEvent, LiveOrders, SubscribeRefused
+from orders_live.client.live_orders import (
+    AccessRefused,
+    LiveEvent,
+    LiveOrders,
+    LiveOrdersDied,
+    Refused,
+    SubscribeRefused,
+)
 from orders_live.client.rest import ApiRefused, OrdersClient
 
-__all__ = ["ApiRefused", "LiveEvent", "LiveOrders", "OrdersClient", "SubscribeRefused"]
+__all__ = [
+    "AccessRefused",
+    "ApiRefused",
+    "LiveEvent",
+    "LiveOrders",
+    "LiveOrdersDied",
+    "OrdersClient",
+    "Refused",
+    "SubscribeRefused",
+]

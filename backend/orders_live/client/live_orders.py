@@ -8,12 +8,18 @@ delays. Changes come out as an async iterator, through callbacks, or both.
     async with LiveOrders("http://127.0.0.1:8080", status="pending") as live:
         async for event in live.events():
             print(event.kind, event.change or len(live.orders))
+
+Transient failures (a lost connection, a server that is full, starting or rate-limiting)
+are retried. A refusal that retrying cannot change ends the client: a filter the server
+refuses (``SubscribeRefused``), or a token that every instance refuses (``AccessRefused``).
+So does any unexpected death of its connection task (``LiveOrdersDied``). The end is
+noticed at once: ``failure`` holds it, ``state`` becomes ``closed``, and ``events()`` and
+``wait_live()`` raise it instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -29,10 +35,29 @@ log = logging.getLogger(__name__)
 
 State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
+ACCESS_CODES = frozenset({"unauthorized", "forbidden"})  # the token is wrong: the same on every retry
 
 
-class SubscribeRefused(Exception):
-    """The server refused the filter: retrying will not help."""
+class Refused(Exception):
+    """The server said no, and retrying will not help. ``code``, ``message`` and ``fields``
+    are the server's (``str()`` is the message)."""
+
+    def __init__(self, message: str, code: str | None = None, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.fields = message, code, dict(fields or {})
+
+
+class SubscribeRefused(Refused):
+    """The server refused the filter (``invalid_filter``)."""
+
+
+class AccessRefused(Refused):
+    """Every instance refused the token (``unauthorized``: none sent, ``forbidden``: a wrong one)
+    since the last connection that got through."""
+
+
+class LiveOrdersDied(RuntimeError):
+    """The connection task ended unexpectedly; its error is the ``__cause__``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +95,13 @@ class LiveOrders:
         self.state: State = "connecting"
         self.replayed = 0  # changes replayed by the last catch-up
         self.on_event = on_event
+        self.failure: Refused | LiveOrdersDied | None = None  # why the connection task ended, if not closed
         self._backoff = Backoff("connection to orders-live", log, first=reconnect_first, cap=reconnect_max)
-        self._listeners: list[asyncio.Queue[LiveEvent]] = []
+        self._listeners: list[asyncio.Queue[LiveEvent | None]] = []  # None: the connection task ended
         self._live = asyncio.Event()
+        self._live_or_ended = asyncio.Event()
+        self._ended = False
+        self._failure_raised = False  # told to the caller by events(), wait_live() or close()
         self._task: asyncio.Task[None] | None = None
         self._sio: socketio.AsyncClient | None = None
 
@@ -88,65 +117,126 @@ class LiveOrders:
         await self.start()
         return self
 
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        failure = await self._stop()
+        if failure is not None and exc_type is None:
+            raise failure  # nobody was told yet; never hides an exception already on its way out
 
     async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("this LiveOrders is already started")
+        self.failure, self._ended, self._failure_raised = None, False, False  # a fresh start after close()
+        self._set_state("connecting")
         self._task = asyncio.create_task(self._run(), name="live-orders-connection")
+        self._task.add_done_callback(self._connection_ended)
 
     async def wait_live(self, within: float = 10.0) -> None:
+        """Until the view is live; raises ``failure`` if the connection task ended instead."""
         async with asyncio.timeout(within):
-            await self._live.wait()
+            await self._live_or_ended.wait()
+        if self._ended:
+            self._raise_failure()
+            raise RuntimeError("this LiveOrders was closed before it went live")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.state = "closed"
+        """Stop the connection task; raises its ``failure`` if nothing has raised it yet."""
+        failure = await self._stop()
+        if failure is not None:
+            raise failure
 
     async def events(self) -> AsyncIterator[LiveEvent]:
-        queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
+        """Every event from now on. Ends when the client is closed; raises ``failure``
+        (after the events that came before it) if the connection task ended by itself."""
+        queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
         self._listeners.append(queue)
+        if self._ended:
+            queue.put_nowait(None)
         try:
             while True:
-                yield await queue.get()
+                event = await queue.get()
+                if event is None:
+                    self._raise_failure()
+                    return
+                yield event
         finally:
             self._listeners.remove(queue)
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            self._failure_raised = True
+            raise self.failure
+
+    async def _stop(self) -> Refused | LiveOrdersDied | None:
+        """Cancel the connection task and wait for it; the failure nobody was told about, if any."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()  # does nothing if it has already ended
+            await asyncio.wait([task])  # never raises what ended it: that is ``failure``
+        self.state = "closed"
+        if self.failure is None or self._failure_raised:
+            return None
+        self._failure_raised = True
+        return self.failure
+
+    def _connection_ended(self, task: asyncio.Task[None]) -> None:
+        """The connection task's done callback: whatever ended it is stored and told to every waiter."""
+        if task.cancelled():
+            failure: Refused | LiveOrdersDied | None = None  # closed
+        elif isinstance(error := task.exception(), Refused):
+            failure = error
+            log.info("orders-live refused %s: %s (%s); not retrying", self.view.wanted, error, error.code)
+        else:
+            why = "it returned" if error is None else f"{type(error).__name__}: {error}"
+            failure = LiveOrdersDied(f"the connection task {task.get_name()} died ({why})")
+            failure.__cause__ = error
+            log.error("the connection task %s died (%s)", task.get_name(), why, exc_info=error)
+        self.failure = failure
+        self._ended = True
+        self._set_state("closed")
+        for queue in self._listeners:
+            queue.put_nowait(None)
 
     # -- the connection ------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
+        refusing: set[str] = set()  # instances that refused the token since the last connection
         while True:
             url = self.urls[attempt % len(self.urls)]
             attempt += 1
             sio = socketio.AsyncClient(reconnection=False)
             self._sio = sio
+            refusals: list[Any] = []
+
+            async def connect_error(data: Any = None, refusals: list[Any] = refusals) -> None:
+                refusals.append(data)  # the server's reason, before connect() raises
+
+            sio.on("connect_error", connect_error)
             sio.on("order_change", self._on_change)
             sio.on("order_changes", self._on_changes)
             sio.on("resync", self._on_resync)
             try:
                 auth = {"token": self.token} if self.token else None
                 await sio.connect(url, transports=["websocket"], wait_timeout=5, auth=auth)
+                refusing.clear()
                 await self._subscribe(sio)
                 self._backoff.reset()
                 await sio.wait()  # until the connection drops
+                error: Exception = ConnectionError(f"lost the connection to {url}")
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await sio.disconnect()
                 raise
-            except SubscribeRefused:
-                await sio.disconnect()
+            except Refused:
                 raise
             except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await sio.disconnect()
-                self._set_state("reconnecting")
-                await self._backoff.wait(exc)
-                continue
+                error = _refusal(url, refusals) or exc
+                if isinstance(error, AccessRefused):
+                    refusing.add(url)
+                    if refusing >= set(self.urls):
+                        raise error from None
+                    log.warning("%s refused the token (%s): %s; trying the other instances", url, error.code, error)
+            finally:
+                await _disconnect(sio)
             self._set_state("reconnecting")
-            await self._backoff.wait(ConnectionError(f"lost the connection to {url}"))
+            await self._backoff.wait(error)
 
     async def _subscribe(self, sio: socketio.AsyncClient) -> None:
         payload = dict(self.view.wanted)
@@ -158,7 +248,7 @@ class LiveOrders:
         if not ack.get("ok"):
             error = ack.get("error", {})
             if error.get("code") == "invalid_filter":
-                raise SubscribeRefused(error.get("message"))
+                raise SubscribeRefused(str(error.get("message")), error.get("code"), error.get("fields"))
             raise ConnectionError(f"subscribe failed: {error}")
         if "orders" in ack:
             self.view.replace(ack["orders"], ack["position"])
@@ -174,6 +264,10 @@ class LiveOrders:
             self._live.set()
         else:
             self._live.clear()
+        if state == "live" or self._ended:
+            self._live_or_ended.set()
+        else:
+            self._live_or_ended.clear()
 
     async def _on_change(self, change: dict[str, Any]) -> None:
         replaying = self.state == "catching_up"
@@ -194,6 +288,8 @@ class LiveOrders:
         self._emit(LiveEvent("resync", reason=message["reason"]))
 
     def _emit(self, event: LiveEvent) -> None:
+        if self._ended:
+            return  # the iterators have been told; nothing may follow that
         if self.on_event is not None:
             try:
                 self.on_event(event)
@@ -206,3 +302,26 @@ class LiveOrders:
                 queue.put_nowait(LiveEvent("dropped"))
             else:
                 queue.put_nowait(event)
+
+
+def _refusal(url: str, refusals: list[Any]) -> Exception | None:
+    """The server's ``connect_error`` (``{"message": ..., "data": {"code": ...}}``) as an error."""
+    for refusal in refusals:
+        if not isinstance(refusal, dict):
+            continue  # a transport failure: python-socketio passes its text
+        data = refusal.get("data")
+        code = data.get("code") if isinstance(data, dict) else None
+        message = str(refusal.get("message") or "the server refused the connection")
+        if code in ACCESS_CODES:
+            return AccessRefused(message, code)
+        return ConnectionError(f"{url} refused the connection: {message} ({code})")
+    return None
+
+
+async def _disconnect(sio: socketio.AsyncClient) -> None:
+    try:
+        await sio.disconnect()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.debug("disconnecting after a failure failed too", exc_info=True)

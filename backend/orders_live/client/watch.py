@@ -1,4 +1,7 @@
-"""``orders-live watch``: print each change as it arrives, one line each; reconnect by itself."""
+"""``orders-live watch``: print each change as it arrives, one line each; reconnect by itself.
+
+A refusal that retrying cannot change (a bad filter, a token every instance refuses) ends it:
+``Watcher.run`` raises the ``Refused``, and the command prints it and exits with 1."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class Watcher:
         self._state = ""
 
     async def run(self) -> None:
+        """Until cancelled; raises ``Refused`` (``SubscribeRefused``, ``AccessRefused``) or ``LiveOrdersDied``."""
         async with self.live:
             async for _ in self.live.events():
                 pass  # printing happens in the callback, in arrival order
