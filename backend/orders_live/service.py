@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -60,6 +61,8 @@ class Service:
         source = self.source
         try:
             await source.connection.open()  # before any write is taken (the hub retries if this fails)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
         policy = AccessPolicy(settings.read_token, settings.write_token, settings.allowed_origins)
@@ -159,6 +162,8 @@ class Service:
         if self.hub is not None:
             try:
                 await self.hub.stop()
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
                 log.warning("could not save the resume position on the way out: %s", exc)
         if self.runner is not None:

@@ -3,6 +3,7 @@ background task running) and ``/metrics`` (the service's Prometheus registry).""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 
@@ -70,6 +71,8 @@ class Observability:
         problems = []
         try:
             await self.connection.ping()
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # whatever the driver raises: the answer is "not answering"
             problems.append(f"database: {type(exc).__name__}")
         problems.extend(self.hub.problems)
