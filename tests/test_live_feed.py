@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,25 @@ def summary(changes: list[dict[str, Any]]) -> list[tuple[str, int, str | None, i
         (c["op"], c["id"], c["order"]["status"] if c["order"] else None, c["order"]["version"] if c["order"] else None)
         for c in changes
     ]
+
+
+@contextlib.asynccontextmanager
+async def updates_running(api: OrdersClient, ids: list[int]) -> AsyncIterator[None]:
+    """One writer updating ``ids`` in turn, as fast as the service answers, until the block ends."""
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await api.update(ids[n % len(ids)], product_name=f"P{n}")
+
+    writing = asyncio.create_task(writer(), name="test.writer")
+    try:
+        yield
+    finally:
+        stop.set()
+        await writing
 
 
 async def test_filtered_clients_see_exactly_their_changes_in_order(service: Service, listeners: Any) -> None:
@@ -107,23 +128,11 @@ async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(se
     async with aiohttp.ClientSession() as session:
         api = OrdersClient(service.url, session)
         ids = [(await api.create(f"C{n}", "P"))["id"] for n in range(5)]
-        stop = asyncio.Event()
-
-        async def writer() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                await api.update(ids[n % len(ids)], product_name=f"P{n}")
-
-        writing = asyncio.create_task(writer())
-        try:
+        async with updates_running(api, ids):
             listener = await listeners(service.url)
             await until(lambda: service.hub is not None and service.hub.changes_in > 20, what="writes flowing")
             ack = await listener.subscribe({})
             await until(lambda: len(listener.changes()) >= 10, what="live changes")
-        finally:
-            stop.set()
-            await writing
     assert listener.received[0] == ("ack", ack)
     key = service.source.feed.position_key
     ack_key = key(ack["position"])
@@ -149,23 +158,11 @@ async def test_replayed_changes_then_the_ack_then_later_changes_under_concurrent
         ids = [(await api.create(f"C{n}", "P"))["id"] for n in range(5)]
         since = (await api.list())["position"]
         versions = {order_id: 1 for order_id in ids}
-        stop = asyncio.Event()
-
-        async def writer() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                await api.update(ids[n % len(ids)], product_name=f"P{n}")
-
-        writing = asyncio.create_task(writer())
-        try:
+        async with updates_running(api, ids):
             listener = await listeners(service.url)
             await until(lambda: service.hub is not None and service.hub.changes_in > 40, what="writes flowing")
             ack = await listener.subscribe({"since": since})
             await until(lambda: len(listener.received) > ack["replayed"] + 10, what="live changes after the ack")
-        finally:
-            stop.set()
-            await writing
     assert ack["ok"] is True and ack["replayed"] > 0
     events = [event for event, _ in listener.received]
     assert events.index("ack") == ack["replayed"], "the replayed changes must all come before the ack"
