@@ -4,11 +4,13 @@ what a hostile client's packets do to a running service (over the in-memory data
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import socketio
@@ -106,6 +108,45 @@ def test_the_socketio_level_guard_sees_the_same_packets_over_long_polling() -> N
 async def memory_service() -> AsyncIterator[Service]:
     async with running_service(settings_for("memory://")) as running:
         yield running
+
+
+async def polling_session(http: aiohttp.ClientSession, url: str) -> str:
+    """An Engine.IO long-polling session with Socket.IO connected; its sid."""
+    async with http.get(f"{url}/socket.io/?EIO=4&transport=polling") as response:
+        sid = json.loads((await response.text())[1:])["sid"]
+    async with http.post(f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="40") as response:
+        assert response.status == 200
+    async with http.get(f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}") as response:
+        assert (await response.text()).startswith("40")
+    return str(sid)
+
+
+async def test_malformed_packets_over_long_polling_get_one_warning_line_each(
+    memory_service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Socket.IO-level garbage is refused by the guard (and the session closed); Engine.IO-level
+    garbage, which python-engineio parses first, is condensed to one warning by the log filter."""
+    service = memory_service
+    bad = ["42[", "42", "x", "9", "4" + "[" * 3000]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        with caplog.at_level(logging.INFO):
+            for body in bad:
+                sid = await polling_session(http, service.url)
+                url = f"{service.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+                async with http.post(url, data=body) as response:
+                    assert response.status in (200, 400)
+    refusals = [r for r in caplog.records if "refused a" in r.getMessage() and "packet" in r.getMessage()]
+    assert len(refusals) == len(bad)
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in refusals)
+    assert not [r for r in caplog.records if r.exc_info is not None]
+    assert "Traceback" not in caplog.text
+    total = service.registry.get_sample_value
+    counted = sum(
+        total("orders_live_refused_packets_total", {"reason": reason}) or 0
+        for reason in ("malformed JSON", "event without data", "ValueError", "IndexError", "RecursionError")
+    )
+    if service.gateway is not None and service.gateway.engine.direct:
+        assert counted == len(bad)
 
 
 async def read_until_closed(client: LeanSocketIO) -> None:

@@ -20,7 +20,7 @@ When a check fails, or ``socketio_direct`` is off, none of them is used (the fal
 the test suite too): acks are python-socketio's own, held in order by a barrier in the
 client's queue (``Hold``); packets are spelled by ``socketio.packet.Packet`` and sent with
 ``eio.send``; a slow client is seen from ``transport.get_write_buffer_size()``; bad packets
-get the libraries' own handling.
+get the libraries' own handling, whose tracebacks ``library_errors`` turns into one warning.
 """
 
 from __future__ import annotations
@@ -265,8 +265,7 @@ class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         problem = socketio_packet_problem(data)
         if problem is not None:
-            await self.refuse(eio_sid, self.environ.get(eio_sid, {}), problem)
-            await self.eio.disconnect(eio_sid)
+            await self.refuse(eio_sid, self.environ.get(eio_sid, {}), problem)  # and disconnects it
             return
         await super()._handle_eio_message(eio_sid, data)
 

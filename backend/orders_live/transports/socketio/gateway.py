@@ -22,11 +22,13 @@ from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
+from orders_live.transports.socketio.library_errors import quiet_library_parse_errors
 
 log = logging.getLogger(__name__)
 
 READY_WAIT = 10.0
 FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
+REFUSED_CLOSE_WITHIN = 5.0  # a refused long-polling client is closed once it polls; past this, by ping timeout
 MAX_POSITION_LENGTH = 4096
 
 
@@ -70,6 +72,10 @@ class SocketGateway:
         )
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.resyncs_for_slowness = 0
+        self._closing_refused: set[asyncio.Task[None]] = set()  # disconnects of refused clients
+        self._stop_counting = quiet_library_parse_errors(
+            lambda reason: self.metrics.refused_packets.labels(reason).inc()
+        )
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
 
@@ -91,8 +97,23 @@ class SocketGateway:
         task.add_done_callback(barrier.release)
 
     async def _refuse_packet(self, eio_sid: str | None, environ: dict[str, Any], reason: str) -> None:
+        """Count and log a bad packet, and disconnect its client. The disconnect is not awaited
+        here: for a long-polling client Engine.IO waits until the client polls for its close."""
         self.metrics.refused_packets.labels(reason).inc()
         log.warning("refused a packet from %s (%s): disconnecting it", _remote(environ), reason)
+        if eio_sid is not None:
+            task = asyncio.create_task(self._disconnect_refused(eio_sid), name=f"socketio.refused.{eio_sid}")
+            self._closing_refused.add(task)
+            task.add_done_callback(self._closing_refused.discard)
+
+    async def _disconnect_refused(self, eio_sid: str) -> None:
+        try:
+            async with asyncio.timeout(REFUSED_CLOSE_WITHIN):
+                await self.sio.eio.disconnect(eio_sid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # gone already, or it never polls again: Engine.IO's ping timeout ends it
+            log.debug("a refused client was not closed cleanly (%s)", type(exc).__name__)
 
     # -- connections -----------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -150,6 +171,10 @@ class SocketGateway:
         await asyncio.gather(*(c.flush(FLUSH_WITHIN) for c in self.connection_per_sid.values()))
         for sid in list(self.connection_per_sid):
             await self._disconnect(sid)
+        for task in list(self._closing_refused):
+            task.cancel()
+        await asyncio.gather(*self._closing_refused, return_exceptions=True)
+        self._stop_counting()
         await self.sio.shutdown()
 
     # -- subscribe / unsubscribe ---------------------------------------------------------
