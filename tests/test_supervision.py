@@ -106,6 +106,28 @@ async def test_the_hub_follower_survives_a_bug_in_its_retry_path(monkeypatch: py
         await hub.stop()
 
 
+async def test_a_connection_lost_while_a_subscribe_waits_is_retried_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the client waited out the ack's 30 s bound for an ack that could never come."""
+    async with running_service(settings_for("memory://")) as service:
+        assert service.gateway is not None and service.hub is not None
+        hub = service.hub
+        original = hub.open_view
+        stuck = asyncio.Event()
+
+        async def first_one_hangs(*args: Any, **kwargs: Any) -> Any:
+            if not stuck.is_set():
+                stuck.set()
+                await asyncio.Event().wait()  # the instance dies before it answers
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(hub, "open_view", first_one_hangs)
+        async with LiveOrders(service.url, reconnect_first=0.05) as live:
+            await asyncio.wait_for(stuck.wait(), 5)
+            (connection,) = service.gateway.connection_per_sid.values()
+            connection.channel.drop()  # as a killed instance would: no disconnect packet
+            await live.wait_live(within=10)
+
+
 async def test_a_client_whose_writer_breaks_is_dropped_and_catches_up(caplog: pytest.LogCaptureFixture) -> None:
     """Before: a writer error other than ConnectionError ended the writer task and left the
     client connected and stalled, receiving nothing ever again."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
+SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack
 ACCESS_CODES = frozenset({"unauthorized", "forbidden"})  # the token is wrong: the same on every retry
 
 
@@ -244,7 +245,21 @@ class LiveOrders:
             payload["since"] = self.view.position
             self._set_state("catching_up")
         self.replayed = 0
-        ack = await sio.call("subscribe", payload, timeout=30)
+        # A connection that drops while the ack is awaited ends the wait at once (its ack
+        # will never come), rather than after the 30 s bound.
+        waiting = True
+        async with asyncio.timeout(SUBSCRIBE_WAIT) as bound:
+            loop = asyncio.get_running_loop()
+
+            async def dropped(*_: Any) -> None:
+                if waiting:
+                    bound.reschedule(loop.time())
+
+            sio.on("disconnect", dropped)
+            try:
+                ack = await sio.call("subscribe", payload, timeout=None)
+            finally:
+                waiting = False
         if not ack.get("ok"):
             error = ack.get("error", {})
             if error.get("code") == "invalid_filter":
