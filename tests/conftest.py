@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,15 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 import pytest_asyncio
 import socketio
 
+from orders_live.domain.source import Source
 from orders_live.service import Service
 from orders_live.settings import Settings
+from orders_live.sources import source_from_url
+from orders_live.sources.postgres.embedded import become, server_binaries, server_user
 
 TIERS = frozenset({"fast", "database", "browser"})
-NEEDS_A_DATABASE = frozenset({"nx", "mongo_url", "service"})
+NEEDS_A_DATABASE = frozenset({"nx", "pg", "mongo_url", "postgres_url", "database_url", "service"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -59,10 +65,10 @@ ORDERS_LIVE = [sys.executable, "-m", "orders_live"]
 
 
 class ServeProcess:
-    """``orders-live serve`` as a child process (embedded database unless --mongo-url)."""
+    """``orders-live serve`` as a child process (embedded database unless --database-url)."""
 
     def __init__(self, data_dir: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> None:
-        environment = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
+        environment = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "DATABASE_URL")}
         environment.update(env or {})
         self.log = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
         self.port = port
@@ -193,9 +199,130 @@ def mongo_url(nx: NxServer) -> str:
     return nx.url(f"t_{uuid.uuid4().hex[:12]}")
 
 
+class PgServer:
+    """One PostgreSQL server (the machine's binaries) for the whole session, in a folder of its
+    own; every test gets its own database in it. As root, the server runs as ``postgres``."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.binaries, self.user = server_binaries(), server_user()
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)  # the server's user must reach its cluster
+        self.cluster = folder / "pg"
+        self.log = folder / "postgres.log"
+        self.port = port or free_port()
+        if not self.cluster.exists():
+            self.cluster.mkdir(mode=0o700)
+            if self.user is not None:
+                os.chown(self.cluster, self.user.pw_uid, self.user.pw_gid)
+            with self.log.open("ab") as log:
+                initdb = [str(self.binaries / "initdb"), "-D", str(self.cluster), "-U", "orders_live", "--auth=trust"]
+                subprocess.run(initdb, stdout=log, stderr=subprocess.STDOUT, preexec_fn=become(self.user), check=True)
+        self.start()
+        deadline = time.monotonic() + 30
+        while not self.answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        """Starts the server; ``answers`` says when it takes connections."""
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(self.binaries / "postgres"),
+                    "-D",
+                    str(self.cluster),
+                    "-p",
+                    str(self.port),
+                    "--listen_addresses=127.0.0.1",
+                    "--unix_socket_directories=",
+                    "--fsync=off",  # tests, not benchmarks: durability is not what they measure
+                    "--max_connections=300",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=become(self.user),
+            )
+
+    def answers(self) -> bool:
+        """The server has said, since its last start, that it takes connections."""
+        with self.log.open("rb") as log:
+            log.seek(self._log_offset)
+            return b"ready to accept connections" in log.read()
+
+    def url(self, database: str) -> str:
+        return f"postgresql://orders_live@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+
+        async def create() -> None:
+            connection = await asyncpg.connect(self.url("postgres"))
+            try:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await connection.close()
+
+        asyncio.run(create())
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    server = PgServer(Path(tempfile.mkdtemp(prefix="orders-live-pg-")))
+    yield server
+    server.stop()
+    shutil.rmtree(server.cluster.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(pg: PgServer) -> str:
+    return pg.new_database()
+
+
+@pytest.fixture(params=["nx", "pg"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database of each kind: the embedded nx-27017's, then PostgreSQL's."""
+    if request.param == "nx":
+        return str(request.getfixturevalue("mongo_url"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def database_orders(url: str) -> dict[int, dict[str, Any]]:
+    """Every order in the database at ``url``, as JSON, read through its own source."""
+    source = source_from_url(url)
+    await source.connection.open()
+    try:
+        return {order.id: order.to_json() for order in await source.store.load_orders()}
+    finally:
+        await source.connection.close()
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Source]:
+    """The database at ``url``, opened through its own source (to write as another client would)."""
+    source = source_from_url(url)
+    await source.connection.open()
+    try:
+        yield source
+    finally:
+        await source.connection.close()
+
+
 def settings_for(url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "mongo_url": url,
+        "database_url": url,
         "port": 0,
         "checkpoint_interval": 0.05,
         "instance": "test",
@@ -220,8 +347,8 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
 
 
 @pytest_asyncio.fixture
-async def service(mongo_url: str) -> AsyncIterator[Service]:
-    async with running_service(settings_for(mongo_url)) as running:
+async def service(database_url: str) -> AsyncIterator[Service]:
+    async with running_service(settings_for(database_url)) as running:
         yield running
 
 

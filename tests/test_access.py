@@ -22,9 +22,9 @@ READ, WRITE = "read-secret-1", "write-secret-2"
 
 
 @pytest_asyncio.fixture
-async def locked(mongo_url: str) -> AsyncIterator[Service]:
+async def locked(database_url: str) -> AsyncIterator[Service]:
     settings = settings_for(
-        mongo_url,
+        database_url,
         read_token=READ,
         write_token=WRITE,
         allowed_origins=["https://ops.example"],
@@ -157,9 +157,12 @@ async def test_a_refused_connection_says_why(locked: Service) -> None:
     assert refusals == [{"message": "this token does not allow reads", "data": {"code": "forbidden"}}]
 
 
-async def test_with_only_a_read_token_writes_need_it_too(mongo_url: str) -> None:
+async def test_with_only_a_read_token_writes_need_it_too(database_url: str) -> None:
     body = {"customer_name": "Ada", "product_name": "Lamp"}
-    async with running_service(settings_for(mongo_url, read_token=READ)) as service, aiohttp.ClientSession() as session:
+    async with (
+        running_service(settings_for(database_url, read_token=READ)) as service,
+        aiohttp.ClientSession() as session,
+    ):
         async with session.post(f"{service.url}/api/orders", json=body) as response:
             assert response.status == 401
         async with session.post(f"{service.url}/api/orders", json=body, headers=bearer(READ)) as response:

@@ -121,7 +121,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str, set[str]]] = [
 async def test_rest_refuses_bad_input_and_changes_nothing(
     service: Service, method: str, path: str, options: dict[str, Any], status: int, code: str, fields: set[str]
 ) -> None:
-    url = service.settings.mongo_url or ""
+    url = service.settings.database_url or ""
     async with aiohttp.ClientSession() as session:
         async with session.post(
             f"{service.url}/api/orders", json={"customer_name": "Ada", "product_name": "Lamp"}

@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from conftest import ServeProcess, free_port, until
+from conftest import ServeProcess, database_orders, free_port, until
 from orders_live.client.lean_socketio import LeanSocketIO
 from orders_live.client.live_orders import LiveOrders
 from orders_live.client.live_view import LiveView, matches
 from orders_live.domain.order import STATUSES, OrderCreate, OrderPatch
 from orders_live.domain.source import OrderNotFound, VersionConflict
-from orders_live.sources.mongo import mongo_source
-from test_live_feed import database_orders
+from orders_live.sources import source_from_url
 
 pytestmark = [pytest.mark.database, pytest.mark.socketio, pytest.mark.slow]
 
 WRITES = 1500
+STALLED_WRITES = 600  # written while the stalled client does not read (more than its queue and buffers)
 SERVICE_ENV = {
     "ORDERS_LIVE_CHECKPOINT_INTERVAL": "0.1",
     "ORDERS_LIVE_HISTORY_SIZE": "120",  # small, so that catch-up also reads the change stream
@@ -65,7 +65,7 @@ class Writers:
     """Several writers straight to the database (so they go on while the service is down)."""
 
     def __init__(self, url: str, seed: int) -> None:
-        self.source = mongo_source(url)
+        self.source = source_from_url(url)
         self.rng = random.Random(seed)
         self.ids: list[int] = []
         self.done = 0
@@ -147,7 +147,9 @@ async def chaos(clients: list[CheckedLive], rng: random.Random, stop: asyncio.Ev
 
 def spawn_service(tmp: Path, url: str, port: int, instance: str) -> ServeProcess:
     """Started, not yet ready: the test awaits ``until_ready``, so the loop runs on meanwhile."""
-    return ServeProcess(tmp / instance, port, "--mongo-url", url, env={**SERVICE_ENV, "ORDERS_LIVE_INSTANCE": instance})
+    return ServeProcess(
+        tmp / instance, port, "--database-url", url, env={**SERVICE_ENV, "ORDERS_LIVE_INSTANCE": instance}
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,15 +159,16 @@ def spawn_service(tmp: Path, url: str, port: int, instance: str) -> ServeProcess
 )
 @pytest.mark.timeout(120)
 async def test_no_change_is_lost_under_faults(
-    tmp_path: Path, mongo_url: str, instances: int, stop_signal: signal.Signals
+    tmp_path: Path, database_url: str, instances: int, stop_signal: signal.Signals
 ) -> None:
     """SIGTERM must also leave nothing lost, and (graceful: queues flushed, position saved)
     nothing replayed twice: the ``stale`` check below covers every client."""
     rng = random.Random(instances)
     ports = [free_port() for _ in range(instances)]
-    services = [spawn_service(tmp_path, mongo_url, port, f"i{n}") for n, port in enumerate(ports)]
+    services = [spawn_service(tmp_path, database_url, port, f"i{n}") for n, port in enumerate(ports)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    writers = Writers(mongo_url, seed=instances)
+    writers = Writers(database_url, seed=instances)
+    await writers.source.connection.open()
     clients = [
         CheckedLive(urls),
         CheckedLive(list(reversed(urls))),
@@ -194,17 +197,19 @@ async def test_no_change_is_lost_under_faults(
         written_before_restart = writers.done
         # Awaited, not blocked on: the writers, the chaos and the clients' reconnects go on
         # while the new process starts and seeds, as they would in production.
-        services[0] = spawn_service(tmp_path, mongo_url, ports[0], "i0")
+        services[0] = spawn_service(tmp_path, database_url, ports[0], "i0")
         await services[0].until_ready()
         assert writers.done > written_before_restart, "nothing was written while the service restarted"
         await stalled.start()  # subscribes, then does not read
+        # However fast the database writes, the stalled client misses enough to fall behind.
+        await Writers.write(writers, STALLED_WRITES)
         await until(lambda: writers.done >= 30 + WRITES * 0.95, within=60, what="most of the writes")
         stalled.reading.set()  # the stalled client reads again
         await writing
         stop.set()
         drops = await dropping
 
-        truth = await database_orders(mongo_url)
+        truth = await database_orders(database_url)
 
         def differences() -> list[str]:
             views = [(client.view.wanted, client.orders, client.state) for client in clients]

@@ -112,8 +112,8 @@ async def test_sse_with_an_unknown_last_event_id_gets_a_resync(service: Service)
     assert len(data["orders"]) == 1
 
 
-async def test_idle_sse_streams_get_keep_alive_comments(mongo_url: str) -> None:
-    settings = settings_for(mongo_url, sse_keepalive=0.05)
+async def test_idle_sse_streams_get_keep_alive_comments(database_url: str) -> None:
+    settings = settings_for(database_url, sse_keepalive=0.05)
     async with running_service(settings) as service, aiohttp.ClientSession() as session:
         reader = SseReader(session, f"{service.url}/api/changes/stream")
         reader.open()
@@ -136,10 +136,12 @@ async def test_polling_returns_at_once_with_what_changed_since_a_position(servic
         async with session.get(f"{service.url}/api/changes") as response:
             assert response.status == 422
             assert "since" in (await response.json())["error"]["fields"]
-        for foreign in ("8263A1B2C3000000012B0429", "abcd"):  # MongoDB-style: nx-27017 would take it silently
+        kind = start.split(":", 1)[0]  # nx or pg: positions of other kinds are foreign
+        foreigners = {"nx": ("8263A1B2C3000000012B0429", "abcd", "pg:1"), "pg": ("8263A1B2C3", "nx:1", "pg:x")}[kind]
+        for foreign in foreigners:  # a MongoDB-style one to nx-27017: it would take it silently
             async with session.get(f"{service.url}/api/changes", params={"since": foreign}) as response:
                 assert (await response.json())["resync"] == "unknown_position"
-        async with session.get(f"{service.url}/api/changes", params={"since": "nx:999999"}) as response:
+        async with session.get(f"{service.url}/api/changes", params={"since": f"{kind}:999999"}) as response:
             ahead = await response.json()
         assert ahead["resync"] == "position_ahead"
         assert [o["id"] for o in ahead["orders"]] == [order["id"]]

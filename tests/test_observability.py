@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from conftest import Listener, NxServer, running_service, settings_for, until, until_async
+from conftest import Listener, NxServer, PgServer, running_service, settings_for, until, until_async
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
@@ -73,10 +75,15 @@ async def ready(session: aiohttp.ClientSession, service: Service) -> tuple[int, 
         return response.status, await response.json()
 
 
-async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Path) -> None:
-    database = NxServer(tmp_path / "nx")
+@pytest.mark.parametrize("kind", ["nx", "pg"])
+async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Path, kind: str) -> None:
+    """A database of its own, stopped and started again on the same port."""
+    # (PostgreSQL's folder is not under tmp_path: as root, its server user must reach it.)
+    pg_folder = Path(tempfile.mkdtemp(prefix="orders-live-pg-"))
+    database: NxServer | PgServer = NxServer(tmp_path / "nx") if kind == "nx" else PgServer(pg_folder)
+    url = database.url("ready") if kind == "nx" else database.url("postgres")
     try:
-        async with running_service(settings_for(database.url("ready"))) as service, aiohttp.ClientSession() as session:
+        async with running_service(settings_for(url)) as service, aiohttp.ClientSession() as session:
             assert (await ready(session, service))[0] == 200
             database.stop()
             status, body = await ready(session, service)
@@ -84,13 +91,18 @@ async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Pa
             assert any(problem.startswith("database") for problem in body["problems"])
             async with session.get(f"{service.url}/healthz") as response:
                 assert response.status == 200  # the process is up all the same
-            database = NxServer(tmp_path / "nx", port=database.port)
+            if isinstance(database, NxServer):
+                database = NxServer(tmp_path / "nx", port=database.port)
+            else:
+                database.start()
+                await until(database.answers, within=30, what="PostgreSQL to start again")
 
             async def ready_again() -> bool:
                 return (await ready(session, service))[0] == 200
 
             await until_async(ready_again, within=30, what="/readyz to recover")
             assert service.hub is not None
-            assert re.fullmatch(r"nx:\d+", service.hub.position or "")
+            assert re.fullmatch(rf"{kind}:\d+", service.hub.position or "")
     finally:
         database.stop()  # after the service: closing a client against a stopped server hangs
+        shutil.rmtree(pg_folder, ignore_errors=True)

@@ -37,7 +37,17 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         command.add_argument("--port", type=int, help="port to listen on (default 8080)")
-        command.add_argument("--mongo-url", help="use this MongoDB instead of the embedded server")
+        command.add_argument(
+            "--database-url",
+            "--mongo-url",
+            dest="database_url",
+            help="use this database (mongodb://, postgresql://) instead of an embedded one",
+        )
+        command.add_argument(
+            "--database",
+            choices=("nx-27017", "postgres"),
+            help="which database to embed when there is no URL (default nx-27017)",
+        )
         command.add_argument("--data-dir", help="folder of the embedded database (default ./data)")
         return command
 
@@ -98,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls (default 2)")
     bench.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     bench.add_argument("--sample", type=int, default=100, help="clients that parse and time every change")
-    bench.add_argument("--mongo-url", help="use this MongoDB instead of the embedded server")
+    bench.add_argument(
+        "--database-url",
+        "--mongo-url",
+        dest="database_url",
+        help="use this database (mongodb://, postgresql://) instead of the embedded nx-27017",
+    )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
     return parser
 
@@ -114,7 +129,7 @@ def _bench(args: argparse.Namespace) -> None:
         cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
     if args.poll_clients:
         cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
-    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.mongo_url))
+    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -123,7 +138,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         for k, v in {
             "host": args.host,
             "port": args.port,
-            "mongo_url": args.mongo_url,
+            "database_url": args.database_url,
+            "embedded_database": args.database,
             "data_dir": args.data_dir,
         }.items()
         if v is not None

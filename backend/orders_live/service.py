@@ -15,10 +15,12 @@ from orders_live.process_limits import raise_open_files_limit
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
 from orders_live.sources.mongo.embedded import EmbeddedMongo
+from orders_live.sources.postgres.embedded import EmbeddedPostgres
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
 from orders_live.transports.http.errors import json_errors
+from orders_live.transports.http.live_page import LivePage
 from orders_live.transports.http.malformed_requests import quiet_malformed_requests
 from orders_live.transports.http.observability import Observability
 from orders_live.transports.http.polling import PollingApi
@@ -35,10 +37,10 @@ PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 class Service:
     def __init__(self, settings: Settings, source: Source | None = None) -> None:
-        """``source``: a database to use as it is (tests); else one from ``mongo_url``, or the
-        embedded nx-27017 when that is unset."""
+        """``source``: a database to use as it is (tests); else one from ``database_url``, or
+        the embedded database (nx-27017, or PostgreSQL) when that is unset."""
         self.settings = settings
-        self.embedded: EmbeddedMongo | None = None
+        self.embedded: EmbeddedMongo | EmbeddedPostgres | None = None
         self.source: Source | None = source
         self.hub: Hub | None = None
         self.gateway: SocketGateway | None = None
@@ -118,6 +120,7 @@ class Service:
             lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams},
         )
         app.add_routes(observability.routes())
+        app.add_routes(LivePage().routes())
         self._add_frontend(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.host, settings.port)
@@ -128,10 +131,13 @@ class Service:
         log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
 
     async def _database_url(self) -> str:
-        if self.settings.mongo_url:
-            log.info("using the database at MONGO_URL (nothing embedded started)")
-            return self.settings.mongo_url
-        self.embedded = EmbeddedMongo(self.settings.data_dir)
+        if self.settings.database_url:
+            log.info("using the database at DATABASE_URL (nothing embedded started)")
+            return self.settings.database_url
+        if self.settings.embedded_database == "postgres":
+            self.embedded = EmbeddedPostgres(self.settings.data_dir)
+        else:
+            self.embedded = EmbeddedMongo(self.settings.data_dir)
         return await self.embedded.start()
 
     def _add_frontend(self, app: web.Application) -> None:

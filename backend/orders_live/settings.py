@@ -15,10 +15,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_LIVE_", extra="ignore")
 
-    mongo_url: str | None = Field(
+    database_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("MONGO_URL", "ORDERS_LIVE_MONGO_URL"),
-        description="MongoDB URL; unset: start the embedded nx-27017 server under data_dir",
+        validation_alias=AliasChoices(
+            "database_url", "DATABASE_URL", "ORDERS_LIVE_DATABASE_URL", "MONGO_URL", "ORDERS_LIVE_MONGO_URL"
+        ),
+        description=(
+            "the database: mongodb://, mongodb+srv://, postgresql:// or memory://;"
+            " unset: start the embedded database (embedded_database) under data_dir"
+        ),
+    )
+    embedded_database: Literal["nx-27017", "postgres"] = Field(
+        "nx-27017",
+        description="which database to start under data_dir when database_url is unset",
     )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")

@@ -71,12 +71,12 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
 
 
 def write_report(
-    out: Path, results: list[dict[str, Any]], processes: int, sample: int, mongo_url: str | None, settle: float
+    out: Path, results: list[dict[str, Any]], processes: int, sample: int, database_url: str | None, settle: float
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "database": "MONGO_URL" if mongo_url else "embedded nx-27017",
+        "database": database_url.split(":", 1)[0] if database_url else "embedded nx-27017",
         "client_processes": processes,
         "sampled_clients": sample,
         "settle_s": settle,

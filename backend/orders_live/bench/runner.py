@@ -1,6 +1,6 @@
 """``orders-live bench``: push (Socket.IO, SSE) against polling, measured end to end.
 
-The service runs as its own process (embedded database unless ``--mongo-url``); the
+The service runs as its own process (embedded database unless ``--database-url``); the
 clients run in separate processes (``bench_clients``); a writer in this process updates
 orders at a fixed rate, stamping each write's start time into the order, so each client
 measures write→receipt latency on the machine's one clock.
@@ -47,16 +47,16 @@ class Case:
 
 
 class Bench:
-    def __init__(self, processes: int, sample: int, mongo_url: str | None) -> None:
-        self.processes, self.sample, self.mongo_url = processes, sample, mongo_url
+    def __init__(self, processes: int, sample: int, database_url: str | None) -> None:
+        self.processes, self.sample, self.database_url = processes, sample, database_url
         self.service: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start_service(self, folder: Path) -> None:
         port = free_port()
         args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port), "--data-dir", str(folder)]
-        if self.mongo_url:
-            args += ["--mongo-url", self.mongo_url]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
         env = {**os.environ, "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": "bench"}
         self.service = await asyncio.create_subprocess_exec(
             *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -244,8 +244,8 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
     return float(busy / (window * (os.cpu_count() or 1)))
 
 
-async def run_bench(cases: list[Case], out: Path, processes: int, sample: int, mongo_url: str | None) -> None:
-    bench = Bench(processes, sample, mongo_url)
+async def run_bench(cases: list[Case], out: Path, processes: int, sample: int, database_url: str | None) -> None:
+    bench = Bench(processes, sample, database_url)
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
         await bench.start_service(Path(folder))
         results = []
@@ -257,4 +257,4 @@ async def run_bench(cases: list[Case], out: Path, processes: int, sample: int, m
                 print(markdown([result]).splitlines()[-1], flush=True)
         finally:
             await bench.stop_service()
-    write_report(out, results, processes, sample, mongo_url, SETTLE)
+    write_report(out, results, processes, sample, database_url, SETTLE)

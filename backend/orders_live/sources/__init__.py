@@ -9,13 +9,14 @@ from orders_live.domain.source import Source
 
 __all__ = ["SCHEMES", "source_from_url"]
 
-SCHEMES = ("memory", "mongodb", "mongodb+srv")
+SCHEMES = ("memory", "mongodb", "mongodb+srv", "postgresql", "postgres")
 
 
 def source_from_url(url: str) -> Source:
     """``memory://`` for the in-memory database, ``mongodb://``/``mongodb+srv://`` for MongoDB
-    (and the embedded nx-27017). Options that only one database has are that source's own
-    (``orders_live.sources.mongo.MongoOptions``), not parameters here."""
+    (and the embedded nx-27017), ``postgresql://`` for PostgreSQL. Options that only one
+    database has are that source's own (``MongoOptions``, ``PostgresOptions``), not parameters
+    here."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         from orders_live.sources.memory import MemoryDatabase
@@ -25,4 +26,8 @@ def source_from_url(url: str) -> Source:
         from orders_live.sources.mongo import mongo_source
 
         return mongo_source(url)
+    if scheme in ("postgresql", "postgres"):
+        from orders_live.sources.postgres import postgres_source
+
+        return postgres_source(url)
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")

@@ -1,0 +1,166 @@
+"""The PostgreSQL connections: a pool for reads and writes, one dedicated connection that
+LISTENs, the schema, and the source's own background work (listening, retention).
+
+NOTIFY is only a wake-up: each notification (or, without one, a periodic re-read) makes the
+readers look at the change log, which is the truth. A notification lost while the listening
+connection was down costs nothing: the readers re-read when it is back, and meanwhile poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import asyncpg
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orders_live.domain.source import DatabaseUnavailable
+from orders_live.runtime.backoff import Backoff
+from orders_live.runtime.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "orders_live"
+SCHEMA_LOCK = (7362519, 0)  # pg_advisory_xact_lock keys: applying the schema
+# What asyncpg raises when the server is away, refuses, or the connection broke.
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class PostgresOptions(BaseSettings):
+    """Settings only this source has (``ORDERS_LIVE_PG_`` + name, upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERS_LIVE_PG_", extra="ignore")
+
+    pool_size: int = Field(10, ge=1, description="connections in the pool for reads and writes")
+    poll_interval: float = Field(
+        2.0, gt=0, description="seconds between re-reads of the change log when no notification comes"
+    )
+    log_keep_rows: int = Field(100_000, ge=1, description="changes the log keeps at least (retention by rows)")
+    log_keep_seconds: float = Field(86_400.0, gt=0, description="seconds the log keeps a change at least")
+    retention_interval: float = Field(10.0, gt=0, description="seconds between retention passes")
+    retention_batch: int = Field(5_000, ge=1, description="commits removed per retention statement")
+
+
+def schema_sql() -> str:
+    return resources.files("orders_live.sources.postgres").joinpath("sql", "schema.sql").read_text()
+
+
+class PostgresConnection:
+    def __init__(self, url: str, options: PostgresOptions) -> None:
+        self.url, self.options = url, options
+        self.pool: asyncpg.Pool | None = None
+        self._news = asyncio.Event()  # set (and replaced) at each NOTIFY, and when listening resumes
+        self.listening = False
+        self.tasks = Supervisor()
+        self._opened = False
+
+    @property
+    def description(self) -> str:
+        database = self.url.rsplit("/", 1)[-1].split("?", 1)[0] or "postgres"
+        return f"PostgreSQL database {database!r}"
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.options.pool_size, command_timeout=60
+            )
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
+            await connection.execute(schema_sql())
+        from orders_live.sources.postgres.retention import LogRetention
+
+        self.tasks.start("postgres.listen", self._listen)
+        self.tasks.start("postgres.retention", LogRetention(self).run)
+        self._opened = True
+
+    async def close(self) -> None:
+        await self.tasks.stop()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+        self._opened = False
+
+    async def ping(self) -> None:
+        if self.tasks.problems:
+            raise DatabaseUnavailable("; ".join(self.tasks.problems))
+        async with asyncio.timeout(1.0), self.answering() as connection:
+            await connection.fetchval("SELECT 1")
+
+    @contextlib.asynccontextmanager
+    async def answering(self) -> AsyncIterator[Any]:
+        """A pooled connection; driver errors of an unreachable server leave as DatabaseUnavailable."""
+        if self.pool is None:
+            raise DatabaseUnavailable("the database has not been opened")
+        try:
+            async with self.pool.acquire() as connection:
+                yield connection
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def news(self) -> asyncio.Event:
+        """Set by the next notification: take it before reading, wait on it after."""
+        return self._news
+
+    async def wait_for_news(self, news: asyncio.Event, within: float) -> None:
+        """Returns once ``news`` is set, or after ``within`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):  # no inner task: safe inside a generator
+                await news.wait()
+
+    def _wake(self) -> None:
+        self._news.set()
+        self._news = asyncio.Event()
+
+    async def _listen(self) -> None:
+        """One connection that LISTENs, reconnected with growing, capped delays; checked
+        with ``SELECT 1`` when quiet, since a dead TCP peer may say nothing."""
+        backoff = Backoff("listening for changes", log)
+        while True:
+            try:
+                connection = await asyncpg.connect(self.url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.wait(exc)
+                continue
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _, lost=lost: lost.set())
+            try:
+                await connection.add_listener(CHANNEL, self._on_notify)
+                self.listening = True
+                backoff.reset()
+                self._wake()  # whatever was notified while we were away: read it now
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self.options.poll_interval * 5)
+                    if not lost.is_set():
+                        async with asyncio.timeout(5):
+                            await connection.fetchval("SELECT 1")
+                raise ConnectionError("the listening connection closed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.listening = False
+                await backoff.wait(exc)
+            finally:
+                self.listening = False
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), 2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake()  # the driver's callback only wakes the readers; they do the work

@@ -1,0 +1,220 @@
+"""A private PostgreSQL server as a child process, for the demo and the tests.
+
+It uses the server binaries already on the machine (``ORDERS_LIVE_PG_BIN``, else
+``pg_config --bindir``, else Debian's ``/usr/lib/postgresql/<version>/bin``): ``initdb`` on
+the first start into ``<data_dir>/pg``, then ``postgres`` on 127.0.0.1 only, on its own port,
+with no Unix socket, logging to ``<data_dir>/postgres.log``. initdb and postgres refuse to
+run as root, so under root the server runs as the ``postgres`` user (Debian's package creates
+it) or else ``nobody``. It gets SIGTERM if the service dies, and is stopped (fast shutdown)
+after the service has closed its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+USER = "orders_live"  # the database superuser initdb creates (trust authentication, loopback only)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_binaries() -> Path:
+    """The folder of ``initdb`` and ``postgres``; RuntimeError with what to install when none."""
+    candidates: list[Path] = []
+    if os.environ.get("ORDERS_LIVE_PG_BIN"):
+        candidates.append(Path(os.environ["ORDERS_LIVE_PG_BIN"]))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
+            candidates.append(Path(found.stdout.strip()))
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    candidates.extend(debian)
+    for folder in candidates:
+        if (folder / "initdb").is_file() and (folder / "postgres").is_file():
+            return folder
+    raise RuntimeError(
+        "no PostgreSQL server binaries found (initdb, postgres): install Debian's postgresql"
+        " (apt-get install postgresql) or set ORDERS_LIVE_PG_BIN to their folder"
+    )
+
+
+def server_user() -> pwd.struct_passwd | None:
+    """Who the server runs as: this process's user, or under root a user initdb accepts."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError("PostgreSQL refuses to run as root, and there is no 'postgres' or 'nobody' user")
+
+
+def become(user: pwd.struct_passwd | None) -> Callable[[], None]:
+    def child() -> None:  # pragma: no cover - runs in the child
+        if user is not None:
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        # After setuid: a change of credentials clears the parent-death signal.
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return child
+
+
+class EmbeddedPostgres:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        database: str = "orders_live",
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.database = database
+        self.server_settings = dict(server_settings or {})
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def cluster(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def url(self, database: str | None = None) -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database or self.database}"
+
+    async def start(self) -> str:
+        binaries = server_binaries()
+        user = server_user()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_stale_server()
+        if not (self.cluster / "PG_VERSION").is_file():
+            await self._initdb(binaries, user)
+        self.port = self.port or free_port()
+        options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": "", **self.server_settings}
+        arguments = [f"--{name}={value}" for name, value in options.items()]
+        with self.log_file.open("ab") as output:
+            self.process = await asyncio.create_subprocess_exec(
+                str(binaries / "postgres"),
+                "-D",
+                str(self.cluster),
+                "-p",
+                str(self.port),
+                *arguments,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,  # Ctrl-C reaches us, not it: we stop it after closing our pool
+                preexec_fn=become(user),
+            )
+        await self._wait_until_answering()
+        await self.create_database(self.database)
+        log.info(
+            "embedded database PostgreSQL (pid %d, %s) on port %d, files in %s",
+            self.process.pid,
+            binaries.parent.name,
+            self.port,
+            self.cluster,
+        )
+        return self.url()
+
+    async def _initdb(self, binaries: Path, user: pwd.struct_passwd | None) -> None:
+        self.cluster.mkdir(mode=0o700, exist_ok=True)
+        if user is not None:
+            os.chown(self.cluster, user.pw_uid, user.pw_gid)
+        with self.log_file.open("ab") as output:
+            initdb = await asyncio.create_subprocess_exec(
+                str(binaries / "initdb"),
+                "-D",
+                str(self.cluster),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                preexec_fn=become(user),
+            )
+            if await initdb.wait() != 0:
+                raise RuntimeError(f"initdb failed with {initdb.returncode}; see {self.log_file}")
+
+    async def _wait_until_answering(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                raise RuntimeError(f"PostgreSQL exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                connection = await asyncpg.connect(self.url("postgres"), timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.process.wait(), 0.05)
+                continue
+            await connection.close()
+            return
+        await self.stop()
+        raise RuntimeError(f"PostgreSQL did not answer on port {self.port} within {START_TIMEOUT:.0f}s")
+
+    async def create_database(self, name: str) -> None:
+        """Create ``name`` unless it exists (the name is an identifier, quoted as one)."""
+        connection = await asyncpg.connect(self.url("postgres"))
+        try:
+            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                quoted = '"' + name.replace('"', '""') + '"'
+                await connection.execute(f"CREATE DATABASE {quoted}")
+        finally:
+            await connection.close()
+
+    def _stop_stale_server(self) -> None:
+        """A server left running on this cluster (its parent was killed) is stopped."""
+        try:
+            pid = int((self.cluster / "postmaster.pid").read_text().split()[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if b"postgres" in command and str(self.cluster).encode() in command:
+            log.warning("stopping a stale PostgreSQL (pid %d) left on %s", pid, self.cluster)
+            os.kill(pid, signal.SIGINT)
+            for _ in range(200):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        log.info("embedded database stopped")

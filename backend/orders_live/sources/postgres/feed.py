@@ -1,0 +1,108 @@
+"""The change log, read in commit order; positions; the proof of continuity.
+
+A position is ``pg:<commit>`` (after every change of that commit) or ``pg:<commit>.<seq>``
+(after that change of it). Commit numbers become visible in the order they are taken (see
+``schema.sql``), so reading "after (commit, seq)" never skips a change whose transaction
+committed late: a reader that sees commit N already sees every commit before it. Each read
+takes the log's retention horizon and the rows in one snapshot, so a position retention has
+passed is refused (HistoryLost), never skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
+from orders_live.domain.source import DatabaseUnavailable, PositionKey
+from orders_live.sources.postgres.connection import PostgresConnection
+from orders_live.sources.postgres.documents import change_from_row, position_of
+
+log = logging.getLogger(__name__)
+
+_POSITION = re.compile(r"pg:(\d{1,18})(?:\.(\d{1,18}))?")
+WHOLE_COMMIT = 2**63 - 1  # the seq of "after every change of the commit"
+BATCH = 1_000
+_STATE = "SELECT horizon, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
+_CHANGES = """
+SELECT c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before
+FROM orders_live_commits c JOIN orders_live_changes l ON l.xid = c.xid
+WHERE c.commit_seq >= $1 AND (c.commit_seq, l.seq) > ($1, $2)
+ORDER BY c.commit_seq, l.seq
+LIMIT $3
+"""
+
+
+def parse_position(position: str) -> tuple[int, int] | None:
+    found = _POSITION.fullmatch(position)
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2)) if found.group(2) else WHOLE_COMMIT
+
+
+def _gone(commit: int, seq: int, horizon: int) -> bool:
+    """Retention has removed commits up to ``horizon``: is any change after (commit, seq) gone?"""
+    return horizon > commit or (horizon == commit and seq != WHOLE_COMMIT)
+
+
+class PostgresChangeFeed:
+    def __init__(self, connection: PostgresConnection) -> None:
+        self.connection = connection
+
+    def position_key(self, position: str) -> PositionKey | None:
+        parsed = parse_position(position)
+        return None if parsed is None else (parsed[0], f"{parsed[1]:019d}")
+
+    async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
+        commit, seq, table = await self._start(resume_after)
+        options = self.connection.options
+        marks = 0
+        while True:
+            news = self.connection.news()  # taken before reading: a NOTIFY during the read still wakes us
+            rows = await self._read(commit, seq, table)
+            for row in rows:
+                commit, seq = row["commit_seq"], row["seq"]
+                if row["op"] == "truncate":
+                    raise StreamInvalidated("the orders table was truncated")
+                try:
+                    change = change_from_row(row)
+                except (KeyError, ValueError, TypeError) as exc:
+                    log.error("skipping change %s: not an order (%s)", position_of(commit, seq), exc)
+                    continue
+                yield change
+            if len(rows) < BATCH:
+                seq = WHOLE_COMMIT  # everything visible is read: the last commit is whole
+                yield CaughtUp(position_of(commit))
+                marks += 1
+                if marks > 1:  # the first mark is followed by a read at once: a reader that seeds
+                    await self.connection.wait_for_news(news, options.poll_interval)  # needs a mark after it
+
+    async def _start(self, resume_after: str | None) -> tuple[int, int, int]:
+        """Where to read from, and the orders table's identity (a change of it ends the stream)."""
+        async with self.connection.answering() as db:
+            state = await db.fetchrow(_STATE)
+            latest = await db.fetchval("SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits")
+        if state is None or state["orders_oid"] is None:
+            raise DatabaseUnavailable("the orders table does not exist")
+        if resume_after is None:
+            return int(latest), WHOLE_COMMIT, int(state["orders_oid"])
+        parsed = parse_position(resume_after)
+        if parsed is None:
+            raise HistoryLost(f"not a position of this database: {resume_after!r}")
+        if parsed[0] > latest:
+            raise HistoryLost(f"position {resume_after!r} is ahead of this database's log")
+        if _gone(parsed[0], parsed[1], state["horizon"]):
+            raise HistoryLost(f"the change log no longer holds what follows {resume_after!r}")
+        return parsed[0], parsed[1], int(state["orders_oid"])
+
+    async def _read(self, commit: int, seq: int, table: int) -> list[Any]:
+        async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
+            state = await db.fetchrow(_STATE)
+            if state is None or state["orders_oid"] != table:
+                raise StreamInvalidated("the orders table was dropped, renamed or replaced")
+            if _gone(commit, seq, state["horizon"]):
+                raise HistoryLost(f"retention passed {position_of(commit, seq)} while it was being read")
+            rows: list[Any] = await db.fetch(_CHANGES, commit, seq, BATCH)
+        return rows
