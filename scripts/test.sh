@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check on a fresh machine: installs what is missing (Python packages, the
-# dashboard's npm packages, Debian's chromium for the browser tests), then format,
+# dashboard's npm packages, Debian's chromium and postgresql for the browser and
+# PostgreSQL tests; the tests start their own PostgreSQL server), then format,
 # lint, types, the import layers, the dashboard's unit tests and build, and all Python
 # tests (the fast tier, the real embedded database, the fault tests and the browser
 # tests); then the Socket.IO suites again with the direct path switched off, so that
@@ -8,10 +9,14 @@
 # Arguments go to both pytest runs. The fast tier alone: .venv/bin/pytest -m fast
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  echo "installing Debian's chromium for the browser tests"
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+if [ -n "$missing" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing Debian's$missing for the browser and PostgreSQL tests"
   apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 bash "$ROOT/scripts/bootstrap.sh" "[dev]"
 bash "$ROOT/scripts/build-frontend.sh" --test
