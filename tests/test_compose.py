@@ -58,3 +58,16 @@ def test_the_instances_differ_only_in_their_names_and_depend_on_a_healthy_databa
     upstream = (ROOT / "nginx" / "nginx.conf").read_text()
     assert "orders-live-1:8080" in upstream and "orders-live-2:8080" in upstream
     assert "proxy_set_header Upgrade" in upstream
+
+
+def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None:
+    services = compose()["services"]
+    database, instance = services["postgres"], services["orders-live-pg"]
+    assert database["profiles"] == instance["profiles"] == ["postgres"]
+    assert "pg_isready" in database["healthcheck"]["test"]
+    assert instance["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert instance["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert "/readyz" in " ".join(instance["healthcheck"]["test"])
+    assert not any("profiles" in services[name] for name in ("mongo", "orders-live-1", "orders-live-2", "balancer"))
+    schema = ROOT / "backend" / "orders_live" / "sources" / "postgres" / "sql" / "schema.sql"
+    assert schema.resolve() == (ROOT / "postgres" / "schema.sql").resolve()  # the package's link to postgres/

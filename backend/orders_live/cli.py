@@ -114,11 +114,19 @@ def _parser() -> argparse.ArgumentParser:
         dest="database_url",
         help="use this database (mongodb://, postgresql://) instead of the embedded nx-27017",
     )
+    bench.add_argument(
+        "--write-cost",
+        action="store_true",
+        help="instead: what the change log's triggers cost each write (PostgreSQL; a scratch schema)",
+    )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
     return parser
 
 
 def _bench(args: argparse.Namespace) -> None:
+    if args.write_cost:
+        _write_cost(args.database_url, Path(args.out))
+        return
     try:
         from orders_live.bench.runner import Case, run_bench
     except ImportError as exc:
@@ -130,6 +138,18 @@ def _bench(args: argparse.Namespace) -> None:
     if args.poll_clients:
         cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
     asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url))
+
+
+def _write_cost(url: str | None, out: Path) -> None:
+    if not url or not url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("--write-cost measures PostgreSQL's triggers: give --database-url postgresql://…")
+    from orders_live.sources.postgres.write_cost import markdown, measure_write_cost
+
+    table = markdown(asyncio.run(measure_write_cost(url)))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "write-cost.md").write_text(table)
+    print(table)
+    print(f"written: {out / 'write-cost.md'}")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
