@@ -36,11 +36,10 @@ import pytest_asyncio  # noqa: E402
 import socketio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect  # noqa: E402
 
-from conftest import free_port, running_service, settings_for, until, until_async  # noqa: E402
+from conftest import free_port, opened, running_service, settings_for, until, until_async  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
-from orders_live.sources.mongo import mongo_source  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -67,8 +66,8 @@ SEED = [
 # -- fixtures and helpers ---------------------------------------------------------------------------
 
 
-async def start_service(mongo_url: str, port: int) -> Service:
-    service = Service(settings_for(mongo_url, port=port, frontend_dir=DIST))
+async def start_service(database_url: str, port: int) -> Service:
+    service = Service(settings_for(database_url, port=port, frontend_dir=DIST))
     await service.start()
     assert service.hub is not None
     await service.hub.wait_ready(10)
@@ -76,8 +75,8 @@ async def start_service(mongo_url: str, port: int) -> Service:
 
 
 @pytest_asyncio.fixture
-async def service(mongo_url: str) -> AsyncIterator[Service]:
-    running = await start_service(mongo_url, free_port())
+async def service(database_url: str) -> AsyncIterator[Service]:
+    running = await start_service(database_url, free_port())
     try:
         yield running
     finally:
@@ -144,12 +143,9 @@ async def seed(url: str, orders: list[tuple[str, str, str]] = SEED, token: str |
         return [await api.create(customer, product, status) for customer, product, status in orders]
 
 
-async def database_orders(mongo_url: str) -> list[dict[str, Any]]:
-    source = mongo_source(mongo_url)
-    try:
+async def database_orders(url: str) -> list[dict[str, Any]]:
+    async with opened(url) as source:
         return sorted((order.to_json() for order in await source.store.load_orders()), key=lambda o: o["id"])
-    finally:
-        await source.connection.close()
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -245,10 +241,10 @@ async def test_a_tab_filtered_to_pending_subscribes_to_that_room_and_drops_an_or
 
 
 async def test_after_a_restart_the_tab_shows_reconnecting_then_the_changes_made_meanwhile(
-    mongo_url: str, browser: Browser
+    database_url: str, browser: Browser
 ) -> None:
     port = free_port()
-    first = await start_service(mongo_url, port)
+    first = await start_service(database_url, port)
     try:
         kept, other = await seed(
             first.url, [("Ada Lovelace", "Keyboard", "pending"), ("Grace Hopper", "Monitor", "pending")]
@@ -263,16 +259,13 @@ async def test_after_a_restart_the_tab_shows_reconnecting_then_the_changes_made_
     await tab.screenshot("dashboard-reconnecting.png")
 
     # The service is down; the database is not. Someone writes.
-    writer = mongo_source(mongo_url)
-    try:
+    async with opened(database_url) as writer:
         made = await writer.store.create(OrderCreate(customer_name="Alan Turing", product_name="Desk"))
         await writer.store.update(kept["id"], OrderPatch(status="shipped"), expected_version=1)
         await writer.store.delete(other["id"], expected_version=None)
         added = await writer.store.create(OrderCreate(customer_name="Katherine Johnson", product_name="Webcam"))
-    finally:
-        await writer.connection.close()
 
-    second = await start_service(mongo_url, port)
+    second = await start_service(database_url, port)
     try:
         await tab.expect_phase("live", within_ms=20_000)
         await expect(tab.phase).to_contain_text("caught up: 4 changes replayed")
@@ -292,10 +285,10 @@ async def test_after_a_restart_the_tab_shows_reconnecting_then_the_changes_made_
 
 
 async def test_invalid_input_shows_the_field_errors_and_changes_nothing(
-    service: Service, browser: Browser, mongo_url: str
+    service: Service, browser: Browser, database_url: str
 ) -> None:
     await seed(service.url, SEED[:2])
-    before = await database_orders(mongo_url)
+    before = await database_orders(database_url)
 
     # The dashboard's own checks catch it first: no request is sent.
     tab = await Tab.open(browser, service.url)
@@ -331,11 +324,11 @@ async def test_invalid_input_shows_the_field_errors_and_changes_nothing(
     await tab.screenshot("dashboard-field-errors.png")
     await tab.close()
 
-    assert await database_orders(mongo_url) == before
+    assert await database_orders(database_url) == before
 
 
 async def test_an_edit_that_lost_a_race_shows_the_current_order_and_can_be_reapplied(
-    service: Service, browser: Browser, mongo_url: str
+    service: Service, browser: Browser, database_url: str
 ) -> None:
     (order,) = await seed(service.url, [("Ada Lovelace", "Desk lamp", "pending")])
     tab = await Tab.open(browser, service.url)
@@ -364,16 +357,16 @@ async def test_an_edit_that_lost_a_race_shows_the_current_order_and_can_be_reapp
     await expect(conflict).to_have_count(0)
     await expect(tab.row(order["id"]).locator(".badge")).to_have_text("Delivered")
     await expect(tab.row(order["id"])).to_contain_text("v3")
-    (stored,) = await database_orders(mongo_url)
+    (stored,) = await database_orders(database_url)
     assert (stored["status"], stored["version"]) == ("delivered", 3)
     await tab.close()
 
 
 async def test_a_refused_connection_is_shown_and_retried_until_the_server_lets_it_in(
-    mongo_url: str, browser: Browser
+    database_url: str, browser: Browser
 ) -> None:
     token = "reader-secret"
-    settings = settings_for(mongo_url, port=free_port(), frontend_dir=DIST, read_token=token, max_connections=1)
+    settings = settings_for(database_url, port=free_port(), frontend_dir=DIST, read_token=token, max_connections=1)
     async with running_service(settings) as service:
         await seed(service.url, SEED[:3], token=token)
 
