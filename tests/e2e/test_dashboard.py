@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_launch import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, ROOT, SCREENSHOTS
 
-ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist"
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -41,18 +38,6 @@ from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 SEED = [
     ("Grace Hopper", "Mechanical keyboard", "delivered"),
     ("Alan Turing", "USB-C dock", "shipped"),

@@ -11,15 +11,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+from chromium_launch import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -47,18 +43,6 @@ from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 EVIL = '<img src=x onerror="window.pwned=1"> & <b>Co</b>'  # must show as text, never as markup
 SEED = [
     ("Grace Hopper", "Mechanical keyboard", "delivered"),

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
+from orders_live.sources.database_process import die_with_parent, free_port, stop_server, stop_stale_server
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGTERM when the service dies, even by SIGKILL."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class EmbeddedMongo:
@@ -71,7 +58,7 @@ class EmbeddedMongo:
                 stdout=output,
                 stderr=output,
                 start_new_session=True,  # Ctrl-C reaches us, not it: we stop it after closing our client
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         await self._wait_until_answering()
         log.info(
@@ -101,25 +88,11 @@ class EmbeddedMongo:
         """A server left running on this data folder (its parent was killed) is ended."""
         try:
             pid = int(self.pid_file.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return
-        if b"nx_27017" in cmdline and str(self.data_dir).encode() in cmdline:
-            log.warning("stopping a stale nx-27017 (pid %d) left on %s", pid, self.data_dir)
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.05)
+        stop_stale_server(pid, b"nx_27017", self.data_dir, signal.SIGTERM, "nx-27017")
 
     async def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        log.info("embedded database stopped")
+        if await stop_server(process, signal.SIGTERM, 10):
+            log.info("embedded database stopped")

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -27,16 +25,12 @@ from pathlib import Path
 
 import asyncpg
 
+from orders_live.sources.database_process import die_with_parent, free_port, stop_server, stop_stale_server
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
 USER = "orders_live"  # the database superuser initdb creates (trust authentication, loopback only)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def server_binaries() -> Path:
@@ -75,9 +69,7 @@ def become(user: pwd.struct_passwd | None) -> Callable[[], None]:
         if user is not None:
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
-        # After setuid: a change of credentials clears the parent-death signal.
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        die_with_parent()  # after setuid: a change of credentials clears the parent-death signal
 
     return child
 
@@ -196,25 +188,11 @@ class EmbeddedPostgres:
         """A server left running on this cluster (its parent was killed) is stopped."""
         try:
             pid = int((self.cluster / "postmaster.pid").read_text().split()[0])
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             return
-        if b"postgres" in command and str(self.cluster).encode() in command:
-            log.warning("stopping a stale PostgreSQL (pid %d) left on %s", pid, self.cluster)
-            os.kill(pid, signal.SIGINT)
-            for _ in range(200):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.05)
+        stop_stale_server(pid, b"postgres", self.cluster, signal.SIGINT, "PostgreSQL")
 
     async def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        log.info("embedded database stopped")
+        if await stop_server(process, signal.SIGINT, 15):  # SIGINT: fast shutdown
+            log.info("embedded database stopped")
