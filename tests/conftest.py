@@ -407,3 +407,20 @@ async def listeners() -> AsyncIterator[Callable[[str], Any]]:
     yield open_listener
     for listener in opened:
         await listener.close()
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's chromium under Playwright, for the browser tier (tests/e2e)."""
+    from chromium_launch import CHROMIUM, CHROMIUM_ARGS  # tests/e2e: only the browser tier needs them
+    from playwright.async_api import async_playwright
+
+    playwright = await async_playwright().start()
+    try:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+    finally:
+        await playwright.stop()

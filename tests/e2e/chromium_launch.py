@@ -1,5 +1,6 @@
 """Debian's chromium, as the browser tests launch it (``playwright install`` cannot download
-browsers here): where it is, its flags, the viewports, where screenshots go."""
+browsers here): where it is, its flags, the viewports, where screenshots go. The ``browser``
+fixture that launches it is in tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chromium_launch import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, ROOT, SCREENSHOTS
+from chromium_launch import CHROMIUM, DESKTOP, PHONE, ROOT, SCREENSHOTS
 
 DIST = ROOT / "frontend" / "dist"
 
@@ -31,7 +31,7 @@ if not (DIST / "index.html").is_file():
 import aiohttp  # noqa: E402
 import pytest_asyncio  # noqa: E402
 import socketio  # noqa: E402
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
 from conftest import free_port, opened, running_service, settings_for, until, until_async  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
@@ -66,19 +66,6 @@ async def service(database_url: str) -> AsyncIterator[Service]:
         yield running
     finally:
         await running.stop()
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    playwright = await async_playwright().start()
-    try:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-    finally:
-        await playwright.stop()
 
 
 class Tab:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chromium_launch import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, SCREENSHOTS
+from chromium_launch import CHROMIUM, DESKTOP, PHONE, SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -26,9 +25,8 @@ if not CHROMIUM.is_file():
     )
 
 import aiohttp  # noqa: E402
-import pytest_asyncio  # noqa: E402
 from aiohttp import web  # noqa: E402
-from playwright.async_api import Browser, Locator, Page, Request, Response, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, Locator, Page, Request, Response, expect  # noqa: E402
 
 from conftest import (  # noqa: E402
     database_orders,
@@ -58,19 +56,6 @@ Row = tuple[int, str, int]  # id, status, version
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    playwright = await async_playwright().start()
-    try:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-    finally:
-        await playwright.stop()
 
 
 async def start_service(database_url: str, port: int, **settings: Any) -> Service:
