@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 import pytest_asyncio
 import socketio
@@ -27,7 +26,8 @@ from orders_live.domain.source import Source
 from orders_live.service import Service
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
-from orders_live.sources.postgres.embedded import become, server_binaries, server_user
+from orders_live.sources.database_process import free_port
+from orders_live.sources.postgres.embedded import become, create_database, server_binaries, server_user
 
 TIERS = frozenset({"fast", "database", "browser"})
 NEEDS_A_DATABASE = frozenset({"nx", "pg", "mongo_url", "postgres_url", "database_url", "service"})
@@ -44,12 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             wrong.append(f"{item.nodeid}: in the fast tier but uses a database fixture")
     if wrong:
         raise pytest.UsageError("tests outside the tiers:\n" + "\n".join(wrong))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
@@ -141,6 +135,18 @@ async def until_async(check: Callable[[], Awaitable[bool]], within: float = 5.0,
         await asyncio.sleep(0.05)
 
 
+def stop_process(process: subprocess.Popen[bytes], stop_signal: int, within: float) -> None:
+    """Stop a server process with ``stop_signal``, then SIGKILL after ``within`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class NxServer:
     """One nx-27017 process for the whole session; every test gets its own database in it."""
 
@@ -179,12 +185,7 @@ class NxServer:
         return f"mongodb://127.0.0.1:{self.port}/{database}?directConnection=true"
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, signal.SIGTERM, 10)
 
 
 @pytest.fixture(scope="session")
@@ -256,26 +257,11 @@ class PgServer:
 
     def new_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
-
-        async def create() -> None:
-            connection = await asyncpg.connect(self.url("postgres"))
-            try:
-                await connection.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await connection.close()
-
-        asyncio.run(create())
+        asyncio.run(create_database(self.url("postgres"), name))
         return self.url(name)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, signal.SIGINT, 15)  # SIGINT: fast shutdown
 
 
 @pytest.fixture(scope="session")
@@ -299,16 +285,6 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-async def database_orders(url: str) -> dict[int, dict[str, Any]]:
-    """Every order in the database at ``url``, as JSON, read through its own source."""
-    source = source_from_url(url)
-    await source.connection.open()
-    try:
-        return {order.id: order.to_json() for order in await source.store.load_orders()}
-    finally:
-        await source.connection.close()
-
-
 @contextlib.asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Source]:
     """The database at ``url``, opened through its own source (to write as another client would)."""
@@ -318,6 +294,12 @@ async def opened(url: str) -> AsyncIterator[Source]:
         yield source
     finally:
         await source.connection.close()
+
+
+async def database_orders(url: str) -> dict[int, dict[str, Any]]:
+    """Every order in the database at ``url``, as JSON, read through its own source."""
+    async with opened(url) as source:
+        return {order.id: order.to_json() for order in await source.store.load_orders()}
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:

@@ -12,6 +12,19 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
+MAX_ID = 2**63 - 1  # order ids are positive bigints
+
+
+def positive_int(text: str, largest: int = MAX_ID) -> int | None:
+    """``text`` as an integer in 1…``largest``, else None. Checked before ``int()``, which takes
+    non-ASCII digits ("²") and refuses numbers of more than 4,300 digits."""
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits or len(digits) > len(str(largest)):
+        return None
+    value = int(digits)
+    return value if value <= largest else None
+
+
 # An order as it travels in JSON: {"id", "customer_name", "product_name", "status",
 # "updated_at" (ISO-8601 UTC, milliseconds, "Z"), "version"}.
 OrderJson = dict[str, Any]

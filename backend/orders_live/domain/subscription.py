@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orders_live.domain.change import Change
-from orders_live.domain.order import STATUSES, OrderJson, Status
+from orders_live.domain.order import MAX_ID, STATUSES, OrderJson, Status
 
 ALL_ROOM = "all"
 
@@ -93,7 +93,7 @@ def parse_filter(payload: Any, extra_keys: frozenset[str] = frozenset()) -> Subs
         return SubscriptionFilter("status", status=parse_status(payload["status"]))
     if "id" in payload:
         order_id = payload["id"]
-        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id < 2**63:
+        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id <= MAX_ID:
             raise FilterError({"id": "must be a positive integer"})
         return SubscriptionFilter("id", id=order_id)
     return SubscriptionFilter("all")

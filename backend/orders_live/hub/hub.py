@@ -127,11 +127,7 @@ class Hub:
             return True
         return await self._writes.wait(order_id, version, within)
 
-    # -- counts, for tests and the benchmark -----------------------------------------
     @property
     def changes_in(self) -> int:
+        """Changes applied so far (read from the metrics: not for a hot path)."""
         return int(self.registry.get_sample_value("orders_live_changes_in_total") or 0)
-
-    @property
-    def deliveries(self) -> int:
-        return int(self.registry.get_sample_value("orders_live_changes_out_total") or 0)

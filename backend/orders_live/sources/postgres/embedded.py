@@ -74,6 +74,18 @@ def become(user: pwd.struct_passwd | None) -> Callable[[], None]:
     return child
 
 
+async def create_database(server_url: str, name: str) -> None:
+    """Create ``name`` on the server at ``server_url`` unless it exists (the name is an
+    identifier, quoted as one)."""
+    connection = await asyncpg.connect(server_url)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            quoted = '"' + name.replace('"', '""') + '"'
+            await connection.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await connection.close()
+
+
 class EmbeddedPostgres:
     def __init__(
         self,
@@ -175,14 +187,7 @@ class EmbeddedPostgres:
         raise RuntimeError(f"PostgreSQL did not answer on port {self.port} within {START_TIMEOUT:.0f}s")
 
     async def create_database(self, name: str) -> None:
-        """Create ``name`` unless it exists (the name is an identifier, quoted as one)."""
-        connection = await asyncpg.connect(self.url("postgres"))
-        try:
-            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                quoted = '"' + name.replace('"', '""') + '"'
-                await connection.execute(f"CREATE DATABASE {quoted}")
-        finally:
-            await connection.close()
+        await create_database(self.url("postgres"), name)
 
     def _stop_stale_server(self) -> None:
         """A server left running on this cluster (its parent was killed) is stopped."""

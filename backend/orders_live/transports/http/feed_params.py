@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orders_live.domain.order import positive_int
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.transports.http.errors import ApiError
 
 MAX_POSITION_LENGTH = 4096
-MAX_ID_DIGITS = 19  # 2**63 - 1 has 19 digits; anything longer is not an order id
 
 
 def query_filter(query: Mapping[str, str], allowed: set[str]) -> SubscriptionFilter:
@@ -26,8 +26,7 @@ def query_filter(query: Mapping[str, str], allowed: set[str]) -> SubscriptionFil
         payload["status"] = query["status"]
     if query.get("id"):
         raw = query["id"]
-        # ASCII only: "²".isdigit() holds, and int() refuses it
-        payload["id"] = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS else raw
+        payload["id"] = positive_int(raw) or raw  # not an id: parse_filter says why
     try:
         return parse_filter(payload)
     except FilterError as exc:

@@ -31,8 +31,7 @@ class DatabaseGuard:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.failing_since: float | None = None
-        self.problem: str | None = None
+        self.failing = False
 
     @contextlib.asynccontextmanager
     async def bounded(self) -> AsyncIterator[None]:
@@ -50,12 +49,11 @@ class DatabaseGuard:
             self._failed(str(exc))
             raise ApiError(503, "database_unavailable", "the database is not answering; try again") from None
         else:
-            if self.failing_since is not None:
+            if self.failing:
                 log.warning("the database answers requests again")
-                self.failing_since, self.problem = None, None
+                self.failing = False
 
     def _failed(self, why: str) -> None:
-        if self.failing_since is None:
+        if not self.failing:
             log.warning("database requests are failing (%s): answering 503 until it answers", why)
-            self.failing_since = asyncio.get_running_loop().time()
-        self.problem = why
+            self.failing = True

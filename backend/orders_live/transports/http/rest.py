@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
+from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch, positive_int
 from orders_live.domain.source import OrderNotFound, OrderStore, VersionConflict
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_status
 from orders_live.hub import Hub
@@ -18,8 +18,6 @@ from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_ID = 2**63 - 1
-MAX_ID_DIGITS = len(str(MAX_ID))
 # A write is answered once its change is in the feed (read-your-writes), or after this long.
 WRITE_VISIBLE_WAIT = 2.0
 _IF_MATCH = re.compile(r'\s*(?:(\d{1,18})|"(\d{1,18})")\s*')
@@ -50,11 +48,11 @@ class OrdersApi:
                 fields.update(exc.fields)
         limit = DEFAULT_LIMIT
         if "limit" in query:
-            raw = query["limit"]
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS or not 1 <= int(raw) <= MAX_LIMIT:
+            wanted_limit = positive_int(query["limit"], MAX_LIMIT)
+            if wanted_limit is None:
                 fields["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
             else:
-                limit = int(raw)
+                limit = wanted_limit
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
         await feed_ready(self.hub)
@@ -113,12 +111,11 @@ class OrdersApi:
 
 
 def _order_id(request: web.Request) -> int:
-    """The id in the path; one outside 1…2**63-1 names no order (checked before ``int()``,
-    which refuses numbers of more than 4,300 digits)."""
-    raw = request.match_info["id"].lstrip("0")
-    if not raw or len(raw) > MAX_ID_DIGITS or int(raw) > MAX_ID:
+    """The id in the path; one outside 1…2**63-1 names no order."""
+    order_id = positive_int(request.match_info["id"])
+    if order_id is None:
         raise ApiError(404, "not_found", "no order has this id")
-    return int(raw)
+    return order_id
 
 
 def _not_found(order_id: int) -> ApiError:

@@ -40,6 +40,7 @@ from aiohttp.base_protocol import BaseProtocol
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
+from orders_live.hub import Delivery
 from orders_live.transports.socketio.packet_guard import engine_packet_problem, socketio_packet_problem
 
 log = logging.getLogger(__name__)
@@ -240,11 +241,13 @@ class Engine:
     def encode_ack(self, ack_id: int, payload: Any) -> str:
         return ack_packet(ack_id, payload)
 
-    def encode_batch(self, changes: list[str]) -> str:
+    def encode_batch(self, run: list[tuple[Delivery, bool]]) -> str:
+        """One ``order_changes`` packet for a run of (change, conflated): on the direct path
+        from each change's JSON, encoded once for every client that gets it."""
         if self.direct:
-            return batch_packet(changes)
-        batch = {"changes": [json.loads(change) for change in changes]}
-        encoded: str = sio_packet.Packet(sio_packet.EVENT, data=["order_changes", batch]).encode()
+            return batch_packet([delivery.encoded("json", conflated, _json) for delivery, conflated in run])
+        changes = [delivery.encoded("wire", conflated, dict) for delivery, conflated in run]
+        encoded: str = sio_packet.Packet(sio_packet.EVENT, data=["order_changes", {"changes": changes}]).encode()
         return encoded
 
 

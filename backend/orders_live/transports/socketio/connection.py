@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,10 +41,6 @@ class Hold:
 
 # What waits in the queue: an encoded control packet, a change (and its conflated flag), a Hold.
 Outgoing = str | tuple[Delivery, bool] | Hold
-
-
-def _json(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"))
 
 
 class ClientConnection:
@@ -188,7 +183,7 @@ class ClientConnection:
             yield self._single(*run[0])
         elif run:
             self.batches += 1
-            yield self.engine.encode_batch([delivery.encoded("json", c, _json) for delivery, c in run]), None
+            yield self.engine.encode_batch(run), None
 
 
 class SocketSink:
