@@ -24,8 +24,11 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     version       bigint NOT NULL DEFAULT 1
 );
-CREATE INDEX IF NOT EXISTS orders_status_updated_at ON orders (status, updated_at DESC);
-CREATE INDEX IF NOT EXISTS orders_updated_at ON orders (updated_at DESC);
+-- Newest first, then by id: the order of snapshots' windows and of the REST list's pages.
+DROP INDEX IF EXISTS orders_status_updated_at;
+DROP INDEX IF EXISTS orders_updated_at;
+CREATE INDEX IF NOT EXISTS orders_status_newest ON orders (status, updated_at, id);
+CREATE INDEX IF NOT EXISTS orders_newest ON orders (updated_at, id);
 
 -- One row per changed order row, in the order the changes were made.
 CREATE TABLE IF NOT EXISTS orders_live_changes (

@@ -299,7 +299,12 @@ async def opened(url: str) -> AsyncIterator[Source]:
 async def database_orders(url: str) -> dict[int, dict[str, Any]]:
     """Every order in the database at ``url``, as JSON, read through its own source."""
     async with opened(url) as source:
-        return {order.id: order.to_json() for order in await source.store.load_orders()}
+        ids = [order_id async for chunk in source.store.index_rows() for order_id, _, _ in chunk]
+        return {
+            order["id"]: order
+            for start in range(0, len(ids), 1000)
+            for order in await source.store.fetch(ids[start : start + 1000])
+        }
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
@@ -361,6 +366,10 @@ class Listener:
         async def _resync(payload: dict[str, Any]) -> None:
             self.received.append(("resync", payload))
 
+        @self.sio.on("snapshot")
+        async def _page(payload: dict[str, Any]) -> None:
+            self.received.append(("snapshot", payload))
+
     async def connect(self) -> Listener:
         await self.sio.connect(self.url, transports=["websocket"])
         return self
@@ -372,6 +381,20 @@ class Listener:
 
     def changes(self) -> list[dict[str, Any]]:
         return [payload for event, payload in self.received if event == "order_change"]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The orders of the last snapshot, built from its pages as a client builds them (each
+        page in turn from the one with ``reset``: upserts, then ``removed``)."""
+        orders: dict[int, dict[str, Any]] = {}
+        for event, payload in self.received:
+            if event != "snapshot":
+                continue
+            if payload.get("reset"):
+                orders = {}
+            orders.update((order["id"], order) for order in payload["orders"])
+            for order_id in payload.get("removed", []):
+                orders.pop(order_id, None)
+        return list(orders.values())
 
     async def close(self) -> None:
         await self.sio.disconnect()

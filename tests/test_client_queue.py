@@ -114,7 +114,8 @@ def test_a_resync_drops_the_changes_still_waiting_for_that_subscription_only() -
     queue.put_change("status:pending", delivery(1, 1, 1))
     queue.put_control("ack")
     queue.put_change("all", delivery(2, 1, 2))
-    queue.put_resync("all", "resync all")
+    queue.drop_room("all")
+    queue.put_control("resync all")
     assert queue.take() == [(1, 1, False), "ack", "resync all"]
 
 
@@ -143,12 +144,18 @@ class RecordingChannel:
         self.release = asyncio.Event()
         self.release.set()
         self.changes: list[dict[str, Any]] = []
+        self.others: list[tuple[str, Any]] = []  # snapshot pages, resyncs
         self.dropped = False
 
     async def send(self, packet: str) -> None:
         await self.release.wait()
         event, payload = json.loads(packet[1:])
-        self.changes.extend(payload["changes"] if event == "order_changes" else [payload])
+        if event == "order_changes":
+            self.changes.extend(payload["changes"])
+        elif event == "order_change":
+            self.changes.append(payload)
+        else:
+            self.others.append((event, payload))
 
     async def wait_writable(self) -> None:
         return None

@@ -118,14 +118,18 @@ class StalledClient:
         async for kind, _, data in self.socket.packets():
             await self.reading.wait()
             if kind == "ack":
-                self.view.replace(data[0]["orders"], data[0]["position"])
+                self.view.end(data[0]["position"], data[0]["counts"])
+            elif data[0] == "snapshot":
+                if data[1].get("reset"):
+                    self.view.begin()
+                self.view.add(data[1]["orders"], data[1].get("removed", []))
             elif data[0] in ("order_change", "order_changes"):
                 for change in data[1]["changes"] if data[0] == "order_changes" else [data[1]]:
                     self.conflated += bool(change.get("conflated"))
                     self.view.apply(change)
             elif data[0] == "resync":
                 self.resyncs += 1
-                self.view.replace(data[1]["orders"], data[1]["position"])
+                self.view.end(data[1]["position"], data[1]["counts"])
 
     async def close(self) -> None:
         if self.task is not None:

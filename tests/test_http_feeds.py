@@ -70,9 +70,11 @@ async def test_sse_gives_a_snapshot_then_changes_and_replays_the_gap_after_a_rec
         first = await api.create("Ada", "Lamp")
         reader = SseReader(session, f"{service.url}/api/changes/stream?status=pending")
         reader.open()
-        await until(lambda: any(e[0] == "snapshot" for e in reader.events), what="the snapshot")
-        snapshot = next(data for event, _, data in reader.events if event == "snapshot")
+        await until(lambda: any(e[0] == "caught_up" for e in reader.events), what="the snapshot")
+        (event, event_id, snapshot), (end, end_id, caught_up) = reader.events[:2]
+        assert (event, event_id, snapshot["reset"]) == ("snapshot", None, True)  # a page has no id
         assert [o["id"] for o in snapshot["orders"]] == [first["id"]]
+        assert end == "caught_up" and end_id == caught_up["position"] and caught_up["snapshot"] == 1
         second = await api.create("Grace", "Desk")
         await until(lambda: len(reader.changes()) == 1, what="the first live change")
         await reader.drop()
@@ -81,7 +83,7 @@ async def test_sse_gives_a_snapshot_then_changes_and_replays_the_gap_after_a_rec
         await api.create("Alan", "Chair", status="delivered")
         third = await api.create("Edsger", "Pen")
         reader.open()  # reconnects with Last-Event-ID, as an EventSource would
-        await until(lambda: any(e[0] == "caught_up" for e in reader.events), what="catch-up")
+        await until(lambda: sum(e[0] == "caught_up" for e in reader.events) == 2, what="catch-up")
         await api.delete(second["id"])
         await until(lambda: len(reader.changes()) == 4, what="the live delete")
     await reader.drop()
@@ -92,7 +94,7 @@ async def test_sse_gives_a_snapshot_then_changes_and_replays_the_gap_after_a_rec
         ("insert", third["id"]),
         ("delete", second["id"]),
     ]
-    caught_up = next(data for event, _, data in reader.events if event == "caught_up")
+    caught_up = [data for event, _, data in reader.events if event == "caught_up"][-1]  # the reconnect's
     assert caught_up["replayed"] == 2
     ids = [event_id for event, event_id, _ in reader.events if event == "order_change"]
     assert ids == [c["position"] for c in changes]
@@ -104,12 +106,12 @@ async def test_sse_with_an_unknown_last_event_id_gets_a_resync(service: Service)
         reader = SseReader(session, f"{service.url}/api/changes/stream")
         reader.last_id = "not-a-position"
         reader.open()
-        await until(lambda: bool(reader.events), what="the first event")
+        await until(lambda: any(e[0] == "resync" for e in reader.events), what="the resync")
         await reader.drop()
-    event, _, data = reader.events[0]
+    (page, _, orders), (event, _, data) = reader.events[:2]
+    assert page == "snapshot" and orders["reset"] and len(orders["orders"]) == 1
     assert event == "resync"
-    assert data["reason"] == "unknown_position"
-    assert len(data["orders"]) == 1
+    assert data["reason"] == "unknown_position" and data["snapshot"] == 1
 
 
 async def test_idle_sse_streams_get_keep_alive_comments(database_url: str) -> None:
@@ -127,7 +129,7 @@ async def test_polling_returns_at_once_with_what_changed_since_a_position(servic
         start = (await api.list())["position"]
         async with session.get(f"{service.url}/api/changes", params={"since": start}) as response:
             empty = await response.json()
-        assert empty == {"changes": [], "position": start}
+        assert empty == {"changes": [], "position": start, "counts": {"pending": 0, "shipped": 0, "delivered": 0}}
         order = await api.create("Ada", "Lamp")
         await api.update(order["id"], status="shipped")
         async with session.get(f"{service.url}/api/changes", params={"since": start, "status": "shipped"}) as r:

@@ -12,22 +12,41 @@ import pytest_asyncio
 from conftest import until
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Delivery, Hub, NotReady
+from orders_live.hub import Delivery, Hub, NotReady, SnapshotEnd
 from orders_live.sources.memory import MemoryDatabase
 
 pytestmark = pytest.mark.fast
 
 
 class RecordingSink:
+    """Records changes, snapshot pages (``snapshot``: the orders since the last reset) and resyncs."""
+
     def __init__(self) -> None:
         self.changes: list[dict[str, Any]] = []
+        self.snapshot: dict[int, OrderJson] = {}
+        self.pages = 0
         self.resyncs: list[tuple[str, list[OrderJson], str]] = []
 
     def deliver(self, delivery: Delivery) -> None:
         self.changes.append(delivery.change.wire())
 
-    def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
-        self.resyncs.append((reason, orders, position))
+    def begin_resync(self) -> None:
+        return None
+
+    def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
+        if first:
+            self.snapshot = {}
+        self.pages += 1
+        self.snapshot.update((o["id"], o) for o in orders)
+        for order_id in removed:
+            self.snapshot.pop(order_id, None)
+
+    async def drained(self) -> None:
+        return None
+
+    def end_resync(self, end: SnapshotEnd) -> None:
+        assert end.reason is not None
+        self.resyncs.append((end.reason, list(self.snapshot.values()), end.position))
 
 
 class BrokenSink(RecordingSink):
@@ -86,8 +105,8 @@ async def test_snapshot_and_join_share_one_position(hub: Hub, source: MemoryData
     sink = RecordingSink()
     view = await hub.open_view(ALL, sink)
     assert view.position == "m:1"
-    assert view.orders is not None
-    assert [o["id"] for o in view.orders] == [first]
+    assert view.replayed is None and view.sent == 1
+    assert list(sink.snapshot) == [first]
     await source.update(first, OrderPatch(status="shipped"), None)
     await settle(hub, source)
     assert [c["position"] for c in sink.changes] == ["m:2"]
@@ -104,7 +123,6 @@ async def test_catch_up_replays_only_the_matching_changes_after_the_position(hub
     await settle(hub, source)
     view = await hub.open_view(PENDING, RecordingSink(), since)
     assert view.replayed is not None
-    assert view.orders is None
     assert [(c.id, c.position) for c in view.replayed] == [(a, "m:3")]  # a moved out of pending; b never in it
 
 
@@ -115,11 +133,11 @@ async def test_a_position_that_cannot_be_replayed_gets_a_snapshot_and_a_reason(
     for n in range(8):  # more than the history holds (5)
         await create(source, f"C{n}")
     await settle(hub, source)
-    view = await hub.open_view(ALL, RecordingSink(), since)
+    sink = RecordingSink()
+    view = await hub.open_view(ALL, sink, since)
     assert view.replayed is None
     assert view.resync_reason == reason
-    assert view.orders is not None
-    assert len(view.orders) == 8
+    assert len(sink.snapshot) == view.sent == 8
 
 
 async def test_one_broken_subscriber_does_not_stop_the_others(hub: Hub, source: MemoryDatabase) -> None:
@@ -188,9 +206,10 @@ async def test_a_position_the_source_no_longer_holds_gets_a_snapshot(hub: Hub, s
         await create(source, f"C{n}")
     await settle(hub, source)
     source.forget_history(keep=2)
-    view = await hub.open_view(ALL, RecordingSink(), "m:1")
+    sink = RecordingSink()
+    view = await hub.open_view(ALL, sink, "m:1")
     assert view.replayed is None and view.resync_reason == "history_gone"
-    assert view.orders is not None and len(view.orders) == 8
+    assert len(sink.snapshot) == 8
 
 
 async def test_a_seed_that_already_holds_a_write_answers_its_writer(source: MemoryDatabase) -> None:

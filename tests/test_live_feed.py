@@ -49,10 +49,10 @@ async def test_filtered_clients_see_exactly_their_changes_in_order(service: Serv
     one = await listeners(service.url)
     async with aiohttp.ClientSession() as session:
         api = OrdersClient(service.url, session)
-        assert (await pending.subscribe({"status": "pending"}))["orders"] == []
+        assert (await pending.subscribe({"status": "pending"}))["snapshot"] == 0 and pending.snapshot() == []
         assert (await everything.subscribe({}))["ok"] is True
         first = await api.create("Ada Lovelace", "Keyboard")
-        assert (await one.subscribe({"id": first["id"]}))["orders"] == [first]
+        assert (await one.subscribe({"id": first["id"]}))["snapshot"] == 1 and one.snapshot() == [first]
         second = await api.create("Grace Hopper", "Monitor")
         await api.update(first["id"], status="shipped")  # moves out of pending
         await api.update(second["id"], customer_name="Grace B. Hopper")
@@ -100,15 +100,18 @@ async def test_snapshot_in_the_ack_matches_the_database(service: Service, listen
             order = await api.create(f"Customer {n}", f"Product {n}", status=("pending", "shipped", "delivered")[n % 3])
             if n % 4 == 0:
                 await api.update(order["id"], status="delivered")
-    await until(lambda: service.hub is not None and len(service.hub.mirror.orders) == 12, what="mirror")
+    await until(lambda: service.hub is not None and len(service.hub.index) == 12, what="the index")
     stored = await database_orders(service.settings.database_url or "")
     listener = await listeners(service.url)
     for wanted in ({}, {"status": "pending"}, {"status": "delivered"}, {"id": 5}):
         ack = await listener.subscribe(wanted)
         expected = [o for o in stored.values() if all(o[k] == v for k, v in wanted.items())]
-        assert sorted(ack["orders"], key=lambda o: o["id"]) == sorted(expected, key=lambda o: o["id"])
-        stamps = [o["updated_at"] for o in ack["orders"]]
-        assert stamps == sorted(stamps, reverse=True)  # newest first
+        assert sorted(listener.snapshot(), key=lambda o: o["id"]) == sorted(expected, key=lambda o: o["id"])
+        assert ack["snapshot"] == len(expected)
+        assert sum(ack["counts"].values()) == len(expected)
+        window = await listener.subscribe({**wanted, "limit": 3})
+        newest = sorted(expected, key=lambda o: (o["updated_at"], o["id"]), reverse=True)[:3]
+        assert listener.snapshot() == newest and window["snapshot"] == len(newest)  # a window: newest first
 
 
 async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(service: Service, listeners: Any) -> None:
@@ -122,11 +125,12 @@ async def test_nothing_but_the_ack_then_later_changes_under_concurrent_writes(se
             await until(lambda: service.hub is not None and service.hub.changes_in > 20, what="writes flowing")
             ack = await listener.subscribe({})
             await until(lambda: len(listener.changes()) >= 10, what="live changes")
-    assert listener.received[0] == ("ack", ack)
+    before_ack = listener.received[: listener.received.index(("ack", ack))]
+    assert before_ack and all(event == "snapshot" for event, _ in before_ack)  # pages, then the ack
     key = service.source.feed.position_key
     ack_key = key(ack["position"])
     assert ack_key is not None
-    snapshot = {o["id"]: o["version"] for o in ack["orders"]}
+    snapshot = {o["id"]: o["version"] for o in listener.snapshot()}
     for change in listener.changes():
         change_key = key(change["position"])
         assert change_key is not None

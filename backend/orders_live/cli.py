@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--status", choices=STATUSES)
     which.add_argument("--id", type=int)
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="start from the newest N orders only (1 to 10000); changes still cover all",
+    )
 
     create = client_command("create", "create an order")
     create.add_argument("customer_name")
@@ -215,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.id is not None:
                 wanted = {"id": args.id}
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token).run())
+                watcher = Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token, limit=args.limit)
+                asyncio.run(watcher.run())
         elif args.command == "bench":
             _bench(args)
         elif args.command == "simulate":

@@ -88,6 +88,7 @@ class Service:
             history_size=settings.history_size,
             checkpoint_interval=settings.checkpoint_interval,
             registry=self.registry,
+            page_orders=settings.snapshot_page_orders,
         )
         self.gateway = gateway = SocketGateway(
             hub,
@@ -99,10 +100,12 @@ class Service:
             budget=budget,
             max_subscriptions=settings.max_subscriptions,
             subscribe_rate=settings.subscribe_rate,
+            page_bytes=settings.snapshot_page_bytes,
             max_http_buffer_size=settings.max_body_bytes,
         )
         gateway.attach(app)
-        app.add_routes(OrdersApi(hub, source.store, DatabaseGuard(settings.database_timeout)).routes())
+        database = DatabaseGuard(settings.database_timeout)
+        app.add_routes(OrdersApi(hub, source.store, database).routes())
         self.streams = streams = EventStreams(
             hub,
             metrics,
@@ -110,9 +113,10 @@ class Service:
             keepalive=settings.sse_keepalive,
             socket_send_buffer=settings.socket_send_buffer,
             budget=budget,
+            page_bytes=settings.snapshot_page_bytes,
         )
         app.add_routes(streams.routes())
-        app.add_routes(PollingApi(hub).routes())
+        app.add_routes(PollingApi(hub, database).routes())
         observability = Observability(
             hub,
             source.connection,

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
         None, description="name under which this instance saves its resume position (default hostname:port)"
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
+    snapshot_page_orders: int = Field(
+        1_000, ge=1, le=10_000, description="orders per snapshot page (snapshots, windows and resyncs are paged)"
+    )
+    snapshot_page_bytes: int = Field(
+        512 * 1024,
+        ge=16 * 1024,
+        description="largest snapshot page, bytes: a page whose encoding is larger is split (no message exceeds it)",
+    )
     queue_capacity: int = Field(
         1_000,
         ge=1,

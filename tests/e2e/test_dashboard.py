@@ -33,6 +33,7 @@ import pytest_asyncio  # noqa: E402
 import socketio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
+from conftest import database_orders as all_database_orders  # noqa: E402
 from conftest import free_port, opened, running_service, settings_for, until, until_async  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
@@ -116,8 +117,7 @@ async def seed(url: str, orders: list[tuple[str, str, str]] = SEED, token: str |
 
 
 async def database_orders(url: str) -> list[dict[str, Any]]:
-    async with opened(url) as source:
-        return sorted((order.to_json() for order in await source.store.load_orders()), key=lambda o: o["id"])
+    return sorted((await all_database_orders(url)).values(), key=lambda o: o["id"])
 
 
 # -- the tests ------------------------------------------------------------------------------------

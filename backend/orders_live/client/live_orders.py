@@ -1,9 +1,11 @@
 """``LiveOrders``: a Python client that keeps a live local copy of the orders for a filter.
 
-It connects over Socket.IO (to one of several instances, in turn), subscribes,
-catches up from its last position after every reconnect (``since``), replaces its
-view on ``resync``, ignores stale versions, and reconnects with growing, capped
-delays. Changes come out as an async iterator, through callbacks, or both.
+It connects over Socket.IO (to one of several instances, in turn), subscribes (to the
+newest ``limit`` orders and every change, when given a limit), applies the snapshot's
+pages as they arrive, catches up from its last position after every reconnect
+(``since``), replaces its view on ``resync``, ignores stale versions, keeps the server's
+``counts``, and reconnects with growing, capped delays. Changes come out as an async
+iterator, through callbacks, or both.
 
     async with LiveOrders("http://127.0.0.1:8080", status="pending") as live:
         async for event in live.events():
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
-SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack
+SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack, or for the next snapshot page
+MAX_MESSAGE = 4 * 1024 * 1024  # aiohttp's WebSocket message limit, told to the server, which pages below it
 ACCESS_CODES = frozenset({"unauthorized", "forbidden"})  # the token is wrong: the same on every retry
 
 
@@ -86,8 +89,10 @@ class LiveOrders:
         reconnect_max: float = 5.0,
         on_event: Callable[[LiveEvent], None] | None = None,
         token: str | None = None,
+        limit: int | None = None,
     ) -> None:
         self.token = token
+        self.limit = limit
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         wanted: dict[str, Any] = {"status": status} if status else {}
         if order_id is not None:
@@ -105,6 +110,7 @@ class LiveOrders:
         self._failure_raised = False  # told to the caller by events(), wait_live() or close()
         self._task: asyncio.Task[None] | None = None
         self._sio: socketio.AsyncClient | None = None
+        self._ack_bound: asyncio.Timeout | None = None  # the subscribe's wait, pushed back by each page
 
     @property
     def orders(self) -> dict[int, OrderJson]:
@@ -113,6 +119,11 @@ class LiveOrders:
     @property
     def position(self) -> str | None:
         return self.view.position
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Orders per status matching the filter on the server (``orders`` may hold fewer)."""
+        return self.view.counts
 
     async def __aenter__(self) -> LiveOrders:
         await self.start()
@@ -204,7 +215,7 @@ class LiveOrders:
         while True:
             url = self.urls[attempt % len(self.urls)]
             attempt += 1
-            sio = socketio.AsyncClient(reconnection=False)
+            sio = socketio.AsyncClient(reconnection=False, websocket_extra_options={"max_msg_size": MAX_MESSAGE})
             self._sio = sio
             refusals: list[Any] = []
 
@@ -215,8 +226,11 @@ class LiveOrders:
             sio.on("order_change", self._on_change)
             sio.on("order_changes", self._on_changes)
             sio.on("resync", self._on_resync)
+            sio.on("snapshot", self._on_snapshot)
             try:
-                auth = {"token": self.token} if self.token else None
+                auth: dict[str, Any] = {"max_message": MAX_MESSAGE}
+                if self.token:
+                    auth["token"] = self.token
                 await sio.connect(url, transports=["websocket"], wait_timeout=5, auth=auth)
                 refusing.clear()
                 await self._subscribe(sio)
@@ -241,6 +255,8 @@ class LiveOrders:
 
     async def _subscribe(self, sio: socketio.AsyncClient) -> None:
         payload = dict(self.view.wanted)
+        if self.limit is not None:
+            payload["limit"] = self.limit
         if self.view.position is not None:
             payload["since"] = self.view.position
             self._set_state("catching_up")
@@ -250,6 +266,7 @@ class LiveOrders:
         waiting = True
         async with asyncio.timeout(SUBSCRIBE_WAIT) as bound:
             loop = asyncio.get_running_loop()
+            self._ack_bound = bound
 
             async def dropped(*_: Any) -> None:
                 if waiting:
@@ -260,17 +277,16 @@ class LiveOrders:
                 ack = await sio.call("subscribe", payload, timeout=None)
             finally:
                 waiting = False
+                self._ack_bound = None
         if not ack.get("ok"):
             error = ack.get("error", {})
             if error.get("code") == "invalid_filter":
                 raise SubscribeRefused(str(error.get("message")), error.get("code"), error.get("fields"))
             raise ConnectionError(f"subscribe failed: {error}")
-        if "orders" in ack:
-            self.view.replace(ack["orders"], ack["position"])
+        self.view.end(ack["position"], ack.get("counts") or {})
+        if "replayed" not in ack:
             reason = ack.get("resync")
             self._emit(LiveEvent("resync" if reason else "snapshot", reason=reason))
-        else:
-            self.view.position = ack["position"]
         self._set_state("live")
 
     def _set_state(self, state: State) -> None:
@@ -296,10 +312,21 @@ class LiveOrders:
         for change in batch["changes"]:
             await self._on_change(change)
 
+    async def _on_snapshot(self, page: dict[str, Any]) -> None:
+        """One page of a snapshot (before the subscribe's ack, or before a ``resync``)."""
+        if page.get("filter", self.view.wanted) != self.view.wanted:
+            return
+        if page.get("reset"):
+            self.view.begin()
+        self.view.add(page.get("orders") or [], page.get("removed") or [])
+        if self._ack_bound is not None:
+            self._ack_bound.reschedule(asyncio.get_running_loop().time() + SUBSCRIBE_WAIT)
+
     async def _on_resync(self, message: dict[str, Any]) -> None:
+        """The end of a resync's pages."""
         if message.get("filter", self.view.wanted) != self.view.wanted:
             return
-        self.view.replace(message["orders"], message["position"])
+        self.view.end(message["position"], message.get("counts") or {})
         self._emit(LiveEvent("resync", reason=message["reason"]))
 
     def _emit(self, event: LiveEvent) -> None:

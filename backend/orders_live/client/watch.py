@@ -23,10 +23,16 @@ class Watcher:
         as_json: bool = False,
         out: TextIO = sys.stdout,
         token: str | None = None,
+        limit: int | None = None,
     ) -> None:
         self.as_json, self.out = as_json, out
         self.live = LiveOrders(
-            urls, status=wanted.get("status"), order_id=wanted.get("id"), on_event=self._print, token=token
+            urls,
+            status=wanted.get("status"),
+            order_id=wanted.get("id"),
+            on_event=self._print,
+            token=token,
+            limit=limit,
         )
         self._state = ""
 
@@ -46,10 +52,17 @@ class Watcher:
                 "event": event.kind,
                 "reason": event.reason,
                 "orders": list(orders.values()),
+                "counts": self.live.counts,
                 "position": self.live.position,
             }
             why = f" ({event.reason})" if event.reason else ""
-            self._say(payload, f"-- {event.kind}{why}: {len(orders)} orders, live from here")
+            counts = ", ".join(f"{n} {status}" for status, n in self.live.counts.items())
+            held = (
+                f"{len(orders)} orders"
+                if len(orders) == self.live.view.total
+                else f"{len(orders)} of {self.live.view.total} orders"
+            )
+            self._say(payload, f"-- {event.kind}{why}: {held} ({counts}), live from here")
 
     def _say(self, payload: dict[str, Any], text: str) -> None:
         line = json.dumps(payload, separators=(",", ":")) if self.as_json else text

@@ -9,12 +9,13 @@ object may play several parts. Implementations live in ``orders_live.sources``, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from orders_live.domain.change import CaughtUp, Change
-from orders_live.domain.order import Order, OrderCreate, OrderPatch
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status
+from orders_live.domain.page import Cursor, IndexRow
 
 PositionKey = tuple[int, str]  # positions of one database sort by this key
 
@@ -40,8 +41,17 @@ class OrderStore(Protocol):
     """Reads and writes of orders. Writes raise OrderNotFound, VersionConflict or
     DatabaseUnavailable."""
 
-    async def load_orders(self) -> list[Order]:
-        """Every order, as the database holds it now."""
+    def index_rows(self) -> AsyncIterator[list[IndexRow]]:
+        """(id, status, version) of every order, in chunks: all that routing keeps in memory."""
+        ...
+
+    async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
+        """The orders among ``ids`` that exist now, in any order."""
+        ...
+
+    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
+        """Up to ``limit`` orders (of ``status``, if given) older than ``before``, newest first
+        (``updated_at``, then id)."""
         ...
 
     async def get(self, order_id: int) -> Order | None: ...

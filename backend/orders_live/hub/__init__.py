@@ -1,12 +1,14 @@
-"""The fan-out hub: follows one source, keeps the mirror and history, feeds rooms.
+"""The fan-out hub: follows one source, keeps an index of the orders and the last changes,
+sends snapshots a page at a time, feeds rooms.
 
 What the layers above may use: the ``Hub``, the ``Sink`` a transport implements, the
-``Delivery`` and ``Subscription`` it receives, the ``View`` it starts from, ``NotReady``.
+``Delivery``, ``Subscription`` and ``SnapshotEnd`` it receives, the ``View`` it starts from,
+``NotReady``.
 """
 
-from orders_live.hub.fanout import Delivery, Sink, Subscription
+from orders_live.hub.fanout import Delivery, Sink, SnapshotEnd, Subscription
 from orders_live.hub.hub import Hub
 from orders_live.hub.position import NotReady
 from orders_live.hub.views import View
 
-__all__ = ["Delivery", "Hub", "NotReady", "Sink", "Subscription", "View"]
+__all__ = ["Delivery", "Hub", "NotReady", "Sink", "SnapshotEnd", "Subscription", "View"]

@@ -2,6 +2,8 @@
 
 A transport gives the hub one ``Sink`` per subscription. ``deliver`` must not block: a sink
 queues or writes at once. A failing sink is logged and skipped; the others still get the change.
+While a subscription's snapshot is being read (``held`` is set) its changes wait there, the
+latest per order, and the snapshot's end folds them in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Protocol
 
 from orders_live.domain.change import Change
 from orders_live.domain.order import OrderJson
+from orders_live.domain.page import Counts
 from orders_live.domain.subscription import SubscriptionFilter
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ class Delivery:
     so a change is encoded once, however many subscribers receive it."""
 
     change: Change
+    counts: Counts | None = None  # orders per status right after the change
     encodings: dict[tuple[str, bool], Any] = field(default_factory=dict)
 
     def encoded(self, transport: str, conflated: bool, encode: Callable[[dict[str, Any]], Any]) -> Any:
@@ -32,22 +36,54 @@ class Delivery:
         packet = self.encodings.get(key)
         if packet is None:
             payload = self.change.wire()
+            if self.counts is not None:
+                payload["counts"] = self.counts
             if conflated:
                 payload["conflated"] = True
             packet = self.encodings[key] = encode(payload)
         return packet
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotEnd:
+    """How a snapshot ended: the position it is exact at, the counts for its filter there,
+    how many orders its pages carried, and why it was sent (a resync's reason, or None)."""
+
+    position: str
+    counts: Counts
+    sent: int
+    reason: str | None = None
+
+
 class Sink(Protocol):
+    """A subscription's way out. Nothing here blocks but ``drained``, which the snapshot
+    reader awaits after each page, so that a snapshot never piles up in memory."""
+
     def deliver(self, delivery: Delivery) -> None: ...
 
-    def resync(self, reason: str, orders: list[OrderJson], position: str) -> None: ...
+    def begin_resync(self) -> None:
+        """A fresh snapshot follows: what still waits for this subscription is superseded."""
+        ...
+
+    def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
+        """Queue one snapshot page (split further if its encoding is too large)."""
+        ...
+
+    async def drained(self) -> None:
+        """Returns once what is queued for the client has been written to it."""
+        ...
+
+    def end_resync(self, end: SnapshotEnd) -> None:
+        """The pages of a resync are all sent: its closing event."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
 class Subscription:
     filter: SubscriptionFilter
     sink: Sink
+    limit: int | None = None  # a windowed subscription's snapshot holds the newest ``limit``
+    held: dict[int, Change] | None = None  # changes waiting while its snapshot is read
 
 
 class Rooms:
@@ -88,6 +124,10 @@ class Rooms:
             if not subscribers:
                 continue
             for subscription in tuple(subscribers):
+                held = subscription.held
+                if held is not None:
+                    held[delivery.change.id] = delivery.change
+                    continue
                 try:
                     subscription.sink.deliver(delivery)
                     delivered += 1

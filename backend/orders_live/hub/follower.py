@@ -1,7 +1,7 @@
 """Following the feed: the one live reader of the database's changes.
 
-It opens the source, resumes from this instance's checkpoint (or from now), seeds the mirror
-once the stream is open, and applies every change in commit order: mirror, history, position,
+It opens the source, resumes from this instance's checkpoint (or from now), seeds the index
+once the stream is open, and applies every change in commit order: index, history, position,
 waiting writers, then the fan-out. When continuity cannot be proven it rebuilds every view.
 """
 
@@ -17,7 +17,7 @@ from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInval
 from orders_live.domain.source import Source
 from orders_live.hub.fanout import Delivery, Rooms
 from orders_live.hub.history import ChangeHistory
-from orders_live.hub.mirror import OrderMirror
+from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
 from orders_live.hub.stats import HubStats
 from orders_live.hub.write_waiters import WriteWaiters
@@ -31,14 +31,14 @@ class Follower:
         self,
         source: Source,
         feed: FeedPosition,
-        mirror: OrderMirror,
+        index: OrderIndex,
         history: ChangeHistory,
         rooms: Rooms,
         writes: WriteWaiters,
         stats: HubStats,
         resync_all: Callable[[str], None],
     ) -> None:
-        self.source, self.feed, self.mirror, self.history = source, feed, mirror, history
+        self.source, self.feed, self.index, self.history = source, feed, index, history
         self.rooms, self.writes, self.stats = rooms, writes, stats
         self._resync_all = resync_all
         self.instance = ""
@@ -78,18 +78,22 @@ class Follower:
                 if seed:
                     # The stream is open, so whatever the seed misses the stream brings;
                     # what the seed already holds is skipped by version.
-                    self.mirror.seed(await self.source.store.load_orders())
-                    self.writes.seeded(self.mirror.orders)
+                    started = time.perf_counter()
+                    await self.index.seed(self.source.store.index_rows())
+                    self.writes.seeded(self.index.version_of)
+                    log.info(
+                        "read %d orders' status and version in %.1f s", len(self.index), time.perf_counter() - started
+                    )
                     base = resume or item.position
                     self.history.restart(base)
                     self.feed.position = base
                     seed = False
                 if isinstance(item, CaughtUp):
                     self.feed.advance(item.position)
-                    # Only a mark read after the seed proves the mirror is exactly at it.
+                    # Only a mark read after the seed proves the index is exactly at it.
                     if not just_seeded and not self.feed.ready:
                         self.feed.go_live()
-                        log.info("change feed live at %s (%d orders)", item.position, len(self.mirror.orders))
+                        log.info("change feed live at %s (%d orders)", item.position, len(self.index))
                         if rebuilding:
                             self._resync_all("history_lost")
                             rebuilding = False
@@ -97,10 +101,10 @@ class Follower:
                 self.apply(item)
 
     def apply(self, change: Change) -> None:
-        rooms = self.mirror.apply(change)
+        rooms = self.index.apply(change)
         self.history.append(change, rooms)
         self.feed.advance(change.position)
         self.writes.applied(change)
         started = time.perf_counter()
-        delivered = self.rooms.deliver(Delivery(change), rooms)
+        delivered = self.rooms.deliver(Delivery(change, self.index.counts()), rooms)
         self.stats.fanned_out(time.perf_counter() - started, change.committed_at, delivered)

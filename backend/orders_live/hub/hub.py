@@ -2,9 +2,11 @@
 
 It knows nothing about transports: a transport hands it one ``Sink`` per subscription and
 gets changes back through it. The parts, one module each: ``follower`` (the one live reader
-of the feed), ``mirror`` and ``history`` (what it remembers), ``fanout`` (rooms), ``views``
-(snapshots and replays that agree with a position), ``catch_up`` (older positions, from the
-change stream), ``write_waiters`` (read-your-writes), ``checkpoints`` and ``stats``. Its
+of the feed), ``index`` and ``history`` (what it remembers: each order's status and version,
+the last changes), ``fanout`` (rooms), ``views`` (replays and snapshots that agree with a
+position), ``snapshot`` (snapshots read from the database in pages), ``catch_up`` (older
+positions, from the change stream), ``write_waiters`` (read-your-writes), ``checkpoints``
+and ``stats``. Its
 background tasks run under a ``Supervisor``: a task that dies is logged, reported by
 ``problems`` and restarted.
 """
@@ -14,14 +16,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from orders_live.domain.order import OrderJson
+from orders_live.domain.page import Counts, Cursor
 from orders_live.domain.source import Source
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub.checkpoints import CheckpointSaver
 from orders_live.hub.fanout import Rooms, Sink, Subscription
 from orders_live.hub.follower import Follower
 from orders_live.hub.history import ChangeHistory
-from orders_live.hub.mirror import OrderMirror
+from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
+from orders_live.hub.snapshot import PAGE_ORDERS, SnapshotReader
 from orders_live.hub.stats import HubStats
 from orders_live.hub.views import View, Views
 from orders_live.hub.write_waiters import WriteWaiters
@@ -36,18 +40,20 @@ class Hub:
         history_size: int = 10_000,
         checkpoint_interval: float = 1.0,
         registry: CollectorRegistry | None = None,
+        page_orders: int = PAGE_ORDERS,
     ) -> None:
         self.source = source
         self.registry = registry if registry is not None else CollectorRegistry()
         self.stats = HubStats(self.registry)
         self.feed = FeedPosition(source.feed.position_key)
-        self.mirror = OrderMirror()
+        self.index = OrderIndex()
         self.history = ChangeHistory(history_size, source.feed.position_key)
         self.rooms = Rooms()
         self._writes = WriteWaiters()
-        self.views = Views(source.feed, self.feed, self.mirror, self.history, self.rooms, self.stats)
+        snapshots = SnapshotReader(source.store, self.index, self.feed, self._writes, page_orders)
+        self.views = Views(source.feed, self.feed, self.index, self.history, self.rooms, self.stats, snapshots)
         self.follower = Follower(
-            source, self.feed, self.mirror, self.history, self.rooms, self._writes, self.stats, self.views.resync_all
+            source, self.feed, self.index, self.history, self.rooms, self._writes, self.stats, self.views.resync_all
         )
         self.checkpoints = CheckpointSaver(source.checkpoints, self.feed, checkpoint_interval)
         self.tasks = Supervisor(on_death=lambda name: self.stats.task_deaths.labels(name).inc())
@@ -67,6 +73,7 @@ class Hub:
         self.tasks.start("hub.checkpoints", self.checkpoints.run)
 
     async def stop(self) -> None:
+        await self.views.stop()
         await self.tasks.stop()
         await self.checkpoints.save()
 
@@ -96,34 +103,43 @@ class Hub:
         await self.feed.wait_ready(within)
 
     # -- subscribers ---------------------------------------------------------------
-    async def open_view(self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None) -> View:
-        """Join ``wanted``'s room and return the replay after ``since``, or a snapshot."""
-        return await self.views.open(wanted, sink, since)
+    async def open_view(
+        self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None, limit: int | None = None
+    ) -> View:
+        """Join ``wanted``'s room and return the replay after ``since``, or send a snapshot
+        (the newest ``limit`` orders, when given) through ``sink`` and return its end."""
+        return await self.views.open(wanted, sink, since, limit)
 
     async def changes_since(self, wanted: SubscriptionFilter, since: str) -> View:
         """The same as ``open_view`` without joining: what a polling client gets."""
         return await self.views.open(wanted, None, since)
 
     def close_view(self, subscription: Subscription) -> None:
-        self.rooms.leave(subscription)
+        self.views.close(subscription)
 
     def resync(self, subscription: Subscription, reason: str) -> None:
         self.views.resync(subscription, reason)
 
-    def select(self, wanted: SubscriptionFilter, limit: int | None = None) -> tuple[list[OrderJson], str]:
-        """Matching orders, newest first, and the position they are exact at."""
-        return self.views.select(wanted, limit)
+    async def page(
+        self, wanted: SubscriptionFilter, before: Cursor | None, limit: int
+    ) -> tuple[list[OrderJson], str, Counts]:
+        """Up to ``limit`` matching orders older than ``before``, newest first, the position
+        they are exact at, and the counts for ``wanted`` there."""
+        return await self.views.page(wanted, before, limit)
+
+    def counts(self, wanted: SubscriptionFilter | None = None) -> Counts:
+        return self.index.counts(wanted)
 
     async def applied(self, order_id: int, version: int | None, within: float) -> bool:
         """Wait until the feed has applied ``order_id`` at ``version`` (None: its delete).
 
         Lets a writer read its own write: the REST API answers a write only once its
-        change is in the mirror, so a subscribe or read that follows it sees it.
+        change is in the index, so a subscribe or read that follows it sees it.
         """
-        current = self.mirror.orders.get(order_id)
+        current = self.index.version_of(order_id)
         if version is None and current is None:
             return True
-        if version is not None and current is not None and current["version"] >= version:
+        if version is not None and current is not None and current >= version:
             return True
         return await self._writes.wait(order_id, version, within)
 

@@ -1,9 +1,11 @@
 """Views that agree with a position: what a subscriber (or a poll, or a list) starts from.
 
 ``open`` may await (checking the position, waiting for it, reading older changes from the
-change stream); it ends with one synchronous step that takes the replay or the snapshot,
+change stream). A replay ends with one synchronous step that takes the replayed changes,
 reads the position and joins the room, so every change after that position reaches the new
-subscription and none before it does.
+subscription and none before it does. A snapshot joins the room first, with its changes
+held, and is read from the database a page at a time (``snapshot``); it goes live at the
+position its last page is exact at. Resyncs are snapshots too, each in a task of its own.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from dataclasses import dataclass
 
 from orders_live.domain.change import Change, HistoryLost, StreamInvalidated
 from orders_live.domain.order import OrderJson
+from orders_live.domain.page import Counts, Cursor
 from orders_live.domain.source import ChangeFeed
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub.catch_up import TooFarBehind, read_changes_since
-from orders_live.hub.fanout import Rooms, Sink, Subscription
+from orders_live.hub.fanout import Delivery, Rooms, Sink, SnapshotEnd, Subscription
 from orders_live.hub.history import ChangeHistory
-from orders_live.hub.mirror import OrderMirror
+from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
+from orders_live.hub.snapshot import SnapshotReader
 from orders_live.hub.stats import HubStats
+from orders_live.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +36,35 @@ CATCH_UP_STREAMS = 4  # change streams opened at once to catch clients up from o
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What a subscriber starts from: either the changes it missed since its
-    position (``replayed``) or a fresh snapshot (``orders``, with ``resync_reason``
-    when it had asked to catch up), both as of ``position``."""
+    """What a subscriber starts from, as of ``position``: the changes it missed since its
+    position (``replayed``), or a snapshot its sink has already been sent in pages
+    (``replayed`` None; ``sent`` orders; ``resync_reason`` when it had asked to catch up)."""
 
     subscription: Subscription | None  # None for a one-off read (polling)
     position: str
     replayed: list[Change] | None
-    orders: list[OrderJson] | None
+    counts: Counts
+    sent: int = 0
     resync_reason: str | None = None
+
+
+class _NoSink:
+    """The sink of a one-off read: it is only ever held."""
+
+    def deliver(self, delivery: Delivery) -> None:
+        return None
+
+    def begin_resync(self) -> None:
+        return None
+
+    def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
+        return None
+
+    async def drained(self) -> None:
+        return None
+
+    def end_resync(self, end: SnapshotEnd) -> None:
+        return None
 
 
 class Views:
@@ -47,39 +72,107 @@ class Views:
         self,
         changes: ChangeFeed,
         feed: FeedPosition,
-        mirror: OrderMirror,
+        index: OrderIndex,
         history: ChangeHistory,
         rooms: Rooms,
         stats: HubStats,
+        snapshots: SnapshotReader,
     ) -> None:
-        self.changes, self.feed, self.mirror, self.history = changes, feed, mirror, history
-        self.rooms, self.stats = rooms, stats
+        self.changes, self.feed, self.index, self.history = changes, feed, index, history
+        self.rooms, self.stats, self.snapshots = rooms, stats, snapshots
         self._catch_up_slots = asyncio.Semaphore(CATCH_UP_STREAMS)
+        self._resyncs: dict[Subscription, asyncio.Task[None]] = {}
 
-    async def open(self, wanted: SubscriptionFilter, sink: Sink | None, since: str | None) -> View:
-        """Join ``wanted``'s room (unless ``sink`` is None) and return where the subscriber
-        starts from: the changes after ``since``, or a snapshot when there is no ``since`` or
-        it cannot be honoured."""
+    async def open(
+        self, wanted: SubscriptionFilter, sink: Sink | None, since: str | None, limit: int | None = None
+    ) -> View:
+        """Join ``wanted``'s room and return where the subscriber starts from: the changes
+        after ``since``, or a snapshot (sent through ``sink``, ending live) when there is no
+        ``since`` or it cannot be honoured. Without a sink (polling) nothing is joined and a
+        snapshot is not sent: the view only says why (``resync_reason``)."""
         older, last, reason = await self._read_older(wanted, since)
-        return self._view(wanted, older, last, reason, sink)
-
-    def select(self, wanted: SubscriptionFilter, limit: int | None = None) -> tuple[list[OrderJson], str]:
         position = self.feed.current()
-        return self.mirror.select(wanted, limit), position
+        if last is not None:
+            if self.history.covers(last):
+                replayed = older + self.history.after(last, wanted.room)
+                subscription = None
+                if sink is not None:
+                    subscription = Subscription(wanted, sink, limit)
+                    self.rooms.join(subscription)
+                return View(subscription, position, replayed, self.index.counts(wanted))
+            reason = "history_gone"  # memory moved on while the stream was read
+        if reason is not None:
+            self.stats.resynced(reason)
+        if sink is None:
+            return View(None, position, None, self.index.counts(wanted), 0, reason or "no_position")
+        subscription = Subscription(wanted, sink, limit, held={})
+        self.rooms.join(subscription)
+        try:
+            end = await self.snapshots.send(subscription, reason)
+        except BaseException:
+            self.rooms.leave(subscription)
+            raise
+        return View(subscription, end.position, None, end.counts, end.sent, reason)
+
+    async def page(
+        self, wanted: SubscriptionFilter, before: Cursor | None, limit: int
+    ) -> tuple[list[OrderJson], str, Counts]:
+        """One newest-first page of orders, each exact at the position returned."""
+        self.feed.current()
+        probe = Subscription(wanted, _NoSink(), held={})
+        self.rooms.join(probe)
+        try:
+            orders = await self.snapshots.page(probe, before, limit)
+            return orders, self.feed.current(), self.index.counts(wanted)
+        finally:
+            self.rooms.leave(probe)
+
+    def close(self, subscription: Subscription) -> None:
+        self.rooms.leave(subscription)
+        task = self._resyncs.pop(subscription, None)
+        if task is not None:
+            task.cancel()
 
     def resync(self, subscription: Subscription, reason: str) -> None:
-        """Send one subscription a fresh snapshot as of now."""
-        position = self.feed.current()
+        """Send one subscription a fresh snapshot, in pages, in a task of its own (one at a
+        time: a resync asked for while one runs is covered by it)."""
+        if subscription in self._resyncs:
+            return
         self.stats.resynced(reason)
-        orders = self.mirror.select(subscription.filter)
-        try:
-            subscription.sink.resync(reason, orders, position)
-        except Exception:
-            log.exception("a subscriber failed to take a resync")
+        task = asyncio.create_task(self._resync(subscription, reason), name=f"hub.resync.{subscription.filter.room}")
+        self._resyncs[subscription] = task
+        task.add_done_callback(lambda done: self._resync_done(subscription, done))
 
     def resync_all(self, reason: str) -> None:
         for subscription in self.rooms:
             self.resync(subscription, reason)
+
+    async def stop(self) -> None:
+        tasks = list(self._resyncs.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _resync(self, subscription: Subscription, reason: str) -> None:
+        backoff = Backoff(f"resync of {subscription.filter.room}", log)
+        subscription.held = subscription.held if subscription.held is not None else {}
+        while True:
+            try:
+                subscription.sink.begin_resync()
+                end = await self.snapshots.send(subscription, reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database or the feed: the changes stay held, try again
+                await backoff.wait(exc)
+                continue
+            subscription.sink.end_resync(end)
+            return
+
+    def _resync_done(self, subscription: Subscription, task: asyncio.Task[None]) -> None:
+        if self._resyncs.get(subscription) is task:
+            del self._resyncs[subscription]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a resync failed", exc_info=task.exception())
 
     async def _read_older(
         self, wanted: SubscriptionFilter, since: str | None
@@ -111,23 +204,3 @@ class Views:
             log.warning("catch-up from %s failed (%s): sending a snapshot", since, exc)
             return [], None, "catch_up_failed"
         return older, last, None
-
-    def _view(
-        self, wanted: SubscriptionFilter, older: list[Change], last: str | None, reason: str | None, sink: Sink | None
-    ) -> View:
-        """Synchronous: the replay or snapshot, the position and the join all agree."""
-        position = self.feed.current()
-        replayed: list[Change] | None = None
-        if last is not None:
-            if self.history.covers(last):
-                replayed = older + self.history.after(last, wanted.room)
-            else:
-                reason = "history_gone"  # memory moved on while the stream was read
-        orders = None if replayed is not None else self.mirror.select(wanted)
-        subscription = None
-        if sink is not None:
-            subscription = Subscription(wanted, sink)
-            self.rooms.join(subscription)
-        if reason is not None:
-            self.stats.resynced(reason)
-        return View(subscription, position, replayed, orders, reason)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
 
 from orders_live.domain.change import Change
 
@@ -23,12 +23,12 @@ class WriteWaiters:
             if version <= reached and not future.done():
                 future.set_result(None)
 
-    def seeded(self, orders: dict[int, dict[str, Any]]) -> None:
+    def seeded(self, version_of: Callable[[int], int | None]) -> None:
         """A fresh seed may already hold (or lack, for a delete) what writers wait for."""
         for order_id, waiting in self._per_order.items():
-            held = orders.get(order_id)
+            held = version_of(order_id)
             for version, future in waiting:
-                reached = held is not None and held["version"] >= version
+                reached = held is not None and held >= version
                 if (reached or (held is None and version == DELETED)) and not future.done():
                     future.set_result(None)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, Op
-from orders_live.domain.order import Order, OrderCreate, OrderPatch, iso_millis, utc_now
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, iso_millis, utc_now
+from orders_live.domain.page import Cursor, IndexRow, newest_first
 from orders_live.domain.source import OrderNotFound, PositionKey, Source, VersionConflict
 
 PREFIX = "m:"
@@ -43,8 +44,20 @@ class MemoryDatabase:
     async def ping(self) -> None:
         return None
 
-    async def load_orders(self) -> list[Order]:
-        return list(self._orders.values())
+    async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
+        rows = [(o.id, o.status, o.version) for o in self._orders.values()]
+        for start in range(0, len(rows), 10_000):
+            yield rows[start : start + 10_000]
+
+    async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
+        return [self._orders[i].to_json() for i in ids if i in self._orders]
+
+    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
+        orders = (o.to_json() for o in self._orders.values() if status is None or o.status == status)
+        if before is not None:
+            edge = (before.wire().rpartition("_")[0], before.id)
+            orders = (o for o in orders if newest_first(o) < edge)
+        return sorted(orders, key=newest_first, reverse=True)[:limit]
 
     async def get(self, order_id: int) -> Order | None:
         return self._orders.get(order_id)

@@ -2,7 +2,7 @@
 
 Transport-agnostic: it holds packets already encoded by the transport that owns it.
 
-- Control packets (acks, replayed changes, resyncs) are never dropped or merged.
+- Control packets (acks, replayed changes, snapshot pages, resyncs) are never dropped or merged.
 - Live changes queue in order. When ``capacity`` of them are waiting the client
   is behind: from then on only the latest change per (subscription, order) is
   kept (a delete wins, since it is the latest), and once the queue has drained
@@ -88,14 +88,13 @@ class ClientQueue(Generic[Packet]):
         self._items.append((None, packet))
         self._wake.set()
 
-    def put_resync(self, room: str, packet: Packet) -> None:
-        """A fresh snapshot for one subscription: the changes still waiting for it are
-        older than the snapshot, so they go (sent after it, they could undo it)."""
+    def drop_room(self, room: str) -> None:
+        """A fresh snapshot for one subscription follows: the changes still waiting for it
+        are older than the snapshot, so they go (sent after it, they could undo it)."""
         self._items = deque(item for item in self._items if item[0] != room)
         self._waiting_changes = sum(1 for item in self._items if item[0] is not None)
         for key in [key for key in self._merged if key[0] == room]:
             del self._merged[key]
-        self.put_control(packet)
 
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import ReturnDocument
 
-from orders_live.domain.order import Order, OrderCreate, OrderPatch, utc_now
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, utc_now
+from orders_live.domain.page import Cursor, IndexRow
 from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.mongo.connection import MongoConnection
-from orders_live.sources.mongo.documents import order_from_document
+from orders_live.sources.mongo.documents import order_from_document, parse_id, status_of
+
+INDEX_BATCH = 10_000
+NEWEST_SLACK = 64  # extra rows read past a cursor's instant, for the orders that share it
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +25,59 @@ class MongoOrderStore:
         self.connection = connection
         self.orders = connection.orders
 
-    async def load_orders(self) -> list[Order]:
-        orders = []
+    async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
+        chunk: list[IndexRow] = []
         async with self.connection.answering():
-            async for doc in self.orders.find({}):
+            cursor = self.orders.find({}, {"status": 1, "version": 1}).batch_size(INDEX_BATCH)
+            async for doc in cursor:
+                status = status_of(doc)
                 try:
-                    orders.append(order_from_document(doc))
-                except (KeyError, ValueError) as exc:
-                    log.warning("skipping a document that is not an order (_id=%r): %s", doc.get("_id"), exc)
+                    order_id = parse_id(doc.get("_id"))
+                except ValueError:
+                    status = None
+                if status is None or not isinstance(doc.get("version", 1), int):
+                    log.warning("skipping a document that is not an order (_id=%r)", doc.get("_id"))
+                    continue
+                chunk.append((order_id, status, int(doc.get("version", 1))))
+                if len(chunk) >= INDEX_BATCH:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
+        async with self.connection.answering():
+            docs = await self.orders.find({"_id": {"$in": list(ids)}}).to_list()
+        return self._orders_of(docs)
+
+    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
+        """Newest first. Past a cursor this reads ``updated_at <= instant`` (a range the
+        ``updated_at`` index serves, on nx-27017 too: its ``$or`` form scans) and drops the
+        orders at the cursor's instant that are not older than it, reading more if a run of
+        equal instants filled the batch."""
+        selector: dict[str, Any] = {} if status is None else {"status": status}
+        if before is not None:
+            selector["updated_at"] = {"$lte": before.updated_at}
+        wanted = limit if before is None else limit + NEWEST_SLACK
+        while True:
+            async with self.connection.answering():
+                docs = await self.orders.find(selector).sort([("updated_at", -1), ("_id", -1)]).limit(wanted).to_list()
+            orders = self._orders_of(docs)
+            if before is not None:
+                edge = before.wire().rpartition("_")[0]
+                orders = [o for o in orders if (o["updated_at"], o["id"]) < (edge, before.id)]
+            if len(orders) >= limit or len(docs) < wanted:
+                return orders[:limit]
+            wanted *= 4
+
+    @staticmethod
+    def _orders_of(docs: list[dict[str, Any]]) -> list[OrderJson]:
+        orders = []
+        for doc in docs:
+            try:
+                orders.append(order_from_document(doc).to_json())
+            except (KeyError, ValueError) as exc:
+                log.warning("skipping a document that is not an order (_id=%r): %s", doc.get("_id"), exc)
         return orders
 
     async def get(self, order_id: int) -> Order | None:
@@ -62,7 +112,9 @@ class MongoOrderStore:
         async with self.connection.answering():
             doc = await self.orders.find_one_and_update(
                 selector,
-                {"$set": {**patch.changes(), "updated_at": utc_now()}, "$inc": {"version": 1}},
+                # $currentDate, not a $set of a date: nx-27017 stores a $set date as a string,
+                # which then sorts apart from the dates inserts store (newest-first pages break).
+                {"$set": patch.changes(), "$currentDate": {"updated_at": True}, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
             )
         if doc is None:

@@ -3,10 +3,29 @@
 
 from __future__ import annotations
 
-from orders_live.domain.order import Order, OrderCreate, OrderPatch
+from collections.abc import AsyncIterator, Sequence
+
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status
+from orders_live.domain.page import Cursor, IndexRow
 from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.postgres.connection import PostgresConnection
-from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row
+from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row, status_of
+
+INDEX_BATCH = 50_000
+# The four forms of the newest-first page: with or without a status, with or without a cursor.
+# Fixed texts: the values are parameters.
+_NEWEST = {
+    (status, cursor): f"SELECT {ORDER_COLUMNS} FROM orders"
+    + {
+        (False, False): "",
+        (True, False): " WHERE status = $1",
+        (False, True): " WHERE (updated_at, id) < ($1, $2)",
+        (True, True): " WHERE status = $1 AND (updated_at, id) < ($2, $3)",
+    }[(status, cursor)]
+    + f" ORDER BY updated_at DESC, id DESC LIMIT ${1 + status + 2 * cursor}"
+    for status in (False, True)
+    for cursor in (False, True)
+}
 
 _UPDATE = f"""
 UPDATE orders SET
@@ -22,10 +41,37 @@ class PostgresOrderStore:
     def __init__(self, connection: PostgresConnection) -> None:
         self.connection = connection
 
-    async def load_orders(self) -> list[Order]:
+    async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
+        """In chunks by id (each one index range), so that no chunk holds the table."""
+        after = 0
+        while True:
+            async with self.connection.answering() as db:
+                rows = await db.fetch(
+                    "SELECT id, status, version FROM orders WHERE id > $1 ORDER BY id LIMIT $2", after, INDEX_BATCH
+                )
+            chunk: list[IndexRow] = []
+            for order_id, status, version in rows:
+                known = status_of(status)
+                if known is not None:  # the table's CHECK makes this always so
+                    chunk.append((order_id, known, version))
+            if chunk:
+                yield chunk
+            if len(rows) < INDEX_BATCH:
+                return
+            after = rows[-1][0]
+
+    async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
         async with self.connection.answering() as db:
-            rows = await db.fetch(f"SELECT {ORDER_COLUMNS} FROM orders")
-        return [order_from_row(row) for row in rows]
+            rows = await db.fetch(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY($1::bigint[])", list(ids))
+        return [order_from_row(row).to_json() for row in rows]
+
+    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
+        args: list[object] = [] if status is None else [status]
+        if before is not None:
+            args += [before.updated_at, before.id]
+        async with self.connection.answering() as db:
+            rows = await db.fetch(_NEWEST[(status is not None, before is not None)], *args, limit)
+        return [order_from_row(row).to_json() for row in rows]
 
     async def get(self, order_id: int) -> Order | None:
         async with self.connection.answering() as db:

@@ -1,4 +1,5 @@
-"""Query parameters of the HTTP change feeds (SSE and polling): the filter and a position."""
+"""Query parameters of the HTTP reads (SSE, polling, the REST list): the filter, a position,
+a window and a page's size and cursor."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from orders_live.domain.order import positive_int
+from orders_live.domain.page import MAX_WINDOW, Cursor
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.transports.http.errors import ApiError
 
 MAX_POSITION_LENGTH = 4096
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 def query_filter(query: Mapping[str, str], allowed: set[str]) -> SubscriptionFilter:
@@ -39,3 +43,39 @@ def position(value: str | None, name: str) -> str | None:
     if len(value) > MAX_POSITION_LENGTH:
         raise ApiError(422, "validation_failed", f"{name} is too long", {name: "not a position"})
     return value
+
+
+def window(text: str | None) -> int | None:
+    """The ``limit`` of a windowed stream, or None; 422 unless it is 1…MAX_WINDOW."""
+    if text is None:
+        return None
+    limit = positive_int(text, MAX_WINDOW)
+    if limit is None:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "the query has invalid parameters",
+            {"limit": f"must be an integer from 1 to {MAX_WINDOW}"},
+        )
+    return limit
+
+
+def page_limit(text: str | None, fields: dict[str, str]) -> int:
+    """A page's ``limit`` (default 100, at most 1,000); a bad one goes into ``fields``."""
+    if text is None:
+        return DEFAULT_LIMIT
+    limit = positive_int(text, MAX_LIMIT)
+    if limit is None:
+        fields["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
+        return DEFAULT_LIMIT
+    return limit
+
+
+def page_cursor(text: str | None, fields: dict[str, str]) -> Cursor | None:
+    """``before=``: the ``next_before`` of an earlier page; a bad one goes into ``fields``."""
+    if text is None:
+        return None
+    cursor = Cursor.parse(text)
+    if cursor is None:
+        fields["before"] = "must be the next_before of an earlier page (<updated_at>_<id>)"
+    return cursor

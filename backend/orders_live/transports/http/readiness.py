@@ -48,6 +48,8 @@ class DatabaseGuard:
         except DatabaseUnavailable as exc:
             self._failed(str(exc))
             raise ApiError(503, "database_unavailable", "the database is not answering; try again") from None
+        except NotReady as exc:  # the feed fell behind what the database showed
+            raise ApiError(503, "unavailable", str(exc)) from None
         else:
             if self.failing:
                 log.warning("the database answers requests again")

@@ -1,5 +1,6 @@
-"""REST API over the orders: reads from the hub's mirror, writes to the store (each bounded in
-time by the ``DatabaseGuard``), answered once their change is in the feed."""
+"""REST API over the orders: pages read through the hub (each exact at the position it
+returns), single orders and writes from the store (each bounded in time by the
+``DatabaseGuard``); writes are answered once their change is in the feed."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch, positive_int
+from orders_live.domain.page import Cursor
 from orders_live.domain.source import OrderNotFound, OrderStore, VersionConflict
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_status
 from orders_live.hub import Hub
 from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.feed_params import page_cursor, page_limit
 from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 # A write is answered once its change is in the feed (read-your-writes), or after this long.
 WRITE_VISIBLE_WAIT = 2.0
 _IF_MATCH = re.compile(r'\s*(?:(\d{1,18})|"(\d{1,18})")\s*')
@@ -38,7 +39,7 @@ class OrdersApi:
 
     async def list_orders(self, request: web.Request) -> web.Response:
         query = request.query
-        unknown = sorted(set(query) - {"status", "limit", "token"})
+        unknown = sorted(set(query) - {"status", "limit", "before", "token"})
         fields = {name: "unknown query parameter" for name in unknown}
         wanted = SubscriptionFilter("all")
         if query.get("status"):
@@ -46,26 +47,24 @@ class OrdersApi:
                 wanted = SubscriptionFilter("status", status=parse_status(query["status"]))
             except FilterError as exc:
                 fields.update(exc.fields)
-        limit = DEFAULT_LIMIT
-        if "limit" in query:
-            wanted_limit = positive_int(query["limit"], MAX_LIMIT)
-            if wanted_limit is None:
-                fields["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
-            else:
-                limit = wanted_limit
+        limit = page_limit(query.get("limit"), fields)
+        before = page_cursor(query.get("before"), fields)
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
         await feed_ready(self.hub)
-        orders, position = self.hub.select(wanted, limit)
-        return web.json_response({"orders": orders, "position": position})
+        async with self.database.bounded():
+            orders, position, counts = await self.hub.page(wanted, before, limit)
+        next_before = Cursor.after(orders[-1]).wire() if len(orders) == limit else None
+        return web.json_response({"orders": orders, "position": position, "counts": counts, "next_before": next_before})
 
     async def get_order(self, request: web.Request) -> web.Response:
         order_id = _order_id(request)
         await feed_ready(self.hub)
-        found, _ = self.hub.select(SubscriptionFilter("id", id=order_id))
-        if not found:
+        async with self.database.bounded():
+            found = await self.store.get(order_id)
+        if found is None:
             raise _not_found(order_id)
-        return _order_response(found[0])
+        return _order_response(found.to_json())
 
     async def create_order(self, request: web.Request) -> web.Response:
         data = OrderCreate.model_validate(await _json_object(request))

@@ -1,11 +1,13 @@
 """Server-Sent Events: ``GET /api/changes/stream?status=|id=`` (``text/event-stream``).
 
-Without a position the first event is ``snapshot``; with ``Last-Event-ID`` (sent by a
+Without a position the snapshot comes first, as ``snapshot`` pages (no ``id``: a stream cut
+off mid-snapshot must start over), then ``caught_up``; with ``Last-Event-ID`` (sent by a
 reconnecting EventSource) or ``?since=`` the missed changes are replayed, then
-``caught_up``; when the position cannot be honoured, ``resync`` with a fresh snapshot.
-Every event carries ``id: <position>`` (merged changes excepted). Idle streams get a comment
-every ``keepalive`` seconds. Each stream has one ClientQueue and one pump; on shutdown every
-open stream is ended, so that EventSource clients reconnect elsewhere with Last-Event-ID.
+``caught_up``; when the position cannot be honoured, pages and ``resync``. ``caught_up``,
+``resync`` and changes carry ``id: <position>`` (merged changes excepted). Idle streams get a
+comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pump task; on
+shutdown every open stream is ended, so that EventSource clients reconnect elsewhere with
+Last-Event-ID.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from typing import Any
 from aiohttp import web
 
 from orders_live.domain.order import OrderJson
+from orders_live.domain.page import Counts
+from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Delivery, Hub, View
+from orders_live.hub import Delivery, Hub, NotReady, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
 from orders_live.transports.http.errors import ApiError
-from orders_live.transports.http.feed_params import position, query_filter
+from orders_live.transports.http.feed_params import position, query_filter, window
 from orders_live.transports.http.readiness import feed_ready
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
+from orders_live.transports.snapshot_pages import snapshot_packets
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +55,70 @@ def encode_change(delivery: Delivery, conflated: bool) -> bytes:
     return bytes(delivery.encoded("sse", conflated, lambda payload: sse_event("order_change", event_id, payload)))
 
 
+class _Pump:
+    """Writes a stream's queue to its response, in a task of its own, so that snapshot pages
+    can wait for the client to take them (``drained``)."""
+
+    def __init__(self, queue: ClientQueue[bytes], response: web.StreamResponse, keepalive: float) -> None:
+        self.queue, self.response, self.keepalive = queue, response, keepalive
+        self.writing = False
+        self.wrote = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.keepalive):
+                        await self.queue.wait()
+                except TimeoutError:
+                    await self.response.write(b": keep-alive\n\n")
+                    continue
+                packets = self.queue.take()
+                if packets:
+                    self.writing = True
+                    try:
+                        await self.response.write(b"".join(packets))  # waits while the client reads slowly
+                    finally:
+                        self.writing = False
+                self.wrote.set()
+        finally:
+            self.wrote.set()
+
+
 class _SseSink:
-    def __init__(self, queue: ClientQueue[bytes], wanted: SubscriptionFilter) -> None:
-        self.queue, self.wanted = queue, wanted
+    def __init__(self, queue: ClientQueue[bytes], wanted: SubscriptionFilter, page_bytes: int) -> None:
+        self.queue, self.wanted, self.page_bytes = queue, wanted, page_bytes
+        self.pump: tuple[_Pump, asyncio.Task[None]] | None = None
 
     def deliver(self, delivery: Delivery) -> None:
         self.queue.put_change(self.wanted.room, delivery)
 
-    def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
-        payload = {"reason": reason, "filter": self.wanted.wire(), "orders": orders, "position": position}
-        self.queue.put_resync(self.wanted.room, sse_event("resync", position, payload))
+    def begin_resync(self) -> None:
+        self.queue.drop_room(self.wanted.room)
+
+    def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
+        encode = lambda payload: sse_event("snapshot", None, payload)  # noqa: E731
+        for packet in snapshot_packets(encode, self.page_bytes, self.wanted.wire(), orders, removed, first):
+            self.queue.put_control(packet)
+
+    async def drained(self) -> None:
+        assert self.pump is not None
+        pump, task = self.pump
+        while pump.writing or not self.queue.idle:
+            if task.done():
+                raise ConnectionError("the event stream is closed")
+            pump.wrote.clear()
+            await pump.wrote.wait()
+        if task.done():
+            raise ConnectionError("the event stream is closed")
+
+    def end_resync(self, end: SnapshotEnd) -> None:
+        payload = {"reason": end.reason, **_end_payload(self.wanted, end.position, end.counts), "snapshot": end.sent}
+        self.queue.put_control(sse_event("resync", end.position, payload))
+
+
+def _end_payload(wanted: SubscriptionFilter, position: str, counts: Counts) -> dict[str, Any]:
+    return {"filter": wanted.wire(), "position": position, "counts": counts}
 
 
 class EventStreams:
@@ -71,8 +130,10 @@ class EventStreams:
         keepalive: float = 15.0,
         socket_send_buffer: int = 0,
         budget: ConnectionBudget | None = None,
+        page_bytes: int = 512 * 1024,
     ) -> None:
         self.hub, self.metrics = hub, metrics
+        self.page_bytes = page_bytes
         self.queue_capacity, self.keepalive = queue_capacity, keepalive
         self.socket_send_buffer = socket_send_buffer
         self.budget = budget or ConnectionBudget(10_000)
@@ -93,8 +154,9 @@ class EventStreams:
         await asyncio.gather(*streams, return_exceptions=True)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        wanted = query_filter(request.query, {"since", "token"})
+        wanted = query_filter(request.query, {"since", "token", "limit"})
         since = position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
+        limit = window(request.query.get("limit"))
         await feed_ready(self.hub)
         if not self.budget.take():
             raise ApiError(503, "too_many_connections", "the server is full")
@@ -102,13 +164,16 @@ class EventStreams:
         assert task is not None
         self.open.add(task)
         try:
-            return await self._stream(request, wanted, since)
+            return await self._stream(request, wanted, since, limit)
         finally:
             self.open.discard(task)
             self.budget.give_back()
 
-    async def _stream(self, request: web.Request, wanted: SubscriptionFilter, since: str | None) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, wanted: SubscriptionFilter, since: str | None, limit: int | None
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers=HEADERS)
+        view: View | None = None
         queue: ClientQueue[bytes] = ClientQueue(
             f"sse-{id(request):x}",
             encode_change,
@@ -119,10 +184,19 @@ class EventStreams:
         bound_send_buffer(request.transport, self.socket_send_buffer)
         await response.prepare(request)
         await response.write(b"retry: 1000\n\n")
-        view = await self.hub.open_view(wanted, _SseSink(queue, wanted), since)
+        sink = _SseSink(queue, wanted, self.page_bytes)
+        pump = _Pump(queue, response, self.keepalive)
+        task = asyncio.create_task(pump.run(), name=f"sse.pump.{queue.name}")
+        sink.pump = (pump, task)
         try:
+            try:
+                view = await self.hub.open_view(wanted, sink, since, limit)
+            except (NotReady, DatabaseUnavailable) as exc:
+                queue.put_control(sse_event("error", None, {"code": "unavailable", "message": str(exc)}))
+                await sink.drained()
+                return response  # the client reconnects and starts over
             self._first_events(queue, view, wanted)
-            await self._pump(queue, response)
+            await task
         except asyncio.CancelledError:
             if request.transport is not None and not request.transport.is_closing():
                 request.transport.close()  # shutting down: the client reconnects
@@ -133,36 +207,25 @@ class EventStreams:
             self.metrics.broken_writers.labels("sse").inc()
             log.warning("an event stream failed (%s: %s); closing it", type(exc).__name__, exc)
         finally:
-            if view.subscription is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if view is not None and view.subscription is not None:
                 self.hub.close_view(view.subscription)
         return response
 
-    def _resync(self, view: View) -> None:
-        if view.subscription is not None:
+    def _resync(self, view: View | None) -> None:
+        if view is not None and view.subscription is not None:
             self.hub.resync(view.subscription, "slow_client")
 
     @staticmethod
     def _first_events(queue: ClientQueue[bytes], view: View, wanted: SubscriptionFilter) -> None:
+        end = _end_payload(wanted, view.position, view.counts)
         if view.replayed is not None:
             for change in view.replayed:
                 queue.put_control(sse_event("order_change", change.position, change.wire()))
-            caught_up = {"filter": wanted.wire(), "replayed": len(view.replayed), "position": view.position}
-            queue.put_control(sse_event("caught_up", view.position, caught_up))
-            return
-        payload = {"filter": wanted.wire(), "orders": view.orders, "position": view.position}
-        if view.resync_reason is not None:
-            queue.put_control(sse_event("resync", view.position, {"reason": view.resync_reason, **payload}))
+            queue.put_control(sse_event("caught_up", view.position, {**end, "replayed": len(view.replayed)}))
+        elif view.resync_reason is not None:
+            payload = {"reason": view.resync_reason, **end, "snapshot": view.sent}
+            queue.put_control(sse_event("resync", view.position, payload))
         else:
-            queue.put_control(sse_event("snapshot", view.position, payload))
-
-    async def _pump(self, queue: ClientQueue[bytes], response: web.StreamResponse) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self.keepalive):
-                    await queue.wait()
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            packets = queue.take()
-            if packets:
-                await response.write(b"".join(packets))  # waits while the client reads slowly
+            queue.put_control(sse_event("caught_up", view.position, {**end, "snapshot": view.sent}))

@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from orders_live.domain.order import OrderJson
-from orders_live.hub import Delivery, Subscription
+from orders_live.hub import Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
+from orders_live.transports.snapshot_pages import snapshot_packets
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ClientConnection:
         self._wrote = asyncio.Event()  # set each time the writer finishes a round
         self.batches = 0
         self.broken = False
+        self.page_bytes = 512 * 1024  # the largest snapshot page this client is sent
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"socketio.writer.{self.sid}")
@@ -84,6 +86,18 @@ class ClientConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+            self._wrote.set()  # a snapshot waiting for room learns that the client is gone
+
+    async def written(self) -> None:
+        """Returns once everything queued so far is written; ConnectionError once the
+        connection is closed or broken (a snapshot being sent to it stops)."""
+        while self._writing or not self.queue.idle:
+            if self.broken or self._writer is None or self._writer.done():
+                raise ConnectionError(f"client {self.sid} is gone")
+            self._wrote.clear()
+            await self._wrote.wait()
+        if self.broken or self._writer is None:
+            raise ConnectionError(f"client {self.sid} is gone")
 
     async def flush(self, within: float) -> None:
         """Shutting down: give the writer up to ``within`` seconds to send what is queued."""
@@ -141,6 +155,7 @@ class ClientConnection:
             return
         self.broken = True
         log.warning("client %s: writer failed (%s: %s); dropping the connection", self.sid, type(error).__name__, error)
+        self._wrote.set()
         self._on_broken(self, error)
 
     async def _write_round(self, packets: Iterator[tuple[str, bytes | None] | Hold]) -> None:
@@ -187,16 +202,39 @@ class ClientConnection:
 
 
 class SocketSink:
-    """A subscription's way into its client's queue."""
+    """A subscription's way into its client's queue. Snapshot pages are split until each
+    packet fits ``page_bytes``."""
 
-    def __init__(self, connection: ClientConnection, room: str, filter_wire: dict[str, Any]) -> None:
+    def __init__(
+        self, connection: ClientConnection, room: str, filter_wire: dict[str, Any], page_bytes: int = 512 * 1024
+    ) -> None:
         self.connection = connection
         self.room = room
         self.filter_wire = filter_wire
+        self.page_bytes = page_bytes
 
     def deliver(self, delivery: Delivery) -> None:
         self.connection.deliver(self.room, delivery)
 
-    def resync(self, reason: str, orders: list[OrderJson], position: str) -> None:
-        payload = {"reason": reason, "filter": self.filter_wire, "orders": orders, "position": position}
-        self.connection.queue.put_resync(self.room, self.connection.engine.encode_event("resync", payload))
+    def begin_resync(self) -> None:
+        self.connection.queue.drop_room(self.room)
+
+    def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
+        encode = self.connection.engine.encode_event
+        for packet in snapshot_packets(
+            lambda payload: encode("snapshot", payload), self.page_bytes, self.filter_wire, orders, removed, first
+        ):
+            self.connection.queue.put_control(packet)
+
+    async def drained(self) -> None:
+        await self.connection.written()
+
+    def end_resync(self, end: SnapshotEnd) -> None:
+        payload = {
+            "reason": end.reason,
+            "filter": self.filter_wire,
+            "position": end.position,
+            "counts": end.counts,
+            "snapshot": end.sent,
+        }
+        self.connection.emit("resync", payload)

@@ -1,4 +1,5 @@
-"""Socket.IO transport: ``subscribe``/``unsubscribe`` in, ``order_change``/``resync`` out.
+"""Socket.IO transport: ``subscribe``/``unsubscribe`` in; ``snapshot`` pages, acks,
+``order_change``/``order_changes`` and ``resync`` out.
 
 Rooms (all orders, one status, one order) are the hub's; this module turns them into
 Socket.IO packets, encoded once per change whatever the number of recipients, and keeps
@@ -15,11 +16,14 @@ from urllib.parse import parse_qsl
 
 from socketio.exceptions import ConnectionRefusedError
 
+from orders_live.domain.page import MAX_WINDOW
+from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.hub import Hub, NotReady
 from orders_live.transports.access import AccessDenied, AccessPolicy, ConnectionBudget, RateLimit, auth_token
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
+from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
 from orders_live.transports.socketio.library_errors import quiet_library_parse_errors
@@ -53,8 +57,10 @@ class SocketGateway:
         budget: ConnectionBudget | None = None,
         max_subscriptions: int = 20,
         subscribe_rate: float = 5.0,
+        page_bytes: int = 512 * 1024,
         **server_options: Any,
     ) -> None:
+        self.page_bytes = page_bytes
         self.policy = policy or AccessPolicy(None, None, [])
         self.budget = budget or ConnectionBudget(10_000)
         self.max_subscriptions, self.subscribe_rate = max_subscriptions, subscribe_rate
@@ -138,8 +144,16 @@ class SocketGateway:
             self._broken,
             report_slow=self.metrics.slow_client,
         )
+        connection.page_bytes = self._page_bytes_for(auth)
         self.connection_per_sid[sid] = connection
         connection.start()
+
+    def _page_bytes_for(self, auth: Any) -> int:
+        """Pages no larger than the client says its transport takes (``auth.max_message``)."""
+        announced = auth.get("max_message") if isinstance(auth, dict) else None
+        if isinstance(announced, int) and not isinstance(announced, bool) and announced >= MIN_PAGE_BYTES:
+            return min(self.page_bytes, announced)
+        return self.page_bytes
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self.connection_per_sid.pop(sid, None)
@@ -187,10 +201,11 @@ class SocketGateway:
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe calls a second")
         return await self._open(connection, payload)
 
-    async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any]:
+    async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any] | None:
         try:
-            wanted = parse_filter(payload, extra_keys=frozenset({"since"}))
+            wanted = parse_filter(payload, extra_keys=frozenset({"since", "limit"}))
             since = self._since(payload)
+            limit = self._limit(payload)
         except FilterError as exc:
             return _error("invalid_filter", str(exc), exc.fields)
         try:
@@ -202,21 +217,43 @@ class SocketGateway:
         previous = connection.subscriptions.pop(wanted.room, None)
         if previous is not None:
             self.hub.close_view(previous)
+        sink = SocketSink(connection, wanted.room, wanted.wire(), connection.page_bytes)
         try:
-            view = await self.hub.open_view(wanted, SocketSink(connection, wanted.room, wanted.wire()), since)
-        except NotReady as exc:
-            return _error("unavailable", str(exc))
-        # The room is joined: from here to the ack nothing awaits, so nothing can slip in.
+            view = await self.hub.open_view(wanted, sink, since, limit)
+        except (NotReady, DatabaseUnavailable) as exc:
+            return _error("unavailable", str(exc) or "the database did not answer")
+        except ConnectionError:
+            return None  # the client went away during its snapshot
+        # The subscription is live: from here to the ack nothing awaits, so nothing can slip in.
         assert view.subscription is not None
+        if self.connection_per_sid.get(connection.sid) is not connection:
+            self.hub.close_view(view.subscription)
+            return None
+        overtaken = connection.subscriptions.pop(wanted.room, None)  # a second subscribe to it, sent meanwhile
+        if overtaken is not None:
+            self.hub.close_view(overtaken)
         connection.subscriptions[wanted.room] = view.subscription
+        answer: dict[str, Any] = {"ok": True, "filter": wanted.wire(), "position": view.position, "counts": view.counts}
         if view.replayed is not None:
             for change in view.replayed:
                 connection.emit("order_change", change.wire())
-            return {"ok": True, "filter": wanted.wire(), "replayed": len(view.replayed), "position": view.position}
-        answer: dict[str, Any] = {"ok": True, "filter": wanted.wire(), "orders": view.orders, "position": view.position}
+            answer["replayed"] = len(view.replayed)
+            return answer
+        answer["snapshot"] = view.sent
+        if limit is not None:
+            answer["limit"] = limit
         if view.resync_reason is not None:
             answer["resync"] = view.resync_reason
         return answer
+
+    @staticmethod
+    def _limit(payload: Any) -> int | None:
+        if not isinstance(payload, dict) or payload.get("limit") is None:
+            return None
+        limit = payload["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_WINDOW:
+            raise FilterError({"limit": f"must be an integer from 1 to {MAX_WINDOW}"})
+        return limit
 
     @staticmethod
     def _since(payload: Any) -> str | None:
