@@ -6,12 +6,9 @@ import { OrderForm } from "./components/OrderForm";
 import { OrdersTable } from "./components/OrdersTable";
 import { RefusalBanner } from "./components/RefusalBanner";
 import { capitalize } from "./format";
-import { type OrderEdit, countByStatus, searchRows, selectRows } from "./liveState";
+import { type OrderEdit, formatCount, mayLoadOlder, searchRows, selectCounts, selectRows } from "./liveState";
 import type { LiveStore, WriteOutcome } from "./liveStore";
 import { type Order, STATUSES, type StatusFilter } from "./protocol";
-
-/** Rows rendered at most; the search narrows the rest. */
-const MAX_ROWS = 500;
 
 interface Notice {
   id: number;
@@ -31,6 +28,13 @@ function useNow(ms: number): number {
   return now;
 }
 
+/** "Showing 500 of 33,500 orders" (or "Showing 6 orders" when all are held). */
+function showing(held: number, total: number | null): string {
+  const noun = (n: number) => (n === 1 ? "order" : "orders");
+  if (total === null || total <= held) return `Showing ${formatCount(held)} ${noun(held)}`;
+  return `Showing ${formatCount(held)} of ${formatCount(total)} ${noun(total)}`;
+}
+
 export function App({ store, serverValidationOnly = false }: { store: LiveStore; serverValidationOnly?: boolean }) {
   const state = useSyncExternalStore(store.listen, store.getState);
   // Every second while a refused connection counts down to its next try.
@@ -43,9 +47,10 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
   const [notices, setNotices] = useState<Notice[]>([]);
 
   const rows = useMemo(() => selectRows(state), [state]);
-  const counts = useMemo(() => countByStatus(rows), [rows]);
+  // From the protocol (ack, resync, every change): the view holds only a window of the orders.
+  const counts = useMemo(() => selectCounts(state), [state]);
   const found = useMemo(() => searchRows(rows, query), [rows, query]);
-  const shown = found.length > MAX_ROWS ? found.slice(0, MAX_ROWS) : found;
+  const moreOlder = mayLoadOlder(state);
 
   const notify = useCallback((tone: Notice["tone"], text: string) => {
     const id = ++noticeIds;
@@ -183,15 +188,16 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
           <RefusalBanner refusal={state.refusal} inARow={state.refusedInARow} now={now} onRetry={() => store.retryNow()} />
         )}
 
-        <section className="summary" aria-label="Orders per status">
+        <section className="summary" aria-label="Orders per status" data-testid="counts">
           <div className="tile tile-total">
             <span className="tile-label">{state.filter === null ? "Orders" : "In view"}</span>
-            <span className="tile-value" data-testid="count-total">
-              {counts.total}
+            <span className="tile-value" data-testid="count-total" data-count={counts.total ?? undefined}>
+              {counts.total === null ? "–" : formatCount(counts.total)}
             </span>
           </div>
           {STATUSES.map((status) => {
             const known = state.filter === null || state.filter === status;
+            const n = counts.byStatus[status];
             return (
               <div
                 key={status}
@@ -199,8 +205,8 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
                 title={known ? undefined : `Not in this view (filtered to ${state.filter})`}
               >
                 <span className="tile-label">{capitalize(status)}</span>
-                <span className="tile-value" data-testid={`count-${status}`}>
-                  {known ? counts[status] : "–"}
+                <span className="tile-value" data-testid={`count-${status}`} data-count={n ?? undefined}>
+                  {n === null ? "–" : formatCount(n)}
                 </span>
               </div>
             );
@@ -263,10 +269,11 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
             )}
 
             <p className="view-note" aria-live="off">
-              {query.trim()
-                ? `${found.length} of ${rows.length} orders match`
-                : `${rows.length} ${rows.length === 1 ? "order" : "orders"}${state.filter ? ` · ${state.filter}` : ""}`}
-              {found.length > MAX_ROWS && ` · showing the newest ${MAX_ROWS}, search to narrow`}
+              <span data-testid="showing" data-shown={counts.held} data-total={counts.total ?? undefined}>
+                {showing(counts.held, counts.total)}
+                {state.filter ? ` · ${state.filter}` : ""}
+              </span>
+              {query.trim() && ` · ${formatCount(found.length)} of them match`}
               {(state.phase === "reconnecting" || (state.phase === "refused" && state.loaded)) && (
                 <span className="view-stale"> · offline: showing the last known orders until the feed is back</span>
               )}
@@ -275,7 +282,7 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
 
             <div className="table-wrap">
               <OrdersTable
-                rows={shown}
+                rows={found}
                 now={now}
                 editingId={editingId}
                 confirmingId={confirmingId}
@@ -288,6 +295,27 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
               />
               {empty && <p className="empty">{empty}</p>}
             </div>
+            {(moreOlder || state.older.error) && (
+              <div className="load-more">
+                {moreOlder && (
+                  <button
+                    type="button"
+                    className="button"
+                    data-testid="load-more"
+                    disabled={state.older.loading}
+                    aria-busy={state.older.loading || undefined}
+                    onClick={() => void store.loadOlder()}
+                  >
+                    {state.older.loading ? "Loading older orders…" : "Load older orders"}
+                  </button>
+                )}
+                {state.older.error && (
+                  <span className="view-error" role="alert">
+                    Older orders were not loaded: {state.older.error}
+                  </span>
+                )}
+              </div>
+            )}
           </section>
 
           <aside className="side">

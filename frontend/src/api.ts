@@ -1,6 +1,6 @@
 // The REST API (same origin): every call answers a result, never throws.
 
-import type { ApiErrorBody, Order, Status } from "./protocol";
+import type { ApiErrorBody, Order, OrdersPage, Status } from "./protocol";
 
 export interface OrderDraft {
   customer_name: string;
@@ -9,6 +9,13 @@ export interface OrderDraft {
 }
 
 export type OrderPatch = Partial<OrderDraft>;
+
+/** `GET /api/orders`: newest first; `before` is the `next_before` of an earlier page. */
+export interface ListQuery {
+  status?: Status | null;
+  limit?: number;
+  before?: string | null;
+}
 
 export type ApiResult<T> =
   | { ok: true; value: T }
@@ -23,6 +30,15 @@ export class OrdersApi {
     /** Sent as `Authorization: Bearer` when the service requires tokens. */
     private readonly token?: string,
   ) {}
+
+  list(query: ListQuery = {}): Promise<ApiResult<OrdersPage>> {
+    const params = new URLSearchParams();
+    if (query.status) params.set("status", query.status);
+    if (query.limit !== undefined) params.set("limit", String(query.limit));
+    if (query.before) params.set("before", query.before);
+    const search = params.toString();
+    return this.call<OrdersPage>("GET", `/api/orders${search ? `?${search}` : ""}`);
+  }
 
   create(draft: OrderDraft): Promise<ApiResult<Order>> {
     return this.call<Order>("POST", "/api/orders", draft);

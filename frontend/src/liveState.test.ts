@@ -2,14 +2,17 @@ import { describe, expect, it } from "vitest";
 import {
   type LiveAction,
   type LiveState,
-  countByStatus,
+  WINDOW,
   initialState,
+  mayLoadOlder,
+  olderCursor,
   reduce,
   searchRows,
+  selectCounts,
   selectRows,
   subscribePayload,
 } from "./liveState";
-import type { Order, OrderChange, Status, StatusFilter } from "./protocol";
+import type { Counts, Order, OrderChange, SnapshotPage, Status, StatusFilter, WireFilter } from "./protocol";
 
 const NOW = Date.parse("2026-11-24T01:00:00.000Z");
 
@@ -41,23 +44,38 @@ function run(state: LiveState, ...actions: LiveAction[]): LiveState {
   return actions.reduce(reduce, state);
 }
 
-/** A state subscribed to `filter` whose snapshot holds `orders`, as of position nx:10. */
-function live(filter: StatusFilter, orders: Order[], position = "nx:10"): LiveState {
+const wire = (filter: StatusFilter): WireFilter => (filter === null ? {} : { status: filter });
+
+/** The counts a server would send for these orders and filter. */
+function countsOf(orders: Order[], filter: StatusFilter = null): Counts {
+  const counts: Counts = filter === null ? { pending: 0, shipped: 0, delivered: 0 } : { [filter]: 0 };
+  for (const o of orders) if (counts[o.status] !== undefined) counts[o.status]! += 1;
+  return counts;
+}
+
+/** A `snapshot` page; the first of a snapshot by default. */
+function page(filter: StatusFilter, orders: Order[], extra: Partial<SnapshotPage> = { reset: true }): LiveAction {
+  return { type: "page", page: { filter: wire(filter), orders, ...extra }, now: NOW };
+}
+
+/** The ack that ends a snapshot. */
+function snapshotAck(seq: number, filter: StatusFilter, position: string, counts: Counts, extra = {}): LiveAction {
+  return { type: "ack", seq, ack: { ok: true, filter: wire(filter), position, counts, snapshot: 0, ...extra }, now: NOW };
+}
+
+/** A state subscribed to `filter` whose snapshot (one page) holds `orders`, as of position nx:10. */
+function live(filter: StatusFilter, orders: Order[], position = "nx:10", counts?: Counts): LiveState {
   return run(
     initialState(filter),
     { type: "subscribe_sent", seq: 1, filter, since: null },
-    {
-      type: "ack",
-      seq: 1,
-      ack: { ok: true, filter: filter === null ? {} : { status: filter }, orders, position },
-      now: NOW,
-    },
+    page(filter, orders),
+    snapshotAck(1, filter, position, counts ?? countsOf(orders, filter)),
   );
 }
 
 const ids = (state: LiveState) => selectRows(state).map((row) => row.order.id);
 
-describe("snapshot ack", () => {
+describe("snapshot pages and ack", () => {
   it("replaces the view, keeps the position and goes live", () => {
     const state = live(null, [order(1), order(2, 3, "shipped")]);
     expect(state.phase).toBe("live");
@@ -73,9 +91,10 @@ describe("snapshot ack", () => {
       initialState(),
       { type: "subscribe_sent", seq: 1, filter: null, since: null },
       { type: "subscribe_sent", seq: 2, filter: null, since: null },
-      { type: "ack", seq: 1, ack: { ok: true, filter: {}, orders: [order(9)], position: "nx:1" }, now: NOW },
+      snapshotAck(1, null, "nx:1", { pending: 1, shipped: 0, delivered: 0 }),
     );
-    expect(state.orders.size).toBe(0);
+    expect(state.position).toBeNull();
+    expect(state.loaded).toBe(false);
     expect(state.subscribing?.seq).toBe(2);
   });
 
@@ -199,16 +218,16 @@ describe("a status filter", () => {
     expect(ids(state)).toEqual([2]);
     expect(state.position).toBeNull();
     expect(state.loaded).toBe(false);
-    expect(subscribePayload(state)).toEqual({ status: "shipped" });
+    expect(subscribePayload(state)).toEqual({ status: "shipped", limit: WINDOW });
     state = reduce(state, { type: "subscribe_sent", seq: 2, filter: "shipped", since: null });
     // a change of the old subscription, still on its way: the coming snapshot covers it
     state = reduce(state, { type: "change", change: change("insert", 8, order(8)), now: NOW });
-    state = reduce(state, {
-      type: "ack",
-      seq: 2,
-      ack: { ok: true, filter: { status: "shipped" }, orders: [order(2, 2, "shipped"), order(4, 1, "shipped")], position: "nx:50" },
-      now: NOW,
-    });
+    state = run(
+      state,
+      page(null, [order(9, 1, "shipped")]), // a page of the old subscription (all orders): ignored
+      page("shipped", [order(2, 2, "shipped"), order(4, 1, "shipped")]),
+      snapshotAck(2, "shipped", "nx:50", { shipped: 2 }),
+    );
     expect(ids(state)).toEqual([4, 2]);
     expect(state.position).toBe("nx:50");
     expect(state.loaded).toBe(true);
@@ -222,8 +241,8 @@ describe("reconnect and catch-up", () => {
       change: change("insert", 2, order(2), "nx:14"),
       now: NOW,
     });
-    expect(subscribePayload(state)).toEqual({ status: "pending", since: "nx:14" });
-    expect(subscribePayload(initialState())).toEqual({});
+    expect(subscribePayload(state)).toEqual({ status: "pending", limit: 500, since: "nx:14" });
+    expect(subscribePayload(initialState())).toEqual({ limit: 500 });
   });
 
   it("shows reconnecting, counts the replayed changes, then goes live", () => {
@@ -243,7 +262,7 @@ describe("reconnect and catch-up", () => {
     state = reduce(state, {
       type: "ack",
       seq: 2,
-      ack: { ok: true, filter: {}, replayed: 3, position: "nx:13" },
+      ack: { ok: true, filter: {}, replayed: 3, position: "nx:13", counts: { pending: 0, shipped: 1, delivered: 0 } },
       now: NOW,
     });
     expect(state.phase).toBe("live");
@@ -252,6 +271,7 @@ describe("reconnect and catch-up", () => {
     expect(ids(state)).toEqual([1]);
     expect(state.orders.get(1)?.status).toBe("shipped");
     expect(state.announcement?.text).toBe("Back online. Caught up: 3 changes replayed.");
+    expect(selectCounts(state).byStatus).toEqual({ pending: 0, shipped: 1, delivered: 0 });
   });
 
   it("replaces the view when the ack is a resync", () => {
@@ -260,14 +280,11 @@ describe("reconnect and catch-up", () => {
       state,
       { type: "disconnected" },
       { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" },
-      {
-        type: "ack",
-        seq: 2,
-        ack: { ok: true, filter: {}, orders: [order(3)], position: "nx:99", resync: "history_gone" },
-        now: NOW,
-      },
+      page(null, [order(3)]),
+      snapshotAck(2, null, "nx:99", { pending: 1, shipped: 0, delivered: 0 }, { resync: "history_gone", snapshot: 1 }),
     );
     expect(ids(state)).toEqual([3]);
+    expect(state.announcement?.text).toBe("Back online. Resynced: showing 1 order.");
     expect(state.phase).toBe("resynced");
     expect(state.position).toBe("nx:99");
     expect(state.recovery).toEqual({ kind: "resynced", reason: "history_gone", at: NOW });
@@ -351,11 +368,15 @@ describe("a refused connection", () => {
 describe("resync event", () => {
   it("replaces the view and continues from its position", () => {
     let state = live("pending", [order(1), order(2)]);
-    state = reduce(state, {
-      type: "resync",
-      message: { reason: "slow_client", filter: { status: "pending" }, orders: [order(2, 4), order(5)], position: "nx:70" },
-      now: NOW,
-    });
+    state = run(
+      state,
+      page("pending", [order(2, 4), order(5)]),
+      {
+        type: "resync",
+        message: { reason: "slow_client", filter: { status: "pending" }, position: "nx:70", counts: { pending: 2 }, snapshot: 2 },
+        now: NOW,
+      },
+    );
     expect(ids(state)).toEqual([5, 2]);
     expect(state.orders.get(2)?.version).toBe(4);
     expect(state.position).toBe("nx:70");
@@ -367,7 +388,7 @@ describe("resync event", () => {
     const state = live("pending", [order(1)]);
     const next = reduce(state, {
       type: "resync",
-      message: { reason: "slow_client", filter: {}, orders: [], position: "nx:70" },
+      message: { reason: "slow_client", filter: {}, position: "nx:70", counts: {}, snapshot: 0 },
       now: NOW,
     });
     expect(next).toBe(state);
@@ -378,7 +399,12 @@ describe("resync event", () => {
       live(null, [order(1)]),
       { type: "disconnected" },
       { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" },
-      { type: "resync", message: { reason: "slow_client", filter: {}, orders: [order(7)], position: "nx:80" }, now: NOW },
+      page(null, [order(7)]),
+      {
+        type: "resync",
+        message: { reason: "slow_client", filter: {}, position: "nx:80", counts: countsOf([order(7)]), snapshot: 1 },
+        now: NOW,
+      },
     );
     expect(ids(state)).toEqual([7]);
     state = reduce(state, { type: "change", change: change("insert", 8, order(8), "nx:81"), now: NOW });
@@ -431,6 +457,225 @@ describe("order_changes batches", () => {
       now: NOW,
     });
     expect(state.orders.get(1)?.version).toBe(9);
+  });
+});
+
+describe("snapshot pages", () => {
+  const start = (filter: StatusFilter = null, since: string | null = null) =>
+    run(initialState(filter), { type: "subscribe_sent", seq: 1, filter, since });
+
+  it("applies each page as it arrives, and the ack ends the snapshot", () => {
+    let state = reduce(start(), page(null, [order(5), order(4)]));
+    expect(ids(state)).toEqual([5, 4]); // shown at once
+    expect(state.snapshotting).toBe(true);
+    expect(state.loaded).toBe(false);
+    expect(state.position).toBeNull();
+    state = reduce(state, page(null, [order(3), order(2, 1, "shipped")], {}));
+    state = reduce(state, page(null, [], {}));
+    expect(ids(state)).toEqual([5, 4, 3, 2]);
+    state = reduce(state, snapshotAck(1, null, "nx:40", { pending: 3, shipped: 1, delivered: 0 }, { snapshot: 4, limit: 500 }));
+    expect(state.snapshotting).toBe(false);
+    expect(state.loaded).toBe(true);
+    expect(state.position).toBe("nx:40");
+    expect(state.phase).toBe("live");
+  });
+
+  it("upserts by version across pages and removes the ids a page lists", () => {
+    let state = run(
+      start(),
+      page(null, [order(1, 2), order(2), order(3)]),
+      page(null, [order(1, 1), order(2, 3, "shipped")], { removed: [3, 99] }), // 99: unknown, ignored
+      snapshotAck(1, null, "nx:40", { pending: 1, shipped: 1, delivered: 0 }),
+    );
+    expect(state.orders.get(1)?.version).toBe(2); // the lower version does not replace the higher
+    expect(state.orders.get(2)).toMatchObject({ version: 3, status: "shipped" });
+    expect(state.orders.has(3)).toBe(false);
+    expect(ids(state)).toEqual([2, 1]);
+    // a page without `removed` or with an empty one is fine too
+    state = reduce(state, page(null, [], { removed: [] }));
+    expect(ids(state)).toEqual([2, 1]);
+  });
+
+  it("a status view keeps only matching orders of a page", () => {
+    const state = run(start("pending"), page("pending", [order(1), order(2, 1, "delivered")]));
+    expect(ids(state)).toEqual([1]);
+  });
+
+  it("the first page (reset) drops the view and forgets the position until the ack", () => {
+    let state = live(null, [order(1), order(2)], "nx:10");
+    state = reduce(state, { type: "change", change: change("update", 2, order(2, 2), "nx:11"), now: NOW });
+    expect(state.flashes.size).toBe(1);
+    // a resync at any time: pages first, then the resync event
+    state = reduce(state, page(null, [order(7)]));
+    expect(ids(state)).toEqual([7]);
+    expect(state.position).toBeNull();
+    expect(state.flashes.size).toBe(0);
+    expect(subscribePayload(state)).toEqual({ limit: WINDOW }); // cut off now: no since
+    // changes while the pages arrive are covered by the snapshot: held back
+    state = reduce(state, { type: "change", change: change("insert", 8, order(8), "nx:12"), now: NOW });
+    expect(ids(state)).toEqual([7]);
+    state = reduce(state, {
+      type: "resync",
+      message: { reason: "slow_client", filter: {}, position: "nx:90", counts: { pending: 1, shipped: 0, delivered: 0 }, snapshot: 1 },
+      now: NOW,
+    });
+    expect(state.position).toBe("nx:90");
+    expect(state.phase).toBe("resynced");
+    expect(state.announcement?.text).toBe("Resynced: showing 1 order.");
+    state = reduce(state, { type: "change", change: change("insert", 9, order(9), "nx:91"), now: NOW });
+    expect(ids(state)).toEqual([9, 7]);
+    expect(state.phase).toBe("live");
+  });
+
+  it("a snapshot cut off by a disconnect is not resumed: the next subscribe has no since", () => {
+    let state = run(live(null, [order(1)], "nx:10"), { type: "disconnected" });
+    expect(subscribePayload(state)).toEqual({ limit: WINDOW, since: "nx:10" });
+    state = run(state, { type: "subscribe_sent", seq: 2, filter: null, since: "nx:10" }, page(null, [order(2)]));
+    expect(state.phase).toBe("catching_up");
+    state = reduce(state, { type: "disconnected" }); // before the ack
+    expect(state.position).toBeNull();
+    expect(subscribePayload(state)).toEqual({ limit: WINDOW });
+    expect(ids(state)).toEqual([2]); // the partial view stays shown until the next snapshot replaces it
+  });
+
+  it("a page for another filter is ignored", () => {
+    const state = live("pending", [order(1)]);
+    expect(reduce(state, page(null, [order(2)]))).toBe(state);
+    expect(reduce(state, page("shipped", []))).toBe(state);
+  });
+});
+
+describe("counts", () => {
+  it("come from the ack, then from every change, even one the view ignores", () => {
+    let state = live(null, [order(1)], "nx:10", { pending: 10, shipped: 20, delivered: 30 });
+    expect(selectCounts(state)).toMatchObject({ total: 60, held: 1 });
+    state = reduce(state, {
+      type: "change",
+      change: { ...change("insert", 2, order(2)), counts: { pending: 11, shipped: 20, delivered: 30 } },
+      now: NOW,
+    });
+    expect(selectCounts(state).byStatus).toEqual({ pending: 11, shipped: 20, delivered: 30 });
+    // a stale repeat still carries the counts as of its change
+    state = reduce(state, {
+      type: "change",
+      change: { ...change("update", 2, order(2)), counts: { pending: 12, shipped: 20, delivered: 30 } },
+      now: NOW,
+    });
+    expect(selectCounts(state).total).toBe(62);
+  });
+
+  it("come from each item of an order_changes batch, the last one winning", () => {
+    const state = reduce(live(null, [], "nx:10", { pending: 0, shipped: 0, delivered: 0 }), {
+      type: "changes",
+      changes: [
+        { ...change("insert", 1, order(1)), counts: { pending: 1, shipped: 0, delivered: 0 } },
+        { ...change("update", 1, order(1, 2, "shipped")), counts: { pending: 0, shipped: 1, delivered: 0 } },
+        change("insert", 2, order(2)), // without counts (a replay may lack them): the last known stay
+      ],
+      now: NOW,
+    });
+    expect(selectCounts(state).byStatus).toEqual({ pending: 0, shipped: 1, delivered: 0 });
+  });
+
+  it("a status view takes only its own status from the global counts", () => {
+    let state = live("pending", [order(1)], "nx:10", { pending: 7 });
+    expect(selectCounts(state)).toEqual({ byStatus: { pending: 7, shipped: null, delivered: null }, total: 7, held: 1 });
+    state = reduce(state, {
+      type: "change",
+      change: { ...change("update", 1, order(1, 2, "shipped")), counts: { pending: 6, shipped: 4, delivered: 2 } },
+      now: NOW,
+    });
+    expect(selectCounts(state)).toEqual({ byStatus: { pending: 6, shipped: null, delivered: null }, total: 6, held: 0 });
+  });
+
+  it("are unknown before the first ack, and a filter switch keeps only what it knows", () => {
+    expect(selectCounts(initialState())).toEqual({
+      byStatus: { pending: null, shipped: null, delivered: null },
+      total: null,
+      held: 0,
+    });
+    let state = live(null, [], "nx:10", { pending: 1, shipped: 2, delivered: 3 });
+    state = reduce(state, { type: "set_filter", filter: "shipped" });
+    expect(selectCounts(state).byStatus).toEqual({ pending: null, shipped: 2, delivered: null });
+    state = reduce(state, { type: "set_filter", filter: null });
+    expect(selectCounts(state).total).toBeNull();
+  });
+
+  it("say how many are shown of how many", () => {
+    const state = live(null, [order(1), order(2)], "nx:10", { pending: 33_000, shipped: 500, delivered: 0 });
+    expect(state.announcement?.text).toBe("Showing 2 of 33,500 orders.");
+  });
+});
+
+describe("loading older orders", () => {
+  const OLD = "2026-11-01T00:00:00.000Z";
+  const old = (id: number, version = 1, status: Status = "pending") => order(id, version, status, { updated_at: OLD });
+  const loaded = (state: LiveState, orders: Order[], next: string | null, epoch = state.epoch): LiveState =>
+    reduce(state, {
+      type: "older_loaded",
+      epoch,
+      page: { orders, position: "nx:99", counts: {}, next_before: next },
+      now: NOW,
+    });
+
+  it("is offered while the counts say there are more than held, starting from the oldest held order", () => {
+    const window = [order(10), order(11), order(12, 1, "pending", { updated_at: "2026-11-20T00:00:00.000Z" })];
+    const state = live(null, window, "nx:10", { pending: 5, shipped: 0, delivered: 0 });
+    expect(mayLoadOlder(state)).toBe(true);
+    expect(olderCursor(state)).toBe("2026-11-20T00:00:00.000Z_12");
+    expect(mayLoadOlder(live(null, window))).toBe(false); // all held
+    expect(mayLoadOlder(run(initialState(), { type: "subscribe_sent", seq: 1, filter: null, since: null }))).toBe(false);
+  });
+
+  it("merges a page by version, never downgrading, then continues from next_before", () => {
+    let state = live(null, [order(10), order(3, 4)], "nx:10", { pending: 5, shipped: 0, delivered: 0 });
+    state = reduce(state, { type: "older_started", epoch: state.epoch });
+    expect(state.older.loading).toBe(true);
+    state = loaded(state, [old(3, 2), old(2), old(1)], "2026-11-01T00:00:00.000Z_1");
+    expect(state.orders.get(3)?.version).toBe(4); // the live version stays
+    expect(ids(state)).toEqual([10, 3, 2, 1]);
+    expect(state.older).toEqual({ cursor: "2026-11-01T00:00:00.000Z_1", exhausted: false, loading: false, error: null });
+    expect(olderCursor(state)).toBe("2026-11-01T00:00:00.000Z_1");
+    expect(state.flashes.has(2)).toBe(false); // not a change: no highlight
+    expect(state.announcement?.text).toBe("Loaded 2 older orders.");
+    // the loaded orders are live from here on
+    state = reduce(state, { type: "change", change: change("update", 1, old(1, 2, "shipped"), "nx:11"), now: NOW });
+    expect(state.orders.get(1)?.status).toBe("shipped");
+    state = loaded(state, [], null);
+    expect(state.older.exhausted).toBe(true);
+    expect(mayLoadOlder(state)).toBe(false);
+  });
+
+  it("does not bring back an order deleted, or moved out of the view, after the page was read", () => {
+    let state = live("pending", [order(10)], "nx:10", { pending: 4 });
+    const epoch = state.epoch;
+    state = reduce(state, { type: "older_started", epoch });
+    state = run(
+      state,
+      { type: "change", change: change("delete", 2, null, "nx:11"), now: NOW },
+      { type: "change", change: change("update", 3, old(3, 2, "shipped"), "nx:12"), now: NOW },
+    );
+    state = loaded(state, [old(3, 1), old(2), old(1), old(4, 1, "shipped")], null, epoch);
+    expect(ids(state)).toEqual([10, 1]);
+  });
+
+  it("drops a page asked for before a reset or a filter switch", () => {
+    let state = live(null, [order(10)], "nx:10", { pending: 9, shipped: 0, delivered: 0 });
+    const asked = state.epoch;
+    state = reduce(state, { type: "older_started", epoch: asked });
+    state = run(state, page(null, [order(11)]), snapshotAck(1, null, "nx:20", { pending: 9, shipped: 0, delivered: 0 }));
+    expect(state.older.loading).toBe(false);
+    const after = loaded(state, [old(1)], null, asked);
+    expect(after).toBe(state);
+    const switched = reduce(live(null, [order(10)]), { type: "set_filter", filter: "pending" });
+    expect(reduce(switched, { type: "older_failed", epoch: 0, message: "x" })).toBe(switched);
+  });
+
+  it("says when a page failed, and may be tried again", () => {
+    let state = live(null, [order(10)], "nx:10", { pending: 9, shipped: 0, delivered: 0 });
+    state = run(state, { type: "older_started", epoch: state.epoch }, { type: "older_failed", epoch: state.epoch, message: "down" });
+    expect(state.older).toMatchObject({ loading: false, error: "down" });
+    expect(mayLoadOlder(state)).toBe(true);
   });
 });
 
@@ -520,8 +765,12 @@ describe("selectors", () => {
     expect(searchRows(rows, "nobody").length).toBe(0);
   });
 
-  it("counts per status", () => {
-    const rows = selectRows(live(null, [order(1), order(2, 1, "shipped"), order(3, 1, "shipped"), order(4, 1, "delivered")]));
-    expect(countByStatus(rows)).toEqual({ pending: 1, shipped: 2, delivered: 1, total: 4 });
+  it("counts per status from the ack, not from the orders held", () => {
+    const state = live(null, [order(1), order(2, 1, "shipped")], "nx:10", { pending: 30_000, shipped: 3_000, delivered: 500 });
+    expect(selectCounts(state)).toEqual({
+      byStatus: { pending: 30_000, shipped: 3_000, delivered: 500 },
+      total: 33_500,
+      held: 2,
+    });
   });
 });

@@ -5,7 +5,14 @@
 // - keep the last position (from every order_change, ack and resync);
 // - apply changes idempotently by version, drop deletes of unknown ids, drop orders that left
 //   the status filter;
-// - replace the view on a snapshot ack, a resync ack or a resync event;
+// - build the view from `snapshot` pages as they arrive: the first (`reset`) drops the view and
+//   forgets the position (a snapshot cut off by a disconnect is not resumed), each page upserts by
+//   version and removes its `removed` ids; the ack (or the `resync` event) ends the snapshot and
+//   gives the position;
+// - subscribe with a window (the newest WINDOW orders); live changes still cover every matching
+//   order, and older ones are loaded page by page over REST (`older_*`) and merged by version;
+// - take the counts per status from the protocol (ack, resync, each change), never from the orders
+//   held, which are only a window;
 // - count the changes replayed before a catch-up ack;
 // - apply the `order_changes` batch event change by change;
 // - tell a connection the server refused (wrong token, server full) from one that was lost, and
@@ -14,15 +21,25 @@
 // server accepts (the answer is applied like a change) or refuses them (the overlay goes).
 
 import {
+  type Counts,
   type Order,
   type OrderChange,
+  type OrdersPage,
   type ResyncMessage,
+  STATUSES,
+  type SnapshotPage,
   type Status,
   type StatusFilter,
   type SubscribeAck,
+  type SubscribePayload,
   sameFilter,
 } from "./protocol";
 import { type Refusal, explainRefusal } from "./refusal";
+
+/** The window of the subscription: its snapshot is the newest WINDOW matching orders. */
+export const WINDOW = 500;
+/** Orders per "Load older" request. */
+export const OLDER_PAGE = 100;
 
 export type Phase = "connecting" | "live" | "reconnecting" | "catching_up" | "resynced" | "refused";
 
@@ -68,6 +85,18 @@ export interface Announcement {
   serial: number;
 }
 
+/** Loading the orders older than the window, page by page (`GET /api/orders?before=`). */
+export interface Older {
+  /** The `next_before` of the last page; null: none loaded yet (start from the oldest held order). */
+  cursor: string | null;
+  /** The last page said there is nothing older (`next_before: null`). */
+  exhausted: boolean;
+  loading: boolean;
+  error: string | null;
+}
+
+const NO_OLDER: Older = { cursor: null, exhausted: false, loading: false, error: null };
+
 export interface LiveState {
   /** The filter of the view (and of the subscription): null for all orders. */
   filter: StatusFilter;
@@ -78,8 +107,19 @@ export interface LiveState {
   phase: Phase;
   connected: boolean;
   everConnected: boolean;
-  /** The view holds a snapshot of the current filter (false while a filter switch loads). */
+  /** The view holds a whole snapshot of the current filter (false while a filter switch or a
+   *  snapshot's pages load). */
   loaded: boolean;
+  /** A snapshot's pages are arriving (from its `reset` page until its ack or resync event). */
+  snapshotting: boolean;
+  /** Orders per status from the protocol, for the statuses the filter covers (absent: unknown). */
+  counts: Counts;
+  /** Increases on every reset and filter switch: an older page asked for before it is dropped. */
+  epoch: number;
+  older: Older;
+  /** Orders a change showed outside the filter (id -> version), so that an older page read before
+   *  that change does not bring them back. */
+  departed: ReadonlyMap<number, number>;
   subscribing: PendingSubscribe | null;
   /** Changes replayed so far during a catch-up. */
   replayedSoFar: number;
@@ -119,6 +159,12 @@ export type LiveAction =
   | { type: "change"; change: OrderChange; now: number }
   | { type: "changes"; changes: readonly OrderChange[]; now: number }
   | { type: "resync"; message: ResyncMessage; now: number }
+  /** One `snapshot` page. */
+  | { type: "page"; page: SnapshotPage; now: number }
+  /** A request for older orders is under way (for the view of `epoch`). */
+  | { type: "older_started"; epoch: number }
+  | { type: "older_loaded"; epoch: number; page: OrdersPage; now: number }
+  | { type: "older_failed"; epoch: number; message: string }
   | { type: "set_filter"; filter: StatusFilter }
   | { type: "optimistic"; write: Optimistic }
   /** The server accepted a write: its answer (order, or the id deleted) is applied. */
@@ -138,6 +184,11 @@ export function initialState(filter: StatusFilter = null): LiveState {
     connected: false,
     everConnected: false,
     loaded: false,
+    snapshotting: false,
+    counts: {},
+    epoch: 0,
+    older: NO_OLDER,
+    departed: new Map(),
     subscribing: null,
     replayedSoFar: 0,
     recovery: null,
@@ -168,12 +219,31 @@ class Draft {
   orders: Map<number, Order>;
   flashes: Map<number, Flash>;
   tombstones: Set<number> | null = null;
+  departed: Map<number, number> | null = null;
   serial: number;
 
   constructor(private readonly state: LiveState) {
     this.orders = new Map(state.orders);
     this.flashes = new Map(state.flashes);
     this.serial = state.serial;
+  }
+
+  /** Drops the whole view (a snapshot's first page). */
+  clear(): void {
+    this.orders = new Map();
+    this.flashes = new Map();
+    this.serial += 1;
+  }
+
+  /** An order a change showed outside the filter, at this version. */
+  private depart(id: number, version: number): void {
+    if (this.departed === null) this.departed = new Map(this.state.departed);
+    this.departed.delete(id); // re-inserted: the newest last
+    this.departed.set(id, version);
+    while (this.departed.size > MAX_TOMBSTONES) {
+      const oldest = this.departed.keys().next().value as number;
+      this.departed.delete(oldest);
+    }
   }
 
   private bury(id: number): void {
@@ -204,6 +274,7 @@ class Draft {
     if (this.isBuried(id)) return { kind: "ignored" };
     if (held !== undefined && order.version <= held.version) return { kind: "ignored" };
     if (filter !== null && order.status !== filter) {
+      this.depart(id, order.version);
       if (held === undefined) return { kind: "ignored" };
       this.orders.delete(id);
       this.flashes.delete(id);
@@ -216,6 +287,30 @@ class Draft {
     return held === undefined ? { kind: "inserted", after: order } : { kind: "updated", before: held, after: order };
   }
 
+  /** An order of a snapshot page or of an older page: kept unless a higher version is held (or,
+   *  for an older page, `checkDeparted`, a change showed it at that version outside the filter).
+   *  Not highlighted: it is not a change. */
+  upsert(order: Order, filter: StatusFilter, checkDeparted: boolean): boolean {
+    if (this.isBuried(order.id)) return false;
+    if (filter !== null && order.status !== filter) return false;
+    if (checkDeparted) {
+      const seen = (this.departed ?? this.state.departed).get(order.id);
+      if (seen !== undefined && order.version <= seen) return false;
+    }
+    const held = this.orders.get(order.id);
+    if (held !== undefined && order.version <= held.version) return false;
+    this.orders.set(order.id, order);
+    this.serial += 1;
+    return true;
+  }
+
+  /** An id a snapshot page lists in `removed` (unknown: ignored). */
+  remove(id: number): void {
+    if (!this.orders.delete(id)) return;
+    this.flashes.delete(id);
+    this.serial += 1;
+  }
+
   commit(next: Partial<LiveState>): LiveState {
     const changed = this.serial !== this.state.serial; // else keep the old maps: nothing re-renders
     return {
@@ -223,6 +318,7 @@ class Draft {
       orders: changed ? this.orders : this.state.orders,
       flashes: changed ? this.flashes : this.state.flashes,
       tombstones: this.tombstones ?? this.state.tombstones,
+      departed: this.departed ?? this.state.departed,
       serial: this.serial,
       ...next,
     };
@@ -254,15 +350,59 @@ function announce(state: LiveState, text: string | null): Announcement | null {
   return { text, serial: (state.announcement?.serial ?? 0) + 1 };
 }
 
+/** 33500 -> "33,500". */
+export function formatCount(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
 function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
+  return `${formatCount(n)} ${n === 1 ? one : many}`;
+}
+
+/** The statuses a filter covers. */
+export function coveredStatuses(filter: StatusFilter): readonly Status[] {
+  return filter === null ? STATUSES : [filter];
+}
+
+/** Counts from the wire, for the statuses the filter covers, laid over `base`. */
+function takeCounts(filter: StatusFilter, wire: Counts | undefined, base: Counts): Counts {
+  if (wire === undefined || wire === null || typeof wire !== "object") return base;
+  const next: Counts = { ...base };
+  for (const status of coveredStatuses(filter)) {
+    const n = wire[status];
+    if (typeof n === "number" && Number.isFinite(n)) next[status] = n;
+  }
+  return next;
+}
+
+/** How many orders match the filter, from the protocol's counts; null while one is unknown. */
+export function totalCount(state: Pick<LiveState, "filter" | "counts">): number | null {
+  let total = 0;
+  for (const status of coveredStatuses(state.filter)) {
+    const n = state.counts[status];
+    if (n === undefined) return null;
+    total += n;
+  }
+  return total;
+}
+
+/** "Showing 2 orders" or "Showing 500 of 33,500 orders". */
+function showingText(state: LiveState): string {
+  const held = state.orders.size;
+  const total = totalCount(state);
+  const of = total !== null && total > held ? ` of ${formatCount(total)}` : "";
+  return `Showing ${formatCount(held)}${of} ${held === 1 && of === "" ? "order" : "orders"}${
+    state.filter === null ? "" : ` with status ${state.filter}`
+  }`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The reducer
 
-/** Changes are held back while a snapshot for the current filter is on its way (it covers them). */
+/** Changes are held back while a snapshot for the current filter is on its way, or its pages are
+ *  arriving (it covers them; the changes after it come after its ack or resync event). */
 function awaitingSnapshot(state: LiveState): boolean {
+  if (state.snapshotting) return true;
   const pending = state.subscribing;
   return pending !== null && pending.since === null && !pending.resynced;
 }
@@ -272,20 +412,24 @@ function applyChanges(state: LiveState, changes: readonly OrderChange[], now: nu
   const draft = new Draft(state);
   const catchingUp = state.subscribing !== null && state.subscribing.since !== null;
   const said: string[] = [];
+  let counts = state.counts;
   for (const change of changes) {
     const order = change.op === "delete" ? null : change.order;
     const text = describe(draft.apply(change.id, order, state.filter, now), state.filter);
     if (text !== null) said.push(text);
+    // The counts right after this change (global): taken even when the view ignored the change.
+    counts = takeCounts(state.filter, change.counts, counts);
   }
   const last = changes[changes.length - 1];
   if (catchingUp) {
     // Replayed before the ack: counted, and announced once the ack says how many.
-    return draft.commit({ position: last.position, replayedSoFar: state.replayedSoFar + changes.length });
+    return draft.commit({ position: last.position, counts, replayedSoFar: state.replayedSoFar + changes.length });
   }
   const committed = Date.parse(last.committed_at);
   const text = said.length === 0 ? null : said.length === 1 ? said[0] : `${said.length} changes applied.`;
   return draft.commit({
     position: last.position,
+    counts,
     latencyMs: Number.isNaN(committed) ? state.latencyMs : Math.max(0, now - committed),
     lastChangeAt: now,
     phase: state.phase === "resynced" ? "live" : state.phase,
@@ -293,15 +437,34 @@ function applyChanges(state: LiveState, changes: readonly OrderChange[], now: nu
   });
 }
 
-/** Replace the view with a snapshot of the current filter. */
-function replaceView(state: LiveState, orders: readonly Order[], position: string): LiveState {
-  const next = new Map<number, Order>();
-  for (const order of orders) {
-    if (state.filter === null || order.status === state.filter) next.set(order.id, order);
-  }
-  const flashes = new Map<number, Flash>();
-  for (const [id, flash] of state.flashes) if (next.has(id)) flashes.set(id, flash);
-  return { ...state, orders: next, flashes, position, loaded: true };
+/** One page of a snapshot of the current filter, applied as it arrives. */
+function onPage(state: LiveState, page: SnapshotPage): LiveState {
+  if (page === null || typeof page !== "object" || !sameFilter(page.filter, state.filter)) return state;
+  const draft = new Draft(state);
+  const reset = page.reset === true;
+  if (reset) draft.clear();
+  for (const order of Array.isArray(page.orders) ? page.orders : []) draft.upsert(order, state.filter, false);
+  for (const id of Array.isArray(page.removed) ? page.removed : []) draft.remove(id);
+  if (!reset) return draft.commit({ snapshotting: true });
+  return draft.commit({
+    // Forgotten until the ack: a snapshot cut off by a disconnect must not be resumed.
+    position: null,
+    loaded: false,
+    snapshotting: true,
+    epoch: state.epoch + 1,
+    older: NO_OLDER,
+  });
+}
+
+/** The end of a snapshot (its ack or resync event): exact at `position`, with these counts. */
+function snapshotDone(state: LiveState, position: string, counts: Counts): LiveState {
+  return {
+    ...state,
+    position,
+    counts: takeCounts(state.filter, counts, {}),
+    loaded: true,
+    snapshotting: false,
+  };
 }
 
 function onAck(state: LiveState, seq: number, ack: SubscribeAck, now: number): LiveState {
@@ -315,45 +478,61 @@ function onAck(state: LiveState, seq: number, ack: SubscribeAck, now: number): L
     return {
       ...settled,
       position: ack.position,
+      counts: takeCounts(state.filter, ack.counts, state.counts),
+      snapshotting: false,
       phase: "live",
       loaded: true,
       recovery: { kind: "caught_up", replayed: ack.replayed, at: now },
       announcement: announce(state, `Back online. Caught up: ${plural(ack.replayed, "change")} replayed.`),
     };
   }
-  const replaced = replaceView(settled, ack.orders, ack.position);
+  const replaced = snapshotDone(settled, ack.position, ack.counts);
   if (ack.resync !== undefined) {
     return {
       ...replaced,
       phase: "resynced",
       recovery: { kind: "resynced", reason: ack.resync, at: now },
-      announcement: announce(state, `Back online. Resynced: showing ${plural(replaced.orders.size, "order")}.`),
+      announcement: announce(state, `Back online. Resynced: ${lower(showingText(replaced))}.`),
     };
   }
   const wasOffline = state.phase === "reconnecting";
   return {
     ...replaced,
     phase: "live",
-    announcement: announce(
-      state,
-      `${wasOffline ? "Back online. " : ""}Showing ${plural(replaced.orders.size, "order")}${
-        state.filter === null ? "" : ` with status ${state.filter}`
-      }.`,
-    ),
+    announcement: announce(state, `${wasOffline ? "Back online. " : ""}${showingText(replaced)}.`),
   };
+}
+
+function lower(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function onResync(state: LiveState, message: ResyncMessage, now: number): LiveState {
   if (!sameFilter(message.filter, state.filter)) return state; // for a filter this view left
   const pending = state.subscribing;
-  const replaced = replaceView(state, message.orders, message.position);
+  const replaced = snapshotDone(state, message.position, message.counts);
   return {
     ...replaced,
     subscribing: pending === null ? null : { ...pending, resynced: true },
     phase: "resynced",
     recovery: { kind: "resynced", reason: message.reason, at: now },
-    announcement: announce(state, `Resynced: showing ${plural(replaced.orders.size, "order")}.`),
+    announcement: announce(state, `Resynced: ${lower(showingText(replaced))}.`),
   };
+}
+
+/** A page of older orders (REST), merged by version into the view it was asked for. */
+function onOlderLoaded(state: LiveState, epoch: number, page: OrdersPage): LiveState {
+  if (epoch !== state.epoch) return state; // asked before a reset or a filter switch: out of date
+  const draft = new Draft(state);
+  let added = 0;
+  for (const order of Array.isArray(page?.orders) ? page.orders : []) {
+    if (draft.upsert(order, state.filter, true)) added += 1;
+  }
+  const next = page?.next_before ?? null;
+  return draft.commit({
+    older: { cursor: next, exhausted: next === null, loading: false, error: null },
+    announcement: announce(state, `Loaded ${plural(added, "older order")}.`),
+  });
 }
 
 function onRefused(state: LiveState, refusal: Refusal, now: number, retryAt: number): LiveState {
@@ -415,6 +594,7 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
         ...state,
         connected: false,
         subscribing: null,
+        snapshotting: false, // its position was forgotten: the next subscribe asks a fresh snapshot
         replayedSoFar: 0,
         phase: state.everConnected ? "reconnecting" : "connecting",
       };
@@ -433,6 +613,16 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
       return applyChanges(state, action.changes, action.now);
     case "resync":
       return onResync(state, action.message, action.now);
+    case "page":
+      return onPage(state, action.page);
+    case "older_started":
+      if (action.epoch !== state.epoch || state.older.loading) return state;
+      return { ...state, older: { ...state.older, loading: true, error: null } };
+    case "older_loaded":
+      return onOlderLoaded(state, action.epoch, action.page);
+    case "older_failed":
+      if (action.epoch !== state.epoch) return state;
+      return { ...state, older: { ...state.older, loading: false, error: action.message } };
     case "set_filter": {
       if (action.filter === state.filter) return state;
       // Keep what is known to match until the snapshot for the new filter replaces it.
@@ -440,7 +630,20 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
       for (const [id, order] of state.orders) {
         if (action.filter === null || order.status === action.filter) orders.set(id, order);
       }
-      return { ...state, filter: action.filter, orders, position: null, loaded: false, flashes: new Map() };
+      return {
+        ...state,
+        filter: action.filter,
+        orders,
+        position: null,
+        loaded: false,
+        snapshotting: false,
+        flashes: new Map(),
+        // What is known of the new filter's statuses stays until its ack says.
+        counts: takeCounts(action.filter, state.counts, {}),
+        epoch: state.epoch + 1,
+        older: NO_OLDER,
+        departed: new Map(),
+      };
     }
     case "optimistic":
       return { ...state, optimistic: [...state.optimistic, action.write] };
@@ -504,21 +707,51 @@ export function searchRows(rows: readonly Row[], query: string): Row[] {
   });
 }
 
-export type StatusCounts = Record<Status, number> & { total: number };
-
-export function countByStatus(rows: readonly Row[]): StatusCounts {
-  const counts: StatusCounts = { pending: 0, shipped: 0, delivered: 0, total: 0 };
-  for (const { order } of rows) {
-    counts[order.status] += 1;
-    counts.total += 1;
-  }
-  return counts;
+export interface StatusCounts {
+  /** Per status, for the statuses the filter covers; null: unknown (not covered, or no ack yet). */
+  byStatus: Record<Status, number | null>;
+  /** Orders matching the filter (null while unknown). */
+  total: number | null;
+  /** Orders the view holds (the window, plus changed and loaded older orders). */
+  held: number;
 }
 
-/** The `subscribe` payload for (re)subscribing the current filter. */
-export function subscribePayload(state: LiveState): { status?: Status; since?: string } {
-  const payload: { status?: Status; since?: string } = {};
+/** The counts to show: from the protocol (ack, resync, changes), not from counting held orders. */
+export function selectCounts(state: LiveState): StatusCounts {
+  const covered = coveredStatuses(state.filter);
+  const byStatus = {} as Record<Status, number | null>;
+  for (const status of STATUSES) byStatus[status] = covered.includes(status) ? (state.counts[status] ?? null) : null;
+  return { byStatus, total: totalCount(state), held: state.orders.size };
+}
+
+/** There may be orders older than the ones held: "Load older" is offered. */
+export function mayLoadOlder(state: LiveState): boolean {
+  if (!state.loaded || state.snapshotting || state.older.exhausted) return false;
+  const total = totalCount(state);
+  return total === null || total > state.orders.size;
+}
+
+/** The oldest order held, as a cursor: `<updated_at>_<id>`, the format of `next_before`. */
+export function cursorOf(order: Order): string {
+  return `${order.updated_at}_${order.id}`;
+}
+
+/** The `before=` of the next older page: the last page's `next_before`, else the oldest order held
+ *  (null when none is held: then the newest page is asked, and merged by version). */
+export function olderCursor(state: LiveState): string | null {
+  if (state.older.cursor !== null) return state.older.cursor;
+  let oldest: Order | null = null;
+  for (const order of state.orders.values()) {
+    if (oldest === null || compareOrders(order, oldest) > 0) oldest = order;
+  }
+  return oldest === null ? null : cursorOf(oldest);
+}
+
+/** The `subscribe` payload for (re)subscribing the current filter: windowed, with `since` to resume. */
+export function subscribePayload(state: LiveState): SubscribePayload {
+  const payload: SubscribePayload = {};
   if (state.filter !== null) payload.status = state.filter;
+  payload.limit = WINDOW;
   if (state.position !== null) payload.since = state.position;
   return payload;
 }

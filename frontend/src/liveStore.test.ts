@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OrdersApi } from "./api";
 import { type LiveSocket, LiveStore } from "./liveStore";
-import type { Order, SubscribeAck } from "./protocol";
+import type { Counts, Order, SubscribeAck } from "./protocol";
 
 type Listener = (...args: unknown[]) => void;
 
@@ -74,6 +74,15 @@ function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 }
 
+const ALL: Counts = { pending: 0, shipped: 0, delivered: 0 };
+
+/** The server's answer to the last subscribe: its snapshot as one page, then the ack. */
+function snapshot(socket: FakeSocket, orders: Order[], position: string, counts: Counts = ALL) {
+  socket.fire("snapshot", { filter: {}, orders, reset: true });
+  const ack: SubscribeAck = { ok: true, filter: {}, position, counts, snapshot: orders.length, limit: 500 };
+  socket.lastSubscribe().ack!(null, ack);
+}
+
 function setup(api = fakeApi(() => json(500, {})), random = 0.5) {
   const socket = new FakeSocket();
   const timers: (() => void)[] = [];
@@ -93,18 +102,18 @@ describe("LiveStore and the socket", () => {
   it("subscribes on connect, resubscribes with since after a reconnect", () => {
     const { socket, store } = setup();
     socket.connect();
-    expect(socket.lastSubscribe().payload).toEqual({});
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" } as SubscribeAck);
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500 });
+    snapshot(socket, [order(1)], "nx:5");
     socket.fire("order_change", { op: "insert", id: 2, order: order(2), position: "nx:6", committed_at: "2026-11-24T00:00:00.000Z" });
     expect(store.getState().position).toBe("nx:6");
 
     socket.disconnect();
     expect(store.getState().phase).toBe("reconnecting");
     socket.connect();
-    expect(socket.lastSubscribe().payload).toEqual({ since: "nx:6" });
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:6" });
     expect(store.getState().phase).toBe("catching_up");
     socket.fire("order_change", { op: "delete", id: 1, order: null, position: "nx:7", committed_at: "x" });
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, replayed: 1, position: "nx:7" });
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, replayed: 1, position: "nx:7", counts: ALL });
     expect(store.getState().phase).toBe("live");
     expect([...store.getState().orders.keys()]).toEqual([2]);
   });
@@ -112,31 +121,32 @@ describe("LiveStore and the socket", () => {
   it("a status filter unsubscribes the old filter and subscribes to that status's room", () => {
     const { socket, store } = setup();
     socket.connect();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    snapshot(socket, [], "nx:5");
     store.setFilter("pending");
     expect(socket.sent.slice(-2).map((s) => [s.event, s.payload])).toEqual([
       ["unsubscribe", {}],
-      ["subscribe", { status: "pending" }],
+      ["subscribe", { status: "pending", limit: 500 }],
     ]);
     store.setFilter("shipped");
     expect(socket.sent.slice(-2).map((s) => [s.event, s.payload])).toEqual([
       ["unsubscribe", { status: "pending" }],
-      ["subscribe", { status: "shipped" }],
+      ["subscribe", { status: "shipped", limit: 500 }],
     ]);
   });
 
   it("applies the order_changes batch event", () => {
     const { socket, store } = setup();
     socket.connect();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    snapshot(socket, [], "nx:5");
     socket.fire("order_changes", {
       changes: [
-        { op: "insert", id: 1, order: order(1), position: "nx:6", committed_at: "x" },
-        { op: "insert", id: 2, order: order(2), position: "nx:7", committed_at: "x" },
+        { op: "insert", id: 1, order: order(1), position: "nx:6", committed_at: "x", counts: { ...ALL, pending: 1 } },
+        { op: "insert", id: 2, order: order(2), position: "nx:7", committed_at: "x", counts: { ...ALL, pending: 2 } },
       ],
     });
     expect(store.getState().orders.size).toBe(2);
     expect(store.getState().position).toBe("nx:7");
+    expect(store.getState().counts).toEqual({ pending: 2, shipped: 0, delivered: 0 });
   });
 
   it("retries a subscribe that timed out or found the feed unavailable", () => {
@@ -150,7 +160,7 @@ describe("LiveStore and the socket", () => {
     retry.ack!(null, { ok: false, error: { code: "unavailable", message: "not live", fields: {} } });
     expect(timers).toHaveLength(2);
     timers[1]();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(3)], position: "nx:9" });
+    snapshot(socket, [order(3)], "nx:9");
     expect(store.getState().phase).toBe("live");
     expect(store.getState().error).toBeNull();
   });
@@ -178,7 +188,7 @@ describe("LiveStore and a refused connection", () => {
     expect(socket.connected).toBe(true);
     expect(store.getState().refusal).toBeNull();
     expect(store.getState().refusedInARow).toBe(0);
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" });
+    snapshot(socket, [order(1)], "nx:5");
     expect(store.getState().phase).toBe("live");
 
     // Refused again later (the server restarted, still full): the delays start over.
@@ -206,7 +216,7 @@ describe("LiveStore and a refused connection", () => {
   it("a transport failure is left to the client's own reconnection", () => {
     const { socket, store, timers } = setup();
     socket.connect();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    snapshot(socket, [], "nx:5");
     socket.disconnect();
     socket.failTransport();
     expect(store.getState().phase).toBe("reconnecting");
@@ -229,6 +239,99 @@ describe("LiveStore and a refused connection", () => {
   });
 });
 
+describe("LiveStore snapshot pages and resyncs", () => {
+  it("applies the pages as they arrive and goes live on the ack", () => {
+    const { socket, store } = setup();
+    socket.connect();
+    socket.fire("snapshot", { filter: {}, orders: [order(1), order(2)], reset: true });
+    expect(store.getState().orders.size).toBe(2);
+    expect(store.getState().loaded).toBe(false);
+    socket.fire("snapshot", { filter: {}, orders: [order(3)], removed: [1] });
+    expect([...store.getState().orders.keys()].sort()).toEqual([2, 3]);
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, position: "nx:5", counts: { pending: 900, shipped: 0, delivered: 0 }, snapshot: 3 });
+    expect(store.getState()).toMatchObject({ phase: "live", loaded: true, position: "nx:5" });
+    expect(store.getState().announcement?.text).toBe("Showing 2 of 900 orders.");
+  });
+
+  it("a resync event ends the pages before it; a disconnect during them drops since", () => {
+    const { socket, store } = setup();
+    socket.connect();
+    snapshot(socket, [order(1)], "nx:5");
+    socket.fire("snapshot", { filter: {}, orders: [order(4)], reset: true });
+    socket.fire("resync", { reason: "slow_client", filter: {}, position: "nx:30", counts: ALL, snapshot: 1 });
+    expect(store.getState()).toMatchObject({ phase: "resynced", position: "nx:30" });
+    expect([...store.getState().orders.keys()]).toEqual([4]);
+
+    socket.fire("snapshot", { filter: {}, orders: [], reset: true }); // another resync, cut off
+    socket.disconnect();
+    socket.connect();
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500 });
+  });
+});
+
+describe("LiveStore loading older orders", () => {
+  const at = (id: number, updated_at: string): Order => ({ ...order(id), updated_at });
+
+  it("asks the page before the oldest order held, then before next_before, with the token and the status", async () => {
+    const asked: { path: string; auth?: string }[] = [];
+    const pages = [
+      { orders: [at(3, "2026-11-02T00:00:00.000Z"), at(2, "2026-11-01T00:00:00.000Z")], next_before: "2026-11-01T00:00:00.000Z_2" },
+      { orders: [at(1, "2026-10-01T00:00:00.000Z")], next_before: null },
+    ];
+    const api = new OrdersApi(
+      "",
+      async (input, init) => {
+        asked.push({ path: String(input), auth: (init?.headers as Record<string, string>).Authorization });
+        return json(200, { ...pages[asked.length - 1], position: "pg:9", counts: {} });
+      },
+      "secret-token",
+    );
+    const { socket, store } = setup(api);
+    socket.connect();
+    store.setFilter("pending");
+    socket.fire("snapshot", {
+      filter: { status: "pending" },
+      orders: [at(5, "2026-11-24T00:00:02.000Z"), at(4, "2026-11-24T00:00:01.000Z")],
+      reset: true,
+    });
+    socket.lastSubscribe().ack!(null, { ok: true, filter: { status: "pending" }, position: "pg:8", counts: { pending: 5 }, snapshot: 2 });
+
+    await store.loadOlder();
+    expect(asked[0]).toEqual({
+      path: "/api/orders?status=pending&limit=100&before=2026-11-24T00%3A00%3A01.000Z_4",
+      auth: "Bearer secret-token",
+    });
+    expect([...store.getState().orders.keys()].sort()).toEqual([2, 3, 4, 5]);
+    expect(store.getState().older.cursor).toBe("2026-11-01T00:00:00.000Z_2");
+
+    await store.loadOlder();
+    expect(asked[1].path).toBe("/api/orders?status=pending&limit=100&before=2026-11-01T00%3A00%3A00.000Z_2");
+    expect(store.getState().orders.size).toBe(5);
+    expect(store.getState().older.exhausted).toBe(true);
+    await store.loadOlder(); // nothing older: not asked
+    expect(asked).toHaveLength(2);
+  });
+
+  it("asks one page at a time, and says when it failed", async () => {
+    let answer: (r: Response) => void = () => {};
+    let calls = 0;
+    const api = new OrdersApi("", () => {
+      calls += 1;
+      return new Promise<Response>((resolve) => (answer = resolve));
+    });
+    const { socket, store } = setup(api);
+    socket.connect();
+    snapshot(socket, [order(1)], "nx:5", { pending: 10, shipped: 0, delivered: 0 });
+    const first = store.loadOlder();
+    void store.loadOlder();
+    expect(calls).toBe(1);
+    expect(store.getState().older.loading).toBe(true);
+    answer(json(503, { error: { code: "unavailable", message: "not live", fields: {} } }));
+    await first;
+    expect(store.getState().older).toMatchObject({ loading: false, error: "not live" });
+  });
+});
+
 describe("LiveStore writes", () => {
   it("sends If-Match with an update and rolls back on 409 with the current order", async () => {
     const seen: { method: string; path: string; headers: Record<string, string>; body: unknown }[] = [];
@@ -241,7 +344,7 @@ describe("LiveStore writes", () => {
     });
     const { socket, store } = setup(api);
     socket.connect();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [order(1)], position: "nx:5" });
+    snapshot(socket, [order(1)], "nx:5");
     const outcome = await store.update(1, { status: "delivered" }, 1);
     expect(seen[0]).toMatchObject({ method: "PATCH", path: "/api/orders/1", body: { status: "delivered" } });
     expect(seen[0].headers["If-Match"]).toBe('"1"');
@@ -280,7 +383,7 @@ describe("LiveStore writes", () => {
     const api = fakeApi(() => json(201, order(5)));
     const { socket, store } = setup(api);
     socket.connect();
-    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, orders: [], position: "nx:5" });
+    snapshot(socket, [], "nx:5");
     const outcome: { ok: boolean } = await store.create({ customer_name: "Ada", product_name: "Lamp", status: "pending" });
     expect(outcome.ok).toBe(true);
     expect(store.getState().orders.get(5)).toEqual(order(5));

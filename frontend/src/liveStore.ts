@@ -2,12 +2,23 @@
 // REST API with optimistic overlays. Framework-free: React reads it through useSyncExternalStore.
 
 import type { ApiResult, OrderDraft, OrderPatch, OrdersApi } from "./api";
-import { type LiveAction, type LiveState, type OrderEdit, initialState, reduce, subscribePayload } from "./liveState";
+import {
+  type LiveAction,
+  type LiveState,
+  OLDER_PAGE,
+  type OrderEdit,
+  initialState,
+  mayLoadOlder,
+  olderCursor,
+  reduce,
+  subscribePayload,
+} from "./liveState";
 import {
   type Order,
   type OrderChange,
   type OrderChangeBatch,
   type ResyncMessage,
+  type SnapshotPage,
   type StatusFilter,
   type SubscribeAck,
   wireFilter,
@@ -83,6 +94,9 @@ export class LiveStore {
     socket.on("order_changes", (batch: OrderChangeBatch) => {
       this.dispatch({ type: "changes", changes: batch?.changes ?? [], now: this.now() });
     });
+    socket.on("snapshot", (page: SnapshotPage) => {
+      this.dispatch({ type: "page", page, now: this.now() });
+    });
     socket.on("resync", (message: ResyncMessage) => {
       this.dispatch({ type: "resync", message, now: this.now() });
     });
@@ -155,6 +169,20 @@ export class LiveStore {
         }
       }
     });
+  }
+
+  // -- older orders ---------------------------------------------------------------------------
+  /** Loads the next page of orders older than those held ("Load older"), over REST, and merges it
+   *  by version. The stream keeps them live: it covers every order the filter matches. */
+  async loadOlder(): Promise<void> {
+    const state = this.state;
+    if (state.older.loading || !mayLoadOlder(state)) return;
+    const epoch = state.epoch;
+    const before = olderCursor(state);
+    this.dispatch({ type: "older_started", epoch });
+    const result = await this.api.list({ status: state.filter, limit: OLDER_PAGE, before });
+    if (result.ok) this.dispatch({ type: "older_loaded", epoch, page: result.value, now: this.now() });
+    else this.dispatch({ type: "older_failed", epoch, message: result.error.message });
   }
 
   // -- this tab's writes ----------------------------------------------------------------------

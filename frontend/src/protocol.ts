@@ -27,6 +27,10 @@ export interface WireFilter {
 
 export type Op = "insert" | "update" | "delete";
 
+/** Orders per status. In an ack or resync: the statuses the filter covers. In an `order_change`:
+ *  all three, for ALL orders right after that change (global, not per filter). */
+export type Counts = Partial<Record<Status, number>>;
+
 /** Payload of the `order_change` event. */
 export interface OrderChange {
   op: Op;
@@ -36,6 +40,8 @@ export interface OrderChange {
   position: string;
   committed_at: string;
   conflated?: boolean;
+  /** Absent on some replayed changes (the ack carries the counts then). */
+  counts?: Counts;
 }
 
 /** Payload of the `order_changes` event: changes batched by the server, applied in order (as
@@ -44,12 +50,24 @@ export interface OrderChangeBatch {
   changes: OrderChange[];
 }
 
-/** Payload of the `resync` event. */
+/** Payload of the `snapshot` event: one page of a snapshot. Every snapshot has at least one page,
+ *  and its first has `reset: true` (drop the view and forget the position until the ack). */
+export interface SnapshotPage {
+  filter: WireFilter;
+  orders: Order[];
+  /** Ids to remove from the view (unknown ids: ignored). */
+  removed?: number[];
+  reset?: boolean;
+}
+
+/** Payload of the `resync` event: it ends a snapshot whose pages came before it. */
 export interface ResyncMessage {
   reason: string;
   filter: WireFilter;
-  orders: Order[];
   position: string;
+  counts: Counts;
+  /** How many orders its pages carried. */
+  snapshot: number;
 }
 
 export interface ApiErrorBody {
@@ -58,11 +76,17 @@ export interface ApiErrorBody {
   fields: Record<string, string>;
 }
 
+/** The ack that ends a snapshot (its pages came before it). */
 export interface SnapshotAck {
   ok: true;
   filter: WireFilter;
-  orders: Order[];
   position: string;
+  counts: Counts;
+  /** How many orders the pages carried. */
+  snapshot: number;
+  /** The window asked for, echoed. */
+  limit?: number;
+  /** Present when `since` was given but could not be honoured. */
   resync?: string;
 }
 
@@ -71,6 +95,7 @@ export interface ReplayAck {
   filter: WireFilter;
   replayed: number;
   position: string;
+  counts: Counts;
 }
 
 export interface ErrorAck {
@@ -79,6 +104,21 @@ export interface ErrorAck {
 }
 
 export type SubscribeAck = SnapshotAck | ReplayAck | ErrorAck;
+
+/** The `subscribe` payload of the dashboard: a status (or all), a window, and `since` to resume. */
+export interface SubscribePayload {
+  status?: Status;
+  limit?: number;
+  since?: string;
+}
+
+/** The answer of `GET /api/orders`: newest first; `next_before` continues it (null: nothing older). */
+export interface OrdersPage {
+  orders: Order[];
+  position: string;
+  counts: Counts;
+  next_before: string | null;
+}
 
 export function wireFilter(filter: StatusFilter): WireFilter {
   return filter === null ? {} : { status: filter };

@@ -25,6 +25,7 @@ if not CHROMIUM.is_file():
     )
 
 import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 from playwright.async_api import Browser, Locator, Page, Request, Response, expect  # noqa: E402
 
@@ -138,6 +139,15 @@ class LiveTab:
         except AssertionError:
             raise AssertionError(f"the table shows {latest}, expected {expected}") from None
 
+    async def expect_counts(self, counts: dict[str, int]) -> None:
+        """The counts per status shown (raw numbers in data-count), and their total."""
+        box = self.page.get_by_test_id("counts")
+        for status, n in counts.items():
+            await expect(box.get_by_test_id(f"count-{status}-item")).to_be_visible()
+            await expect(box.get_by_test_id(f"count-{status}")).to_have_attribute("data-count", str(n), timeout=SOON)
+            await expect(box.get_by_test_id(f"count-{status}")).to_have_text(f"{n:,}")
+        await expect(box.get_by_test_id("count-total")).to_have_attribute("data-count", str(sum(counts.values())))
+
     async def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await expect(self.page.locator("tr.flash")).to_have_count(0, timeout=5_000)  # highlights faded
@@ -202,6 +212,8 @@ async def test_the_page_shows_the_orders_and_follows_inserts_updates_and_deletes
     assert query_of(tab.streams[0]) == {}  # all orders, from a snapshot
     await expect(tab.page.get_by_test_id("position")).to_have_text(f"at {await tab.position()}")
     await expect(tab.page.get_by_test_id("log").locator("li").first).to_contain_text(f"snapshot: {len(SEED)} orders")
+    # The counts per status, as the service counts them (caught_up, then every change).
+    await tab.expect_counts({"pending": 2, "shipped": 2, "delivered": 2})
 
     # Every field shows, and data is text, never markup.
     first = created[0]
@@ -224,12 +236,14 @@ async def test_the_page_shows_the_orders_and_follows_inserts_updates_and_deletes
         await expect(tab.rows().first).to_have_attribute("data-order-id", str(made["id"]))
         await expect(tab.page.get_by_test_id("count")).to_have_text(str(len(SEED) + 1))
         await expect_line(tab.changes().first, "insert", made["id"], "→ pending", 1)
+        await tab.expect_counts({"pending": 3, "shipped": 2, "delivered": 2})
 
         # An update that moves the status: the row changes in place, the log says from what to what.
         await api.update(made["id"], if_match=1, status="shipped")
         await expect(tab.row(made["id"]).locator(".badge")).to_have_text("shipped", timeout=SOON)
         await expect(tab.row(made["id"])).to_contain_text("v2")
         await expect_line(tab.changes().first, "update", made["id"], "pending → shipped", 2)
+        await tab.expect_counts({"pending": 2, "shipped": 3, "delivered": 2})
 
         # An update of an older order takes it to the top; no status move to show.
         older = created[1]
@@ -244,6 +258,7 @@ async def test_the_page_shows_the_orders_and_follows_inserts_updates_and_deletes
         await expect(tab.row(made["id"])).to_have_count(0, timeout=SOON)
         await expect_line(tab.changes().first, "delete", made["id"], "shipped → deleted")
         await expect(tab.page.get_by_test_id("count")).to_have_text(str(len(SEED)))
+        await tab.expect_counts({"pending": 2, "shipped": 2, "delivered": 2})
 
     await tab.expect_table(await database_rows(database_url))
     await expect(tab.changes()).to_have_count(4)
@@ -265,6 +280,9 @@ async def test_a_page_filtered_to_pending_drops_an_order_that_ships_and_takes_a_
     await expect(tab.page.get_by_test_id("filter")).to_have_text("Status: pending")
     await tab.expect_table(await database_rows(database_url, "pending"))
     assert query_of(tab.streams[0]) == {"status": "pending"}
+    await tab.expect_counts({"pending": len(pending)})  # only the status it follows
+    for other in ("shipped", "delivered"):
+        await expect(tab.page.get_by_test_id(f"count-{other}-item")).to_be_hidden()
 
     async with aiohttp.ClientSession() as session:
         api = OrdersClient(service.url, session)
@@ -280,6 +298,7 @@ async def test_a_page_filtered_to_pending_drops_an_order_that_ships_and_takes_a_
         await expect(tab.row(fresh["id"])).to_be_visible(timeout=SOON)
     await tab.expect_table(await database_rows(database_url, "pending"))
     await expect(tab.page.get_by_test_id("count")).to_have_text(str(len(pending)))
+    await tab.expect_counts({"pending": len(pending)})
     await tab.close()
 
     # A filter the service would refuse is not sent at all.
@@ -329,6 +348,7 @@ async def test_after_a_restart_the_browser_resumes_with_last_event_id_and_shows_
         await expect(tab.row(kept["id"]).locator(".badge")).to_have_text("shipped")
         await expect(tab.row(made.id)).to_contain_text("Alan Turing")
         await expect(tab.row(added.id)).to_contain_text("Katherine Johnson")
+        await tab.expect_counts({"pending": 2, "shipped": 1, "delivered": 0})  # from caught_up
 
         # The browser's own reconnect: the same EventSource, from the position it held.
         resumed = tab.streams[-1]
@@ -453,3 +473,52 @@ async def test_with_a_read_token_the_page_takes_it_from_the_fragment_and_says_wh
         await expect(missing.page.get_by_test_id("state-detail")).to_contain_text("401 unauthorized")
         await expect(missing.page.get_by_test_id("state-detail")).to_contain_text("#token=")
         await missing.close()
+
+
+async def test_a_snapshot_of_several_pages_builds_the_whole_table_and_then_follows_the_changes(
+    postgres_url: str, browser: Browser
+) -> None:
+    """More orders than one ``snapshot`` page holds (1,000): the page applies each page as it
+    comes (no id on them), then ``caught_up`` gives the position and the counts."""
+    async with running_service(settings_for(postgres_url, port=free_port())) as service:
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute(
+                "INSERT INTO orders (customer_name, product_name, status)"
+                " SELECT 'Customer ' || i, 'Product ' || i, (ARRAY['pending', 'shipped', 'delivered'])[1 + i % 3]"
+                " FROM generate_series(1, 2500) AS i"
+            )
+            rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
+        finally:
+            await connection.close()
+        counts = {row["status"]: int(row["n"]) for row in rows}
+
+        async def holds_them() -> bool:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{service.url}/api/orders", params={"limit": "1"}) as response,
+            ):
+                body = await response.json()
+            return bool(sum(body.get("counts", {}).values()) == 2500)
+
+        await until_async(holds_them, within=20, what="the service to hold the 2,500 orders")
+
+        tab = await LiveTab.open(browser, f"{service.url}/live.html", state="live")
+        await expect(tab.rows()).to_have_count(2500)
+        await tab.expect_table(await database_rows(postgres_url))
+        await expect(tab.page.get_by_test_id("count")).to_have_text("2500")
+        await tab.expect_counts(counts)
+        await expect(tab.page.get_by_test_id("log").locator("li").first).to_contain_text("snapshot: 2500 orders")
+        assert await tab.position()
+
+        # and it is live: an old order changes, and goes to the top
+        oldest = (await database_rows(postgres_url))[-1]
+        moved_to = "delivered" if oldest[1] != "delivered" else "pending"
+        async with aiohttp.ClientSession() as session:
+            await OrdersClient(service.url, session).update(oldest[0], if_match=1, status=moved_to)
+        await expect(tab.rows().first).to_have_attribute("data-order-id", str(oldest[0]), timeout=SOON)
+        counts[oldest[1]] -= 1
+        counts[moved_to] += 1
+        await tab.expect_counts(counts)
+        await tab.expect_table(await database_rows(postgres_url))
+        await tab.close()
