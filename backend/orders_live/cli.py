@@ -8,8 +8,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from orders_live.log_format import configure_logging
 from orders_live.runtime.supervisor import Supervisor
 from orders_live.service import Service
 from orders_live.settings import Settings
+
+EMBEDDED_DATABASES = ("nx-27017", "postgres")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -45,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--database",
-            choices=("nx-27017", "postgres"),
+            choices=EMBEDDED_DATABASES,
             help="which database to embed when there is no URL (default nx-27017)",
         )
         command.add_argument("--data-dir", help="folder of the embedded database (default ./data)")
@@ -125,6 +129,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: what the change log's triggers cost each write (PostgreSQL; a scratch schema)",
     )
+    bench.add_argument(
+        "--orders",
+        metavar="N[,N…]",
+        help="instead: preload N orders (each size in turn); measure start-up, RSS per order, snapshots, a burst",
+    )
+    bench.add_argument(
+        "--database",
+        choices=EMBEDDED_DATABASES,
+        default="nx-27017",
+        help="with --orders and no --database-url: the embedded database to start (default nx-27017)",
+    )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
     return parser
 
@@ -132,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
 def _bench(args: argparse.Namespace) -> None:
     if args.write_cost:
         _write_cost(args.database_url, Path(args.out))
+        return
+    if args.orders:
+        sizes = [int(size.replace("_", "")) for size in args.orders.split(",")]
+        asyncio.run(_bench_tables(sizes, args.database_url, args.database, Path(args.out)))
         return
     try:
         from orders_live.bench.runner import Case, run_bench
@@ -144,6 +163,56 @@ def _bench(args: argparse.Namespace) -> None:
     if args.poll_clients:
         cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
     asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url))
+
+
+async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: Path) -> None:
+    """One preloaded database per size and an empty one, on the given server or an embedded one."""
+    from orders_live.bench.table_size import TableRun, measure_table, write_table_report
+    from orders_live.sources.bulk import insert_orders
+
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
+    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
+    runs: list[TableRun] = []
+    kind = "postgres" if (url or "").startswith("postgres") or (not url and embedded == "postgres") else "nx-27017"
+    if url and kind == "nx-27017" and "127.0.0.1" not in url and "localhost" not in url:
+        kind = "mongodb"
+    server: Any = None
+    try:
+        if kind == "postgres":
+            from orders_live.sources.postgres.embedded import EmbeddedPostgres, create_database
+
+            if url is None:
+                server = EmbeddedPostgres(folder, database="postgres")
+                await server.start()
+            admin = url or server.url("postgres")
+            base = admin.rsplit("/", 1)[0]
+            names = ["bench_empty", *(f"bench_{size}_{os.getpid()}" for size in sizes)]
+            for name in names:
+                await create_database(admin, name)
+            urls = [f"{base}/{name}" for name in names]
+        else:
+            if url is None:
+                from orders_live.sources.mongo.embedded import EmbeddedMongo
+
+                server = EmbeddedMongo(folder / "nx")
+                await server.start()
+                url = server.url
+            base, _, query = url.partition("?")
+            root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+            suffix = f"?{query}" if query else ""
+            urls = [f"{root}/bench_empty_{os.getpid()}{suffix}"]
+            urls += [f"{root}/bench_{size}_{os.getpid()}{suffix}" for size in sizes]
+        for size, full in zip(sizes, urls[1:], strict=True):
+            print(f"{kind}: {size:,} orders…", flush=True)
+            runs.append(await measure_table(kind, full, urls[0], size, insert_orders))
+    finally:
+        if server is not None:
+            await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    command = "orders-live bench --orders " + ",".join(str(s) for s in sizes)
+    command += f" --database {kind}" if kind != "mongodb" else " --database-url …"
+    print(write_table_report(runs, out, command))
+    print(f"written: {out / 'table-size.md'}")
 
 
 def _write_cost(url: str | None, out: Path) -> None:

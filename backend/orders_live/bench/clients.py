@@ -125,10 +125,10 @@ class SocketClient(asyncio.Protocol):
             self.send("40")
         elif payload.startswith(b"40"):
             self.send('420["subscribe",{}]')
+        elif payload.startswith(b'42["snapshot"'):
+            if self.counter.sampled:  # a page of the snapshot, before the ack
+                self.counter.snapshot(json.loads(payload[2:])[1]["orders"])
         elif payload.startswith(b"430"):
-            ack = json.loads(payload[3:])[0]
-            if self.counter.sampled:
-                self.counter.snapshot(ack["orders"])
             if not self.ready.done():
                 self.ready.set_result(None)
         elif payload.startswith(b'42["order_change'):
@@ -155,8 +155,9 @@ class SseClient(asyncio.Protocol):
             block = bytes(self.buffer[:end])
             del self.buffer[: end + 2]
             if b"event: snapshot" in block:
-                if self.counter.sampled:
+                if self.counter.sampled:  # a page of the snapshot, before caught_up
                     self.counter.snapshot(json.loads(block.split(b"data: ", 1)[1])["orders"])
+            elif b"event: caught_up" in block:
                 if not self.ready.done():
                     self.ready.set_result(None)
             elif b"event: order_change" in block:

@@ -11,7 +11,7 @@ from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row, status_of
 
-INDEX_BATCH = 50_000
+INDEX_BATCH = 10_000
 # The four forms of the newest-first page: with or without a status, with or without a cursor.
 # Fixed texts: the values are parameters.
 _NEWEST = {
