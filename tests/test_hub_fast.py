@@ -12,7 +12,7 @@ import pytest_asyncio
 from conftest import until
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Delivery, Hub, NotReady, SnapshotEnd
+from orders_live.hub import Batch, Delivery, Hub, NotReady, SnapshotEnd
 from orders_live.sources.memory import MemoryDatabase
 
 pytestmark = pytest.mark.fast
@@ -29,6 +29,10 @@ class RecordingSink:
 
     def deliver(self, delivery: Delivery) -> None:
         self.changes.append(delivery.change.wire())
+
+    def deliver_batch(self, batch: Batch) -> None:
+        for delivery in batch.deliveries:
+            self.deliver(delivery)
 
     def begin_resync(self) -> None:
         return None

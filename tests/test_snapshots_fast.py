@@ -1,5 +1,6 @@
 """Fast tier: paged snapshots over the in-memory source: pages and their bounds, windows and
-counts, and changes made between pages (neither lost nor applied twice)."""
+counts, and changes made between pages (neither lost nor applied twice); the fan-out once per
+read (one batch per room) and a replay joined while a fan-out is pending."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest_asyncio
 
 from conftest import until
 from orders_live.client.live_view import LiveView
+from orders_live.domain.change import Change
 from orders_live.domain.order import OrderCreate, OrderJson, OrderPatch
 from orders_live.domain.page import Cursor, newest_first
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Delivery, Hub, SnapshotEnd
+from orders_live.hub import Batch, Delivery, Hub, SnapshotEnd
 from orders_live.sources.memory import MemoryDatabase
 from orders_live.transports.snapshot_pages import snapshot_packets
 
@@ -35,6 +37,10 @@ class PagedSink:
 
     def deliver(self, delivery: Delivery) -> None:
         self.events.append(("change", delivery.encoded("test", False, dict)))
+
+    def deliver_batch(self, batch: Batch) -> None:
+        for delivery in batch.deliveries:
+            self.deliver(delivery)
 
     def begin_resync(self) -> None:
         return None
@@ -210,3 +216,62 @@ def test_a_page_too_large_for_its_bytes_is_halved_until_every_packet_fits() -> N
     assert [p.get("reset", False) for p in payloads] == [True] + [False] * (len(payloads) - 1)
     assert [o["id"] for p in payloads for o in p["orders"]] == list(range(1, 101))
     assert [i for p in payloads for i in p.get("removed", [])] == [7, 8, 9]
+
+
+class CallSink(PagedSink):
+    """Records how changes arrive: one by one or as a batch (and which Batch object)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, Any]] = []
+
+    def deliver(self, delivery: Delivery) -> None:
+        self.calls.append(("one", delivery.change.position))
+        super().deliver(delivery)
+
+    def deliver_batch(self, batch: Batch) -> None:
+        self.calls.append(("batch", batch))
+        for delivery in batch.deliveries:
+            super().deliver(delivery)
+
+
+async def test_changes_read_together_go_out_as_one_batch_per_room_a_lone_one_alone(
+    hub: Hub, source: MemoryDatabase
+) -> None:
+    first, second = CallSink(), CallSink()
+    await hub.open_view(ALL, first)
+    await hub.open_view(ALL, second)
+    pending_only = CallSink()
+    await hub.open_view(PENDING, pending_only)
+    for n in range(5):  # no await suspends between them: the follower reads them in one go
+        await source.create(OrderCreate(customer_name=f"B{n}", product_name="P", status=("pending", "shipped")[n % 2]))
+    await settle(hub, source)
+    await until(lambda: bool(first.calls), what="the fan-out")
+    ((kind, batch),) = first.calls
+    assert kind == "batch" and [d.change.position for d in batch.deliveries] == [f"m:{n}" for n in range(1, 6)]
+    assert second.calls == [("batch", batch)]  # the same Batch: encoded once for the room
+    ((kind, pending_batch),) = pending_only.calls
+    assert [d.change.position for d in pending_batch.deliveries] == ["m:1", "m:3", "m:5"]
+    await source.create(OrderCreate(customer_name="Alone", product_name="P"))
+    await settle(hub, source)
+    await until(lambda: len(first.calls) == 2, what="the lone change")
+    assert first.calls[1] == ("one", "m:6")
+
+
+async def test_a_replay_joined_while_a_fan_out_is_pending_gets_no_change_twice(
+    hub: Hub, source: MemoryDatabase
+) -> None:
+    order_id = (await source.create(OrderCreate(customer_name="A", product_name="P"))).id
+    await settle(hub, source)
+    since = hub.position
+    assert since is not None
+    await until(lambda: not hub.batcher.pending, what="the fan-out")
+    # A change the follower has applied (index, history, position) but not yet fanned out:
+    change = Change("update", order_id, {**stored(source)[order_id], "version": 2}, "m:2", "2026-01-01T00:00:00.000Z")
+    hub.follower.apply(change)
+    assert hub.batcher.pending
+    late = PagedSink()
+    view = await hub.open_view(ALL, late, since)
+    assert view.replayed is not None and [c.position for c in view.replayed] == ["m:2"]
+    await until(lambda: not hub.batcher.pending, what="the fan-out")
+    assert [kind for kind, _ in late.events] == []  # the replay has it; the fan-out did not send it again

@@ -1,7 +1,7 @@
 """Rooms and the fan-out: each change handed once to every subscription whose view it touches.
 
-A transport gives the hub one ``Sink`` per subscription. ``deliver`` must not block: a sink
-queues or writes at once. A failing sink is logged and skipped; the others still get the change.
+A transport gives the hub one ``Sink`` per subscription. ``deliver`` and ``deliver_batch`` must
+not block: a sink queues or writes at once. A failing sink is logged and skipped; the others still get the change.
 While a subscription's snapshot is being read (``held`` is set) its changes wait there, the
 latest per order, and the snapshot's end folds them in.
 """
@@ -55,11 +55,30 @@ class SnapshotEnd:
     reason: str | None = None
 
 
+@dataclass(eq=False, slots=True)
+class Batch:
+    """The changes of one read for one room, in commit order; transports cache their encodings
+    of it here, so the batch is encoded once for every subscriber of the room."""
+
+    deliveries: list[Delivery]
+    encodings: dict[str, Any] = field(default_factory=dict)
+
+    def encoded(self, transport: str, encode: Callable[[list[Delivery]], Any]) -> Any:
+        packet = self.encodings.get(transport)
+        if packet is None:
+            packet = self.encodings[transport] = encode(self.deliveries)
+        return packet
+
+
 class Sink(Protocol):
     """A subscription's way out. Nothing here blocks but ``drained``, which the snapshot
     reader awaits after each page, so that a snapshot never piles up in memory."""
 
     def deliver(self, delivery: Delivery) -> None: ...
+
+    def deliver_batch(self, batch: Batch) -> None:
+        """Several changes at once, in commit order (the same as ``deliver`` for each)."""
+        ...
 
     def begin_resync(self) -> None:
         """A fresh snapshot follows: what still waits for this subscription is superseded."""
@@ -120,17 +139,27 @@ class Rooms:
         """Hand ``delivery`` to every subscription in ``rooms``; how many took it."""
         delivered = 0
         for room in rooms:
-            subscribers = self.members.get(room)
-            if not subscribers:
+            delivered += self.deliver_to_room(room, delivery, None)
+        return delivered
+
+    def deliver_to_room(self, room: str, delivery: Delivery | None, batch: Batch | None) -> int:
+        """Hand one change, or one room's batch, to the room's subscriptions."""
+        subscribers = self.members.get(room)
+        if not subscribers:
+            return 0
+        delivered = 0
+        for subscription in tuple(subscribers):
+            held = subscription.held
+            if held is not None:
+                for one in batch.deliveries if batch is not None else [delivery] if delivery is not None else []:
+                    held[one.change.id] = one.change
                 continue
-            for subscription in tuple(subscribers):
-                held = subscription.held
-                if held is not None:
-                    held[delivery.change.id] = delivery.change
-                    continue
-                try:
+            try:
+                if batch is not None:
+                    subscription.sink.deliver_batch(batch)
+                elif delivery is not None:
                     subscription.sink.deliver(delivery)
-                    delivered += 1
-                except Exception:
-                    log.exception("a subscriber failed to take change %s", delivery.change.position)
+                delivered += 1
+            except Exception:
+                log.exception("a subscriber failed to take changes in %s", room)
         return delivered

@@ -2,7 +2,8 @@
 
 It opens the source, resumes from this instance's checkpoint (or from now), seeds the index
 once the stream is open, and applies every change in commit order: index, history, position,
-waiting writers, then the fan-out. When continuity cannot be proven it rebuilds every view.
+waiting writers, then the fan-out (once per read: ``batching``). When continuity cannot be
+proven it rebuilds every view.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
 from orders_live.domain.source import Source
+from orders_live.hub.batching import ReadBatcher
 from orders_live.hub.fanout import Delivery, Rooms
 from orders_live.hub.history import ChangeHistory
 from orders_live.hub.index import OrderIndex
@@ -34,12 +36,13 @@ class Follower:
         index: OrderIndex,
         history: ChangeHistory,
         rooms: Rooms,
+        batcher: ReadBatcher,
         writes: WriteWaiters,
         stats: HubStats,
         resync_all: Callable[[str], None],
     ) -> None:
         self.source, self.feed, self.index, self.history = source, feed, index, history
-        self.rooms, self.writes, self.stats = rooms, writes, stats
+        self.rooms, self.batcher, self.writes, self.stats = rooms, batcher, writes, stats
         self._resync_all = resync_all
         self.instance = ""
         self.backoff = Backoff("change stream", log)
@@ -95,6 +98,7 @@ class Follower:
                         self.feed.go_live()
                         log.info("change feed live at %s (%d orders)", item.position, len(self.index))
                         if rebuilding:
+                            self.batcher.flush()
                             self._resync_all("history_lost")
                             rebuilding = False
                     continue
@@ -105,6 +109,4 @@ class Follower:
         self.history.append(change, rooms)
         self.feed.advance(change.position)
         self.writes.applied(change)
-        started = time.perf_counter()
-        delivered = self.rooms.deliver(Delivery(change, self.index.counts()), rooms)
-        self.stats.fanned_out(time.perf_counter() - started, change.committed_at, delivered)
+        self.batcher.push(Delivery(change, self.index.counts()), rooms)

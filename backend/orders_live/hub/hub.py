@@ -3,12 +3,11 @@
 It knows nothing about transports: a transport hands it one ``Sink`` per subscription and
 gets changes back through it. The parts, one module each: ``follower`` (the one live reader
 of the feed), ``index`` and ``history`` (what it remembers: each order's status and version,
-the last changes), ``fanout`` (rooms), ``views`` (replays and snapshots that agree with a
-position), ``snapshot`` (snapshots read from the database in pages), ``catch_up`` (older
-positions, from the change stream), ``write_waiters`` (read-your-writes), ``checkpoints``
-and ``stats``. Its
-background tasks run under a ``Supervisor``: a task that dies is logged, reported by
-``problems`` and restarted.
+the last changes), ``fanout`` (rooms), ``batching`` (the fan-out once per read), ``views``
+(replays and snapshots that agree with a position), ``snapshot`` (snapshots read from the
+database in pages), ``catch_up`` (older positions, from the change stream),
+``write_waiters`` (read-your-writes), ``checkpoints`` and ``stats``. Its background tasks run
+under a ``Supervisor``: a task that dies is logged, reported by ``problems`` and restarted.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from orders_live.domain.order import OrderJson
 from orders_live.domain.page import Counts, Cursor
 from orders_live.domain.source import Source
 from orders_live.domain.subscription import SubscriptionFilter
+from orders_live.hub.batching import ReadBatcher
 from orders_live.hub.checkpoints import CheckpointSaver
 from orders_live.hub.fanout import Rooms, Sink, Subscription
 from orders_live.hub.follower import Follower
@@ -50,10 +50,20 @@ class Hub:
         self.history = ChangeHistory(history_size, source.feed.position_key)
         self.rooms = Rooms()
         self._writes = WriteWaiters()
-        snapshots = SnapshotReader(source.store, self.index, self.feed, self._writes, page_orders)
-        self.views = Views(source.feed, self.feed, self.index, self.history, self.rooms, self.stats, snapshots)
+        self.batcher = ReadBatcher(self.rooms, self.stats)
+        flush = self.batcher.flush
+        snapshots = SnapshotReader(source.store, self.index, self.feed, self._writes, flush, page_orders)
+        self.views = Views(source.feed, self.feed, self.index, self.history, self.rooms, self.stats, snapshots, flush)
         self.follower = Follower(
-            source, self.feed, self.index, self.history, self.rooms, self._writes, self.stats, self.views.resync_all
+            source,
+            self.feed,
+            self.index,
+            self.history,
+            self.rooms,
+            self.batcher,
+            self._writes,
+            self.stats,
+            self.views.resync_all,
         )
         self.checkpoints = CheckpointSaver(source.checkpoints, self.feed, checkpoint_interval)
         self.tasks = Supervisor(on_death=lambda name: self.stats.task_deaths.labels(name).inc())
@@ -75,6 +85,7 @@ class Hub:
     async def stop(self) -> None:
         await self.views.stop()
         await self.tasks.stop()
+        self.batcher.flush()
         await self.checkpoints.save()
 
     @property

@@ -15,7 +15,7 @@ order a change touched is sent as the feed has it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from orders_live.domain.change import Change
 from orders_live.domain.order import OrderJson
@@ -38,9 +38,11 @@ class SnapshotReader:
         index: OrderIndex,
         feed: FeedPosition,
         writes: WriteWaiters,
+        settle: Callable[[], None],
         page_orders: int = PAGE_ORDERS,
     ) -> None:
         self.store, self.index, self.feed, self.writes = store, index, feed, writes
+        self.settle = settle  # fans out what is applied, so that the position and the rooms agree
         self.page_orders = page_orders
         self._readers = asyncio.Semaphore(READERS)
 
@@ -63,6 +65,7 @@ class SnapshotReader:
             await sink.drained()
         await self._wait_applied(late, subscription)
         # Synchronous from here to the end: the fold, the position and going live agree.
+        self.settle()
         held, subscription.held = subscription.held or {}, None
         tail, removed = fold(held, subscription)
         size = self.page_orders
@@ -85,6 +88,7 @@ class SnapshotReader:
             (o["id"], o["version"]) for o in rows if not self._applied(o["id"], o["version"], held)
         ]
         await self._wait_applied(late, subscription)
+        self.settle()  # the caller reads the position right after this returns
         held = subscription.held or {}
         full = len(rows) == limit
         edge = rows[-1] if full and rows else None

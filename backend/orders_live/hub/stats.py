@@ -7,6 +7,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from orders_live.domain.change import Change
+
 FANOUT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 
@@ -18,8 +20,14 @@ class HubStats:
         )
         self.fanout = Histogram(
             "orders_live_fanout_seconds",
-            "Time to hand one change to every subscriber.",
+            "Time to hand one change to every subscriber (a read's fan-out, shared by its changes).",
             buckets=FANOUT_BUCKETS,
+            registry=registry,
+        )
+        self.read_batch = Histogram(
+            "orders_live_fanout_batch_changes",
+            "Changes fanned out together (read together, or applied since the last fan-out).",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=registry,
         )
         self.stream_lag = Gauge(
@@ -32,12 +40,16 @@ class HubStats:
             "orders_live_task_deaths", "Background tasks that died and were restarted.", ["task"], registry=registry
         )
 
-    def fanned_out(self, seconds: float, committed_at: str, deliveries: int) -> None:
-        self.changes_in.inc()
+    def fanned_out_read(self, seconds: float, changes: list[Change], deliveries: int) -> None:
+        """One fan-out of ``changes`` (read together): ``deliveries`` handed to subscribers."""
+        self.changes_in.inc(len(changes))
         if deliveries:
             self.changes_out.inc(deliveries)
-        self.fanout.observe(seconds)
-        committed = datetime.fromisoformat(committed_at.replace("Z", "+00:00")).timestamp()
+        share = seconds / len(changes)
+        for _ in changes:
+            self.fanout.observe(share)
+        self.read_batch.observe(len(changes))
+        committed = datetime.fromisoformat(changes[-1].committed_at.replace("Z", "+00:00")).timestamp()
         self.stream_lag.set(max(0.0, time.time() - committed))
 
     def resynced(self, reason: str) -> None:

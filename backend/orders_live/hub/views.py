@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orders_live.domain.change import Change, HistoryLost, StreamInvalidated
@@ -20,7 +21,7 @@ from orders_live.domain.page import Counts, Cursor
 from orders_live.domain.source import ChangeFeed
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub.catch_up import TooFarBehind, read_changes_since
-from orders_live.hub.fanout import Delivery, Rooms, Sink, SnapshotEnd, Subscription
+from orders_live.hub.fanout import Batch, Delivery, Rooms, Sink, SnapshotEnd, Subscription
 from orders_live.hub.history import ChangeHistory
 from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
@@ -54,6 +55,9 @@ class _NoSink:
     def deliver(self, delivery: Delivery) -> None:
         return None
 
+    def deliver_batch(self, batch: Batch) -> None:
+        return None
+
     def begin_resync(self) -> None:
         return None
 
@@ -77,7 +81,9 @@ class Views:
         rooms: Rooms,
         stats: HubStats,
         snapshots: SnapshotReader,
+        settle: Callable[[], None],
     ) -> None:
+        self.settle = settle  # fans out what is applied: the replay, the position and the rooms agree
         self.changes, self.feed, self.index, self.history = changes, feed, index, history
         self.rooms, self.stats, self.snapshots = rooms, stats, snapshots
         self._catch_up_slots = asyncio.Semaphore(CATCH_UP_STREAMS)
@@ -91,6 +97,7 @@ class Views:
         ``since`` or it cannot be honoured. Without a sink (polling) nothing is joined and a
         snapshot is not sent: the view only says why (``resync_reason``)."""
         older, last, reason = await self._read_older(wanted, since)
+        self.settle()
         position = self.feed.current()
         if last is not None:
             if self.history.covers(last):

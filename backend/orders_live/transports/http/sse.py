@@ -23,7 +23,7 @@ from orders_live.domain.order import OrderJson
 from orders_live.domain.page import Counts
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Delivery, Hub, NotReady, SnapshotEnd, View
+from orders_live.hub import Batch, Delivery, Hub, NotReady, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
 from orders_live.transports.http.errors import ApiError
@@ -92,6 +92,10 @@ class _SseSink:
 
     def deliver(self, delivery: Delivery) -> None:
         self.queue.put_change(self.wanted.room, delivery)
+
+    def deliver_batch(self, batch: Batch) -> None:
+        for delivery in batch.deliveries:
+            self.queue.put_change(self.wanted.room, delivery)
 
     def begin_resync(self) -> None:
         self.queue.drop_room(self.wanted.room)

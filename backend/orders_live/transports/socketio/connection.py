@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from orders_live.domain.order import OrderJson
-from orders_live.hub import Delivery, SnapshotEnd, Subscription
+from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
 from orders_live.transports.snapshot_pages import snapshot_packets
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
@@ -119,6 +119,23 @@ class ClientConnection:
             return
         self.queue.put_change(room, delivery)
 
+    def deliver_batch(self, room: str, batch: Batch) -> None:
+        """Changes read together: to a client that keeps up, the room's one ``order_changes``
+        frame (built once for all of its subscribers), written at once; otherwise they queue."""
+        direct = self.direct
+        if direct is not None and not self._writing and self.queue.idle and direct.writable:
+            try:
+                direct.write(batch.encoded("ws-frame", self._batch_frame))
+            except Exception as exc:
+                self._fail(exc)
+            return
+        for delivery in batch.deliveries:
+            self.queue.put_change(room, delivery)
+
+    def _batch_frame(self, deliveries: list[Delivery]) -> bytes:
+        self.batches += 1
+        return text_frame(self.engine.encode_batch([(delivery, False) for delivery in deliveries]))
+
     def emit(self, event: str, payload: Any) -> None:
         self.queue.put_control(self.engine.encode_event(event, payload))
 
@@ -215,6 +232,9 @@ class SocketSink:
 
     def deliver(self, delivery: Delivery) -> None:
         self.connection.deliver(self.room, delivery)
+
+    def deliver_batch(self, batch: Batch) -> None:
+        self.connection.deliver_batch(self.room, batch)
 
     def begin_resync(self) -> None:
         self.connection.queue.drop_room(self.room)
