@@ -148,7 +148,8 @@ def stop_process(process: subprocess.Popen[bytes], stop_signal: int, within: flo
 
 
 class NxServer:
-    """One nx-27017 process for the whole session; every test gets its own database in it."""
+    """One nx-27017 process for the whole session (through the service's launcher, so with
+    awaitData); every test gets its own database in it."""
 
     def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = folder
@@ -157,8 +158,8 @@ class NxServer:
         self.process = subprocess.Popen(
             [
                 sys.executable,
-                "-c",
-                "from nx_27017.nx_27017 import main; main()",
+                "-m",
+                "orders_live.sources.mongo.nx_await",  # as the service starts it: with awaitData
                 "--data-dir",
                 str(folder / "db"),
                 "--port",

@@ -22,7 +22,10 @@ from conftest import ORDERS_LIVE, Listener, ServeProcess, free_port, until
 pytestmark = [pytest.mark.database, pytest.mark.slow]
 
 
-EMBEDDED = {"nx-27017": "nx_27017", "postgres": "postgres"}  # --database: what its process's command line shows
+EMBEDDED = {
+    "nx-27017": "nx_await",
+    "postgres": "postgres",
+}  # --database: what its process's command line shows (nx-27017 runs through its launcher)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ START_TIMEOUT = 30.0
 
 class EmbeddedMongo:
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.mode = "not started"
         self.data_dir = data_dir.resolve()
         self.port = port
         self.process: asyncio.subprocess.Process | None = None
@@ -42,8 +43,8 @@ class EmbeddedMongo:
         with (self.data_dir / "nx-27017.out").open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-c",
-                "from nx_27017.nx_27017 import main; main()",
+                "-m",
+                "orders_live.sources.mongo.nx_await",  # nx-27017 with awaitData, or as it is
                 "--data-dir",
                 str(self.data_dir / "db"),
                 "--host",
@@ -61,10 +62,24 @@ class EmbeddedMongo:
                 preexec_fn=die_with_parent,
             )
         await self._wait_until_answering()
+        self.mode = self._read_mode()
         log.info(
-            "embedded database nx-27017 (pid %d) on port %d, files in %s", self.process.pid, self.port, self.data_dir
+            "embedded database nx-27017 (pid %d) on port %d, files in %s (%s)",
+            self.process.pid,
+            self.port,
+            self.data_dir,
+            self.mode,
         )
+        if self.mode != "awaitData":
+            log.warning("nx-27017 runs without awaitData: other clients' writes wait for a paced read (%s)", self.mode)
         return self.url
+
+    def _read_mode(self) -> str:
+        """How the launcher ran it: ``awaitData``, or ``plain: <why>`` (``nx_await``)."""
+        try:
+            return (self.data_dir / "nx-27017.mode").read_text().strip()
+        except OSError:
+            return "plain: the launcher said nothing"
 
     async def _wait_until_answering(self) -> None:
         assert self.process is not None
@@ -90,7 +105,7 @@ class EmbeddedMongo:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return
-        stop_stale_server(pid, b"nx_27017", self.data_dir, signal.SIGTERM, "nx-27017")
+        stop_stale_server(pid, b"nx_await", self.data_dir, signal.SIGTERM, "nx-27017")
 
     async def stop(self) -> None:
         process, self.process = self.process, None
