@@ -130,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: what the change log's triggers cost each write (PostgreSQL; a scratch schema)",
     )
     bench.add_argument(
+        "--external-writer",
+        action="store_true",
+        help="write straight to the database from another process (starts an embedded nx-27017 without a URL)",
+    )
+    bench.add_argument(
         "--orders",
         metavar="N[,N…]",
         help="instead: preload N orders (each size in turn); measure start-up, RSS per order, snapshots, a burst",
@@ -138,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         "--database",
         choices=EMBEDDED_DATABASES,
         default="nx-27017",
-        help="with --orders and no --database-url: the embedded database to start (default nx-27017)",
+        help="with --orders or --external-writer and no --database-url: the embedded database (default nx-27017)",
     )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
     return parser
@@ -162,7 +167,33 @@ def _bench(args: argparse.Namespace) -> None:
         cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
     if args.poll_clients:
         cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
-    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url))
+    if args.external_writer and not args.database_url:
+        asyncio.run(_bench_with_embedded(cases, args))
+        return
+    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url, args.external_writer))
+
+
+async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
+    """The external writer needs the database's address: an embedded one started here."""
+    from orders_live.bench.runner import run_bench
+
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
+    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
+    server: Any
+    if args.database == "postgres":
+        from orders_live.sources.postgres.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(folder)
+    else:
+        from orders_live.sources.mongo.embedded import EmbeddedMongo
+
+        server = EmbeddedMongo(folder / "nx")
+    url = await server.start()
+    try:
+        await run_bench(cases, Path(args.out), args.processes, args.sample, url, external=True)
+    finally:
+        await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: Path) -> None:

@@ -13,18 +13,19 @@ from typing import Any
 def markdown(results: list[dict[str, Any]]) -> str:
     head = (
         "| transport | clients | writes/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | "
-        "out of order | server CPU/core | µs/delivery | peak RSS MB | polls/s | empty polls | valid |"
+        "out of order | server CPU/core | µs/delivery | mean batch | peak RSS MB | polls/s | empty polls | valid |"
     )
-    lines = [head, "|" + "---|" * 17]
+    lines = [head, "|" + "---|" * 18]
     for r in results:
         lat = r["latency_ms"]
         polls = f"{r['poll_requests_per_s']:.1f}" if r["poll_requests_per_s"] else "–"
         empty = f"{r['poll_empty_share']:.0%}" if r["poll_empty_share"] is not None else "–"
+        batch = f"{r['mean_batch']:.1f}" if r.get("mean_batch") else "–"
         lines.append(
             f"| {r['transport']} | {r['clients']} | {r['writes_per_s']:g} | {r['deliveries_per_s']:.0f} | "
             f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {r['lost']} | "
             f"{r['duplicated']} | {r['out_of_order']} | {r['server_cpu_per_core']:.0%} | "
-            f"{r['server_us_per_delivery']:.1f} | {r['server_peak_rss_mb']:.0f} | {polls} | {empty} | "
+            f"{r['server_us_per_delivery']:.1f} | {batch} | {r['server_peak_rss_mb']:.0f} | {polls} | {empty} | "
             f"{'yes' if r['valid'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"

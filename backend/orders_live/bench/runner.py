@@ -47,8 +47,9 @@ class Case:
 
 
 class Bench:
-    def __init__(self, processes: int, sample: int, database_url: str | None) -> None:
+    def __init__(self, processes: int, sample: int, database_url: str | None, external: bool = False) -> None:
         self.processes, self.sample, self.database_url = processes, sample, database_url
+        self.external = external  # writes straight to the database from another process
         self.service: asyncio.subprocess.Process | None = None
         self.url = ""
 
@@ -125,8 +126,9 @@ class Bench:
         machine_before = psutil.cpu_times()
         peak_rss = [service.memory_info().rss]
         sampling = asyncio.create_task(self._sample_rss(service, peak_rss))
+        batches_before = await self._batches()
         started = time.monotonic()
-        writes = await self._write(case)
+        writes = await (self._write_externally(case) if self.external else self._write(case))
         await asyncio.sleep(SETTLE)
         window = time.monotonic() - started
         cpu = sum(p.cpu_times().user + p.cpu_times().system for p in [service]) - cpu_before
@@ -145,6 +147,11 @@ class Bench:
         final = {o["id"]: o["version"] for o in orders}
         result = self._result(case, writes, reports, final, cpu, database_cpu, window, max(peak_rss))
         result["machine_cpu_share"] = machine_busy
+        changes, fan_outs = (
+            after - before for after, before in zip(await self._batches(), batches_before, strict=True)
+        )
+        result["mean_batch"] = changes / fan_outs if fan_outs else None
+        result["writer"] = "external" if self.external else "rest"
         # The generator was the bottleneck, or the machine was full: the service was not measured alone.
         result["valid"] = result["valid"] and machine_busy < 0.9
         return result
@@ -153,6 +160,33 @@ class Bench:
         while True:
             peak.append(process.memory_info().rss)
             await asyncio.sleep(0.25)
+
+    async def _batches(self) -> tuple[float, float]:
+        """(changes, fan-outs) so far, from the service's /metrics."""
+        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as response:
+            text = await response.text()
+        values = {"sum": 0.0, "count": 0.0}
+        for line in text.splitlines():
+            for kind in values:
+                if line.startswith(f"orders_live_fanout_batch_changes_{kind} "):
+                    values[kind] = float(line.split()[1])
+        return values["sum"], values["count"]
+
+    async def _write_externally(self, case: Case) -> int:
+        """The same updates, sent straight to the database by ``orders_live.sources.direct_writer``."""
+        assert self.database_url is not None
+        config = {"url": self.database_url, "ids": self.order_ids, "rate": case.rate, "duration": case.duration}
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orders_live.sources.direct_writer",
+            json.dumps(config),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await writer.communicate()
+        if writer.returncode != 0:
+            raise RuntimeError(f"the external writer failed ({writer.returncode})")
+        return int(json.loads(out.decode().strip().splitlines()[-1])["writes"])
 
     async def _write(self, case: Case) -> int:
         """Updates at ``case.rate`` per second, each stamped with its start time."""
@@ -244,8 +278,10 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
     return float(busy / (window * (os.cpu_count() or 1)))
 
 
-async def run_bench(cases: list[Case], out: Path, processes: int, sample: int, database_url: str | None) -> None:
-    bench = Bench(processes, sample, database_url)
+async def run_bench(
+    cases: list[Case], out: Path, processes: int, sample: int, database_url: str | None, external: bool = False
+) -> None:
+    bench = Bench(processes, sample, database_url, external)
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
         await bench.start_service(Path(folder))
         results = []

@@ -1,0 +1,92 @@
+"""The bench's external writer: updates straight to the database, from a process of its own,
+as another service or mongosh would (``orders-live bench --external-writer``).
+
+    python -m orders_live.sources.direct_writer '{"url": ..., "ids": [...], "rate": 50, "duration": 10}'
+
+Each update stamps ``product_name`` with the time it was sent (``bench <unix time>``), so the
+bench's clients measure commit-to-client latency on the machine's one clock. It prints one
+JSON line at the end: ``{"writes": <succeeded>, "late": <writes sent behind schedule>}``.
+Not used by the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+STAMP = "bench "  # the same as orders_live.bench.clients.STAMP (the bench reads it back)
+CONCURRENCY = 16
+
+Update = Callable[[int, str], Awaitable[bool]]
+
+
+async def _mongo(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
+    from pymongo import AsyncMongoClient
+
+    from orders_live.sources.mongo.connection import DEFAULT_DATABASE
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    orders = client.get_default_database(DEFAULT_DATABASE)["orders"]
+
+    async def update(order_id: int, stamp: str) -> bool:
+        result = await orders.update_one(
+            {"_id": order_id},
+            {"$set": {"product_name": stamp}, "$currentDate": {"updated_at": True}, "$inc": {"version": 1}},
+        )
+        return result.modified_count == 1
+
+    return update, client.close
+
+
+async def _postgres(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=CONCURRENCY)
+
+    async def update(order_id: int, stamp: str) -> bool:
+        status = await pool.execute("UPDATE orders SET product_name = $2 WHERE id = $1", order_id, stamp)
+        return bool(status == "UPDATE 1")
+
+    return update, pool.close
+
+
+async def write(url: str, ids: list[int], rate: float, duration: float) -> dict[str, int]:
+    update, close = await (_postgres(url) if url.startswith("postgres") else _mongo(url))
+    done = late = 0
+    slots = asyncio.Semaphore(CONCURRENCY)
+    loop = asyncio.get_running_loop()
+
+    async def one(n: int) -> None:
+        nonlocal done
+        async with slots:
+            if await update(ids[n % len(ids)], f"{STAMP}{time.time():.6f}"):
+                done += 1
+
+    try:
+        start = loop.time()
+        tasks = []
+        for n in range(int(rate * duration)):
+            delay = start + n / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.05:
+                late += 1
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    finally:
+        await close()
+    return {"writes": done, "late": late}
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    result = asyncio.run(write(config["url"], config["ids"], float(config["rate"]), float(config["duration"])))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
