@@ -94,6 +94,7 @@ async def test_sse_gives_a_snapshot_then_changes_and_replays_the_gap_after_a_rec
         ("insert", third["id"]),
         ("delete", second["id"]),
     ]
+    assert service.streams.direct == 2  # both streams' live changes went straight to the socket (sse_direct)
     caught_up = [data for event, _, data in reader.events if event == "caught_up"][-1]  # the reconnect's
     assert caught_up["replayed"] == 2
     ids = [event_id for event, event_id, _ in reader.events if event == "order_change"]

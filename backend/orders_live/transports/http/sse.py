@@ -5,7 +5,8 @@ off mid-snapshot must start over), then ``caught_up``; with ``Last-Event-ID`` (s
 reconnecting EventSource) or ``?since=`` the missed changes are replayed, then
 ``caught_up``; when the position cannot be honoured, pages and ``resync``. ``caught_up``,
 ``resync`` and changes carry ``id: <position>`` (merged changes excepted). Idle streams get a
-comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pump task; on
+comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pump task; a
+change for a stream with nothing queued is written straight to its socket (``sse_direct``). On
 shutdown every open stream is ended, so that EventSource clients reconnect elsewhere with
 Last-Event-ID.
 """
@@ -29,6 +30,7 @@ from orders_live.transports.client_queue import ClientQueue
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.feed_params import position, query_filter, window
 from orders_live.transports.http.readiness import feed_ready
+from orders_live.transports.http.sse_direct import DirectStream, chunk
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.snapshot_pages import snapshot_packets
@@ -89,11 +91,27 @@ class _SseSink:
     def __init__(self, queue: ClientQueue[bytes], wanted: SubscriptionFilter, page_bytes: int) -> None:
         self.queue, self.wanted, self.page_bytes = queue, wanted, page_bytes
         self.pump: tuple[_Pump, asyncio.Task[None]] | None = None
+        self.direct: DirectStream | None = None  # set once the stream's headers are out
+
+    def _can_skip_the_queue(self) -> DirectStream | None:
+        """The socket, when nothing is queued or being written and the client keeps up."""
+        direct = self.direct
+        if direct is None or not self.queue.idle or self.pump is None or self.pump[0].writing:
+            return None
+        return direct if direct.writable else None
 
     def deliver(self, delivery: Delivery) -> None:
+        direct = self._can_skip_the_queue()
+        if direct is not None:
+            direct.write(delivery.encoded("sse-chunk", False, lambda _: chunk(encode_change(delivery, False))))
+            return
         self.queue.put_change(self.wanted.room, delivery)
 
     def deliver_batch(self, batch: Batch) -> None:
+        direct = self._can_skip_the_queue()
+        if direct is not None:
+            direct.write(batch.encoded("sse-chunk", _batch_chunk))
+            return
         for delivery in batch.deliveries:
             self.queue.put_change(self.wanted.room, delivery)
 
@@ -121,6 +139,10 @@ class _SseSink:
         self.queue.put_control(sse_event("resync", end.position, payload))
 
 
+def _batch_chunk(deliveries: list[Delivery]) -> bytes:
+    return chunk(b"".join(encode_change(delivery, False) for delivery in deliveries))
+
+
 def _end_payload(wanted: SubscriptionFilter, position: str, counts: Counts) -> dict[str, Any]:
     return {"filter": wanted.wire(), "position": position, "counts": counts}
 
@@ -142,6 +164,7 @@ class EventStreams:
         self.socket_send_buffer = socket_send_buffer
         self.budget = budget or ConnectionBudget(10_000)
         self.open: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
+        self.direct = 0  # streams opened on the direct path (sse_direct), since the start
 
     @property
     def streams(self) -> int:
@@ -187,8 +210,10 @@ class EventStreams:
         )
         bound_send_buffer(request.transport, self.socket_send_buffer)
         await response.prepare(request)
-        await response.write(b"retry: 1000\n\n")
+        await response.write(b"retry: 1000\n\n")  # the headers go out with it
         sink = _SseSink(queue, wanted, self.page_bytes)
+        sink.direct = DirectStream.of(request, response)
+        self.direct += sink.direct is not None
         pump = _Pump(queue, response, self.keepalive)
         task = asyncio.create_task(pump.run(), name=f"sse.pump.{queue.name}")
         sink.pump = (pump, task)
