@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import pytest
 
 from conftest import ORDERS_LIVE, Listener, ServeProcess, free_port, until
+from orders_live.client.rest import OrdersClient
 
 pytestmark = [pytest.mark.database, pytest.mark.slow]
 
@@ -186,3 +188,24 @@ def test_json_logs_carry_neither_tokens_nor_order_contents(tmp_path: Path) -> No
     text = process.log.read_text()
     for secret in ("read-tok-123", "write-tok-456", "wrong-guess-789", "Zelda Secretname", "Hidden product"):
         assert secret not in text
+
+
+async def test_a_served_process_runs_on_uvloop_and_pushes_over_sse_and_socketio(serve: ServeProcess) -> None:
+    """The service's own process runs on uvloop (the default ``event_loop``), whose transports
+    are not asyncio's classes: the direct write paths of both transports must still deliver."""
+    assert "event loop: uvloop" in serve.log.read_text()
+    listener = await Listener(serve.url).connect()
+    try:
+        await listener.subscribe({})
+        async with aiohttp.ClientSession() as session, session.get(f"{serve.url}/api/changes/stream") as stream:
+            async for line in stream.content:  # up to the end of the (empty) snapshot
+                if line.startswith(b"event: caught_up"):
+                    break
+            created = await OrdersClient(serve.url, session).create("Ada", "Lamp")
+            async for line in stream.content:
+                if line.startswith(b"data: ") and b'"op":"insert"' in line:
+                    assert json.loads(line[6:])["id"] == created["id"]
+                    break
+        await until(lambda: any(c["id"] == created["id"] for c in listener.changes()), what="the Socket.IO change")
+    finally:
+        await listener.close()

@@ -12,7 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """asyncio's loop, or uvloop's when asked for and installed."""
+    log = logging.getLogger(__name__)
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("event_loop=uvloop, but uvloop is not installed: using asyncio's")
+        else:
+            log.info("event loop: uvloop")
+            uvloop.run(main)
+            return
+    log.info("event loop: asyncio")
+    asyncio.run(main)
+
+
 async def _serve(settings: Settings, rate: float | None = None) -> None:
     service = Service(settings)
     stop = asyncio.Event()
@@ -315,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level if serving else "WARNING", settings.log_format)
     try:
         if args.command in ("serve", "demo"):
-            asyncio.run(_serve(_settings(args), args.rate if args.command == "demo" else None))
+            _run_loop(_serve(_settings(args), args.rate if args.command == "demo" else None), settings.event_loop)
         elif args.command == "watch":
             wanted: dict[str, Any] = {"status": args.status} if args.status else {}
             if args.id is not None:

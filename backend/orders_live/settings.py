@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field("text", description="text, or json (one object per line)")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "uvloop",
+        description="the event loop of serve and demo: uvloop's (measured faster: docs/performance.md) or asyncio's",
+    )
     read_token: str | None = Field(None, description="when set, required to connect and to read (REST, SSE, Socket.IO)")
     write_token: str | None = Field(None, description="when set, required to write; it also allows reading")
     allowed_origins: list[str] = Field(

@@ -13,7 +13,6 @@ differs, or a response is not chunked, streams use aiohttp's path only.
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import version
 from typing import Any
 
@@ -69,6 +68,7 @@ class DirectStream:
         )
 
     def write(self, framed: bytes) -> None:
-        transport: asyncio.BaseTransport | None = self._request.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # Any transport that writes (asyncio's, uvloop's: not an asyncio.WriteTransport subclass).
+        transport = self._request.transport
+        if transport is not None and not transport.is_closing():
             transport.write(framed)
