@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check on a fresh machine: installs what is missing (Python packages, the
-# dashboard's npm packages, Debian's chromium and postgresql for the browser and
-# PostgreSQL tests; the tests start their own PostgreSQL server), then format,
+# dashboard's npm packages, Debian's chromium, postgresql and nginx for the browser,
+# PostgreSQL and balancer tests; the tests start their own servers), then format,
 # lint, types, the import layers, the dashboard's unit tests and build, and all Python
 # tests (the fast tier, the real embedded database, the fault tests and the browser
 # tests); then the Socket.IO suites again with the direct path switched off, so that
@@ -12,8 +12,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
 if [ -n "$missing" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  echo "installing Debian's$missing for the browser and PostgreSQL tests"
+  echo "installing Debian's$missing for the browser, PostgreSQL and balancer tests"
   apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

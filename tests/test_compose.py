@@ -55,9 +55,14 @@ def test_the_instances_differ_only_in_their_names_and_depend_on_a_healthy_databa
     }
     assert first["depends_on"]["mongo"]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(first["healthcheck"]["test"])
-    upstream = (ROOT / "nginx" / "nginx.conf").read_text()
-    assert "orders-live-1:8080" in upstream and "orders-live-2:8080" in upstream
-    assert "proxy_set_header Upgrade" in upstream
+    balancer = (ROOT / "nginx" / "nginx.conf").read_text()
+    upstreams = (ROOT / "nginx" / "orders-live-upstreams.conf").read_text()
+    assert "include orders-live-upstreams.conf;" in balancer and "include orders-live-listen.conf;" in balancer
+    assert "orders-live-1:8080" in upstreams and "orders-live-2:8080" in upstreams
+    assert "proxy_set_header Upgrade" in balancer
+    mounts = services["balancer"]["volumes"]
+    for name in ("nginx.conf", "orders-live-upstreams.conf", "orders-live-listen.conf"):
+        assert f"./nginx/{name}:/etc/nginx/{name}:ro" in mounts
 
 
 def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None:
