@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 import pytest_asyncio
 import socketio
 
+from orders_live.domain.order import STATUSES
 from orders_live.domain.source import Source
 from orders_live.service import Service
 from orders_live.settings import Settings
@@ -306,6 +308,16 @@ async def database_orders(url: str) -> dict[int, dict[str, Any]]:
             for start in range(0, len(ids), 1000)
             for order in await source.store.fetch(ids[start : start + 1000])
         }
+
+
+async def database_counts(url: str) -> dict[str, int]:
+    """Orders per status (every status) in the PostgreSQL database at ``url``."""
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
+    finally:
+        await connection.close()
+    return dict.fromkeys(STATUSES, 0) | {row["status"]: int(row["n"]) for row in rows}
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:

@@ -19,11 +19,21 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from conftest import ORDERS_LIVE, Listener, PgServer, database_orders, opened, running_service, settings_for, until
+from conftest import (
+    ORDERS_LIVE,
+    Listener,
+    PgServer,
+    database_counts,
+    database_orders,
+    running_service,
+    settings_for,
+    until,
+)
 from orders_live.client.live_orders import LiveOrders
 from orders_live.client.live_view import LiveView
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
+from orders_live.sources.bulk import insert_orders
 
 pytestmark = pytest.mark.database
 
@@ -34,23 +44,7 @@ PAGE_BYTES = 64 * 1024  # smaller than the default, so that the bound is the pag
 @pytest.fixture(scope="module")
 def big_table(pg: PgServer) -> str:
     url = pg.new_database()
-
-    async def generate() -> None:
-        async with opened(url):  # the schema and its triggers
-            pass
-        db = await asyncpg.connect(url)
-        try:
-            await db.execute(
-                "INSERT INTO orders (customer_name, product_name, status)"
-                " SELECT 'Customer ' || n, 'Product ' || (n % 97),"
-                " (ARRAY['pending', 'shipped', 'delivered'])[1 + n % 3]"
-                " FROM generate_series(1, $1) AS n",
-                ORDERS,
-            )
-        finally:
-            await db.close()
-
-    asyncio.run(generate())
+    asyncio.run(insert_orders(url, ORDERS))  # the schema, then one INSERT ... SELECT generate_series
     return url
 
 
@@ -58,15 +52,6 @@ def big_table(pg: PgServer) -> str:
 async def service(big_table: str) -> AsyncIterator[Service]:
     async with running_service(settings_for(big_table, snapshot_page_bytes=PAGE_BYTES)) as running:
         yield running
-
-
-async def counts_in(url: str) -> dict[str, int]:
-    db = await asyncpg.connect(url)
-    try:
-        rows = await db.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
-    finally:
-        await db.close()
-    return {row["status"]: row["n"] for row in rows}
 
 
 class RawSocket:
@@ -168,7 +153,7 @@ async def test_a_window_gets_the_newest_orders_and_the_counts(service: Service, 
     async with LiveOrders(service.url, limit=500) as live:
         await live.wait_live(within=30)
         assert list(live.orders.values()) == newest[:500]
-        assert live.counts == await counts_in(big_table)
+        assert live.counts == await database_counts(big_table)
         assert live.view.total == len(stored)
     shipped = [o for o in newest if o["status"] == "shipped"]
     async with LiveOrders(service.url, status="shipped", limit=1500) as live:  # more than one page
@@ -264,4 +249,4 @@ async def test_changes_made_while_pages_are_sent_are_neither_lost_nor_applied_tw
             assert change["order"]["version"] == expected, (change, held)
         assert view.apply(change)
     assert view.orders == stored
-    assert view.counts == await counts_in(big_table)
+    assert view.counts == await database_counts(big_table)

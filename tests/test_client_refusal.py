@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from conftest import ORDERS_LIVE, Listener, free_port, running_service, settings_for, until
-from orders_live.client.live_orders import AccessRefused, LiveEvent, LiveOrders, LiveOrdersDied, SubscribeRefused
+from orders_live.client.live_orders import LiveEvent, LiveOrders
+from orders_live.client.refusals import AccessRefused, LiveOrdersDied, SubscribeRefused
 from orders_live.service import Service
 
 pytestmark = pytest.mark.fast

@@ -39,9 +39,10 @@ import asyncpg  # noqa: E402
 import pytest_asyncio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
-from conftest import free_port, running_service, settings_for, until_async  # noqa: E402
+from conftest import database_counts, free_port, running_service, settings_for, until_async  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.service import Service  # noqa: E402
+from orders_live.sources.bulk import insert_orders  # noqa: E402
 
 WINDOW = 500  # frontend/src/liveState.ts WINDOW
 OLDER_PAGE = 100  # frontend/src/liveState.ts OLDER_PAGE
@@ -62,27 +63,7 @@ async def generate(url: str, n: int) -> None:
     """``n`` orders in one statement, straight into the database (its triggers set version and
     updated_at, and log the changes the service follows). Many share an updated_at (milliseconds),
     so the tie-break by id matters."""
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(
-            "INSERT INTO orders (customer_name, product_name, status)"
-            " SELECT 'Customer ' || i, 'Product ' || i, (ARRAY['pending', 'shipped', 'delivered'])[1 + i % 3]"
-            " FROM generate_series(1, $1::int) AS i",
-            n,
-        )
-    finally:
-        await connection.close()
-
-
-async def database_counts(url: str) -> dict[str, int]:
-    connection = await asyncpg.connect(url)
-    try:
-        rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
-    finally:
-        await connection.close()
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update({row["status"]: int(row["n"]) for row in rows})
-    return counts
+    await insert_orders(url, n)
 
 
 async def newest_ids(url: str, n: int) -> list[int]:

@@ -25,11 +25,11 @@ if not CHROMIUM.is_file():
     )
 
 import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 from playwright.async_api import Browser, Locator, Page, Request, Response, expect  # noqa: E402
 
 from conftest import (  # noqa: E402
+    database_counts,
     database_orders,
     free_port,
     opened,
@@ -41,6 +41,7 @@ from conftest import (  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
+from orders_live.sources.bulk import insert_orders  # noqa: E402
 
 EVIL = '<img src=x onerror="window.pwned=1"> & <b>Co</b>'  # must show as text, never as markup
 SEED = [
@@ -481,17 +482,8 @@ async def test_a_snapshot_of_several_pages_builds_the_whole_table_and_then_follo
     """More orders than one ``snapshot`` page holds (1,000): the page applies each page as it
     comes (no id on them), then ``caught_up`` gives the position and the counts."""
     async with running_service(settings_for(postgres_url, port=free_port())) as service:
-        connection = await asyncpg.connect(postgres_url)
-        try:
-            await connection.execute(
-                "INSERT INTO orders (customer_name, product_name, status)"
-                " SELECT 'Customer ' || i, 'Product ' || i, (ARRAY['pending', 'shipped', 'delivered'])[1 + i % 3]"
-                " FROM generate_series(1, 2500) AS i"
-            )
-            rows = await connection.fetch("SELECT status, count(*) AS n FROM orders GROUP BY status")
-        finally:
-            await connection.close()
-        counts = {row["status"]: int(row["n"]) for row in rows}
+        await insert_orders(postgres_url, 2500)
+        counts = await database_counts(postgres_url)
 
         async def holds_them() -> bool:
             async with (

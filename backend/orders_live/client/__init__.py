@@ -4,14 +4,8 @@ library (a live local copy of the orders for a filter), the REST client, ``watch
     from orders_live.client import LiveOrders
 """
 
-from orders_live.client.live_orders import (
-    AccessRefused,
-    LiveEvent,
-    LiveOrders,
-    LiveOrdersDied,
-    Refused,
-    SubscribeRefused,
-)
+from orders_live.client.live_orders import LiveEvent, LiveOrders
+from orders_live.client.refusals import AccessRefused, LiveOrdersDied, Refused, SubscribeRefused
 from orders_live.client.rest import ApiRefused, OrdersClient
 
 __all__ = [

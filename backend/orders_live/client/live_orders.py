@@ -30,6 +30,7 @@ from typing import Any, Literal
 import socketio
 
 from orders_live.client.live_view import LiveView
+from orders_live.client.refusals import AccessRefused, LiveOrdersDied, Refused, SubscribeRefused, refusal
 from orders_live.domain.order import OrderJson
 from orders_live.runtime.backoff import Backoff
 
@@ -39,29 +40,6 @@ State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
 SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack, or for the next snapshot page
 MAX_MESSAGE = 4 * 1024 * 1024  # aiohttp's WebSocket message limit, told to the server, which pages below it
-ACCESS_CODES = frozenset({"unauthorized", "forbidden"})  # the token is wrong: the same on every retry
-
-
-class Refused(Exception):
-    """The server said no, and retrying will not help. ``code``, ``message`` and ``fields``
-    are the server's (``str()`` is the message)."""
-
-    def __init__(self, message: str, code: str | None = None, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.fields = message, code, dict(fields or {})
-
-
-class SubscribeRefused(Refused):
-    """The server refused the filter (``invalid_filter``)."""
-
-
-class AccessRefused(Refused):
-    """Every instance refused the token (``unauthorized``: none sent, ``forbidden``: a wrong one)
-    since the last connection that got through."""
-
-
-class LiveOrdersDied(RuntimeError):
-    """The connection task ended unexpectedly; its error is the ``__cause__``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +220,7 @@ class LiveOrders:
             except Refused:
                 raise
             except Exception as exc:
-                error = _refusal(url, refusals) or exc
+                error = refusal(url, refusals) or exc
                 if isinstance(error, AccessRefused):
                     refusing.add(url)
                     if refusing >= set(self.urls):
@@ -344,20 +322,6 @@ class LiveOrders:
                 queue.put_nowait(LiveEvent("dropped"))
             else:
                 queue.put_nowait(event)
-
-
-def _refusal(url: str, refusals: list[Any]) -> Exception | None:
-    """The server's ``connect_error`` (``{"message": ..., "data": {"code": ...}}``) as an error."""
-    for refusal in refusals:
-        if not isinstance(refusal, dict):
-            continue  # a transport failure: python-socketio passes its text
-        data = refusal.get("data")
-        code = data.get("code") if isinstance(data, dict) else None
-        message = str(refusal.get("message") or "the server refused the connection")
-        if code in ACCESS_CODES:
-            return AccessRefused(message, code)
-        return ConnectionError(f"{url} refused the connection: {message} ({code})")
-    return None
 
 
 async def _disconnect(sio: socketio.AsyncClient) -> None:

@@ -47,6 +47,11 @@ class Cursor:
     def wire(self) -> str:
         return f"{iso_millis(self.updated_at)}_{self.id}"
 
+    @property
+    def key(self) -> tuple[str, int]:
+        """Where it falls among ``newest_first`` keys: the orders older than it have smaller ones."""
+        return (iso_millis(self.updated_at), self.id)
+
 
 def parse_instant(text: str) -> datetime:
     """``updated_at`` as orders carry it (ISO-8601 with ``Z``) → an aware UTC datetime."""

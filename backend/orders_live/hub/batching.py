@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 
-from orders_live.hub.fanout import Batch, Delivery, Rooms
+from orders_live.hub.fanout import Delivery, Rooms
 from orders_live.hub.stats import HubStats
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,4 @@ class ReadBatcher:
             for room in rooms:
                 if room in members:
                     per_room.setdefault(room, []).append(delivery)
-        delivered = 0
-        for room, deliveries in per_room.items():
-            if len(deliveries) == 1:
-                delivered += self.rooms.deliver_to_room(room, deliveries[0], None)
-            else:
-                delivered += len(deliveries) * self.rooms.deliver_to_room(room, None, Batch(deliveries))
-        return delivered
+        return sum(len(ds) * self.rooms.deliver_to_room(room, ds) for room, ds in per_room.items())

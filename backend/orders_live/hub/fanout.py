@@ -137,28 +137,27 @@ class Rooms:
 
     def deliver(self, delivery: Delivery, rooms: frozenset[str]) -> int:
         """Hand ``delivery`` to every subscription in ``rooms``; how many took it."""
-        delivered = 0
-        for room in rooms:
-            delivered += self.deliver_to_room(room, delivery, None)
-        return delivered
+        return sum(self.deliver_to_room(room, [delivery]) for room in rooms)
 
-    def deliver_to_room(self, room: str, delivery: Delivery | None, batch: Batch | None) -> int:
-        """Hand one change, or one room's batch, to the room's subscriptions."""
+    def deliver_to_room(self, room: str, deliveries: list[Delivery]) -> int:
+        """Hand one room's changes (in commit order) to its subscriptions: one change as it is,
+        several as one Batch shared by all of them; how many subscriptions took them."""
         subscribers = self.members.get(room)
         if not subscribers:
             return 0
+        batch = Batch(deliveries) if len(deliveries) > 1 else None
         delivered = 0
         for subscription in tuple(subscribers):
             held = subscription.held
             if held is not None:
-                for one in batch.deliveries if batch is not None else [delivery] if delivery is not None else []:
-                    held[one.change.id] = one.change
+                for delivery in deliveries:
+                    held[delivery.change.id] = delivery.change
                 continue
             try:
-                if batch is not None:
+                if batch is None:
+                    subscription.sink.deliver(deliveries[0])
+                else:
                     subscription.sink.deliver_batch(batch)
-                elif delivery is not None:
-                    subscription.sink.deliver(delivery)
                 delivered += 1
             except Exception:
                 log.exception("a subscriber failed to take changes in %s", room)

@@ -138,9 +138,6 @@ class Hub:
         they are exact at, and the counts for ``wanted`` there."""
         return await self.views.page(wanted, before, limit)
 
-    def counts(self, wanted: SubscriptionFilter | None = None) -> Counts:
-        return self.index.counts(wanted)
-
     async def applied(self, order_id: int, version: int | None, within: float) -> bool:
         """Wait until the feed has applied ``order_id`` at ``version`` (None: its delete).
 

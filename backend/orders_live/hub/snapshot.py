@@ -98,7 +98,7 @@ class SnapshotReader:
             if order is None or not wanted.matches(order):
                 continue
             key = (order["updated_at"], order_id)
-            if before is not None and not key < (before.wire().rpartition("_")[0], before.id):
+            if before is not None and not key < before.key:
                 continue
             if edge is None or key > (edge["updated_at"], edge["id"]):
                 by_id[order_id] = order

@@ -55,7 +55,7 @@ class MemoryDatabase:
     async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
         orders = (o.to_json() for o in self._orders.values() if status is None or o.status == status)
         if before is not None:
-            edge = (before.wire().rpartition("_")[0], before.id)
+            edge = before.key
             orders = (o for o in orders if newest_first(o) < edge)
         return sorted(orders, key=newest_first, reverse=True)[:limit]
 

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, utc_now
-from orders_live.domain.page import Cursor, IndexRow
+from orders_live.domain.page import Cursor, IndexRow, newest_first
 from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.documents import order_from_document, parse_id, status_of
@@ -64,8 +64,7 @@ class MongoOrderStore:
                 docs = await self.orders.find(selector).sort([("updated_at", -1), ("_id", -1)]).limit(wanted).to_list()
             orders = self._orders_of(docs)
             if before is not None:
-                edge = before.wire().rpartition("_")[0]
-                orders = [o for o in orders if (o["updated_at"], o["id"]) < (edge, before.id)]
+                orders = [o for o in orders if newest_first(o) < before.key]
             if len(orders) >= limit or len(docs) < wanted:
                 return orders[:limit]
             wanted *= 4

@@ -8,17 +8,15 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from orders_live.client.live_orders import Refused
+from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
+from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
 from orders_live.client.simulator import Simulator
 from orders_live.client.watch import Watcher
@@ -27,8 +25,6 @@ from orders_live.log_format import configure_logging
 from orders_live.runtime.supervisor import Supervisor
 from orders_live.service import Service
 from orders_live.settings import Settings
-
-EMBEDDED_DATABASES = ("nx-27017", "postgres")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -101,161 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=2.0, help="writes per second (default 2)")
     simulate.add_argument("--count", type=int, help="stop after this many writes")
     simulate.add_argument("--seed", type=int)
-    bench = commands.add_parser(
-        "bench",
-        help="measure push against polling",
-        description=(
-            "Start the service, clients in separate processes and a writer; report latency, losses, CPU and memory."
-        ),
-    )
-    bench.add_argument("--clients", type=int, default=1000, help="Socket.IO clients (default 1000)")
-    bench.add_argument(
-        "--rates", default="5,10,20,50,70,100", help="writes per second to sweep (default 5,10,20,50,70,100)"
-    )
-    bench.add_argument("--duration", type=float, default=10.0, help="seconds of writing per case (default 10)")
-    bench.add_argument("--sse-clients", type=int, default=200, help="SSE clients, at the lowest and 50 writes/s")
-    bench.add_argument("--poll-clients", type=int, default=100, help="polling clients, at the lowest rate")
-    bench.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls (default 2)")
-    bench.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
-    bench.add_argument("--sample", type=int, default=100, help="clients that parse and time every change")
-    bench.add_argument(
-        "--database-url",
-        "--mongo-url",
-        dest="database_url",
-        help="use this database (mongodb://, postgresql://) instead of the embedded nx-27017",
-    )
-    bench.add_argument(
-        "--write-cost",
-        action="store_true",
-        help="instead: what the change log's triggers cost each write (PostgreSQL; a scratch schema)",
-    )
-    bench.add_argument(
-        "--external-writer",
-        action="store_true",
-        help="write straight to the database from another process (starts an embedded nx-27017 without a URL)",
-    )
-    bench.add_argument(
-        "--orders",
-        metavar="N[,N…]",
-        help="instead: preload N orders (each size in turn); measure start-up, RSS per order, snapshots, a burst",
-    )
-    bench.add_argument(
-        "--database",
-        choices=EMBEDDED_DATABASES,
-        default="nx-27017",
-        help="with --orders or --external-writer and no --database-url: the embedded database (default nx-27017)",
-    )
-    bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
+    add_bench_parser(commands)
     return parser
-
-
-def _bench(args: argparse.Namespace) -> None:
-    if args.write_cost:
-        _write_cost(args.database_url, Path(args.out))
-        return
-    if args.orders:
-        sizes = [int(size.replace("_", "")) for size in args.orders.split(",")]
-        asyncio.run(_bench_tables(sizes, args.database_url, args.database, Path(args.out)))
-        return
-    try:
-        from orders_live.bench.runner import Case, run_bench
-    except ImportError as exc:
-        raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
-    rates = [float(rate) for rate in args.rates.split(",")]
-    cases = [Case("socketio", args.clients, rate, args.duration) for rate in rates]
-    if args.sse_clients:
-        cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
-    if args.poll_clients:
-        cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
-    if args.external_writer and not args.database_url:
-        asyncio.run(_bench_with_embedded(cases, args))
-        return
-    asyncio.run(run_bench(cases, Path(args.out), args.processes, args.sample, args.database_url, args.external_writer))
-
-
-async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
-    """The external writer needs the database's address: an embedded one started here."""
-    from orders_live.bench.runner import run_bench
-
-    folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
-    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
-    server: Any
-    if args.database == "postgres":
-        from orders_live.sources.postgres.embedded import EmbeddedPostgres
-
-        server = EmbeddedPostgres(folder)
-    else:
-        from orders_live.sources.mongo.embedded import EmbeddedMongo
-
-        server = EmbeddedMongo(folder / "nx")
-    url = await server.start()
-    try:
-        await run_bench(cases, Path(args.out), args.processes, args.sample, url, external=True)
-    finally:
-        await server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: Path) -> None:
-    """One preloaded database per size and an empty one, on the given server or an embedded one."""
-    from orders_live.bench.table_size import TableRun, measure_table, write_table_report
-    from orders_live.sources.bulk import insert_orders
-
-    folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
-    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
-    runs: list[TableRun] = []
-    kind = "postgres" if (url or "").startswith("postgres") or (not url and embedded == "postgres") else "nx-27017"
-    if url and kind == "nx-27017" and "127.0.0.1" not in url and "localhost" not in url:
-        kind = "mongodb"
-    server: Any = None
-    try:
-        if kind == "postgres":
-            from orders_live.sources.postgres.embedded import EmbeddedPostgres, create_database
-
-            if url is None:
-                server = EmbeddedPostgres(folder, database="postgres")
-                await server.start()
-            admin = url or server.url("postgres")
-            base = admin.rsplit("/", 1)[0]
-            names = ["bench_empty", *(f"bench_{size}_{os.getpid()}" for size in sizes)]
-            for name in names:
-                await create_database(admin, name)
-            urls = [f"{base}/{name}" for name in names]
-        else:
-            if url is None:
-                from orders_live.sources.mongo.embedded import EmbeddedMongo
-
-                server = EmbeddedMongo(folder / "nx")
-                await server.start()
-                url = server.url
-            base, _, query = url.partition("?")
-            root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-            suffix = f"?{query}" if query else ""
-            urls = [f"{root}/bench_empty_{os.getpid()}{suffix}"]
-            urls += [f"{root}/bench_{size}_{os.getpid()}{suffix}" for size in sizes]
-        for size, full in zip(sizes, urls[1:], strict=True):
-            print(f"{kind}: {size:,} orders…", flush=True)
-            runs.append(await measure_table(kind, full, urls[0], size, insert_orders))
-    finally:
-        if server is not None:
-            await server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-    command = "orders-live bench --orders " + ",".join(str(s) for s in sizes)
-    command += f" --database {kind}" if kind != "mongodb" else " --database-url …"
-    print(write_table_report(runs, out, command))
-    print(f"written: {out / 'table-size.md'}")
-
-
-def _write_cost(url: str | None, out: Path) -> None:
-    if not url or not url.startswith(("postgresql://", "postgres://")):
-        raise SystemExit("--write-cost measures PostgreSQL's triggers: give --database-url postgresql://…")
-    from orders_live.sources.postgres.write_cost import markdown, measure_write_cost
-
-    table = markdown(asyncio.run(measure_write_cost(url)))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "write-cost.md").write_text(table)
-    print(table)
-    print(f"written: {out / 'write-cost.md'}")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -340,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 watcher = Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token, limit=args.limit)
                 asyncio.run(watcher.run())
         elif args.command == "bench":
-            _bench(args)
+            run_bench_command(args)
         elif args.command == "simulate":
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_simulate(args.url, args.rate, args.count, args.seed, args.token))
