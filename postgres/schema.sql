@@ -139,3 +139,48 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The agent's action log (docs/agent.md): append-only, one row per record, numbered by seq.
+-- Appends take the advisory lock (7362519, 2) until they commit, so seqs become visible in
+-- order: a reader that sees seq N already sees every smaller seq that will ever exist.
+CREATE TABLE IF NOT EXISTS agent_actions (
+    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind          text NOT NULL
+        CONSTRAINT agent_actions_kind_known
+        CHECK (kind IN ('action', 'dry_run', 'refusal', 'model_error', 'no_action')),
+    trigger       text NOT NULL
+        CONSTRAINT agent_actions_trigger_known CHECK (trigger IN ('pending_too_long', 'shipped', 'question')),
+    order_id      bigint CONSTRAINT agent_actions_order_id_positive CHECK (order_id > 0),
+    order_version bigint CONSTRAINT agent_actions_order_version_positive CHECK (order_version > 0),
+    tool          text CONSTRAINT agent_actions_tool_name CHECK (tool ~ '^[a-z_]{1,64}$'),
+    arguments     jsonb NOT NULL DEFAULT '{}'
+        CONSTRAINT agent_actions_arguments_object CHECK (jsonb_typeof(arguments) = 'object'),
+    message       text CONSTRAINT agent_actions_message_length CHECK (char_length(message) <= 2000),
+    reason        text CONSTRAINT agent_actions_reason_length CHECK (char_length(reason) <= 1000),
+    model         text CONSTRAINT agent_actions_model_length CHECK (char_length(model) <= 200),
+    recorded_at   timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now()),
+    CONSTRAINT agent_actions_action_complete CHECK (
+        kind NOT IN ('action', 'dry_run')
+        OR (tool IS NOT NULL AND message IS NOT NULL AND order_id IS NOT NULL AND order_version IS NOT NULL)
+    )
+);
+-- At most one action per (trigger, order_id, order_version): two agents, or one restarted,
+-- cannot act twice for the same event.
+CREATE UNIQUE INDEX IF NOT EXISTS agent_actions_one_action
+    ON agent_actions (trigger, order_id, order_version) WHERE kind = 'action';
+CREATE INDEX IF NOT EXISTS agent_actions_order ON agent_actions (order_id, seq);
+
+CREATE OR REPLACE FUNCTION agent_actions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'agent_actions is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE OR REPLACE TRIGGER agent_actions_append_only
+    BEFORE UPDATE OR DELETE ON agent_actions
+    FOR EACH ROW EXECUTE FUNCTION agent_actions_append_only();
+
+CREATE OR REPLACE TRIGGER agent_actions_no_truncate
+    BEFORE TRUNCATE ON agent_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION agent_actions_append_only();

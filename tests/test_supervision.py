@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -88,7 +89,7 @@ async def test_the_hub_follower_survives_a_bug_in_its_retry_path(monkeypatch: py
     database = MemoryDatabase()
     feed = FailingFeed(database)
     source = database.source()
-    hub = Hub(type(source)(source.connection, source.store, feed, source.checkpoints), instance="t")
+    hub = Hub(dataclasses.replace(source, feed=feed), instance="t")
     monkeypatch.setattr(hub.tasks, "restart_first", 0.05)
 
     async def broken_wait(error: BaseException) -> None:

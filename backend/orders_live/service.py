@@ -19,6 +19,8 @@ from orders_live.sources.postgres.embedded import EmbeddedPostgres
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
+from orders_live.transports.http.action_tail import ActionTail
+from orders_live.transports.http.agent_actions import AgentActionsApi
 from orders_live.transports.http.errors import json_errors
 from orders_live.transports.http.live_page import LivePage
 from orders_live.transports.http.malformed_requests import quiet_malformed_requests
@@ -45,6 +47,8 @@ class Service:
         self.hub: Hub | None = None
         self.gateway: SocketGateway | None = None
         self.streams: EventStreams | None = None
+        self.action_tail: ActionTail | None = None
+        self.agent_actions: AgentActionsApi | None = None
         self.runner: web.AppRunner | None = None
         self.registry = prometheus_client.CollectorRegistry()
         self.port: int = settings.port
@@ -117,11 +121,16 @@ class Service:
         )
         app.add_routes(streams.routes())
         app.add_routes(PollingApi(hub, database).routes())
+        self.action_tail = action_tail = ActionTail(source.actions)
+        self.agent_actions = agent_actions = AgentActionsApi(
+            source.actions, action_tail, database, metrics, budget=budget, keepalive=settings.sse_keepalive
+        )
+        app.add_routes(agent_actions.routes())
         observability = Observability(
             hub,
             source.connection,
             self.registry,
-            lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams},
+            lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams + agent_actions.streams},
         )
         app.add_routes(observability.routes())
         app.add_routes(LivePage().routes())
@@ -132,6 +141,7 @@ class Service:
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
         await hub.start()
+        action_tail.start()
         log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
 
     async def _database_url(self) -> str:
@@ -169,6 +179,10 @@ class Service:
             await self.gateway.close()
         if self.streams is not None:
             await self.streams.close()
+        if self.agent_actions is not None:
+            await self.agent_actions.close()
+        if self.action_tail is not None:
+            await self.action_tail.stop()
         if self.hub is not None:
             try:
                 await self.hub.stop()

@@ -1,8 +1,9 @@
-"""The seam between the service and its database: four small contracts.
+"""The seam between the service and its database: five small contracts.
 
 A database gives the service its orders (``OrderStore``), their changes in commit order
-(``ChangeFeed``), a place to keep each instance's resume position (``Checkpoints``) and a
-connection to open, check and close (``Connection``). ``Source`` bundles one of each; one
+(``ChangeFeed``), a place to keep each instance's resume position (``Checkpoints``), the
+agent's append-only action log (``ActionLog``) and a connection to open, check and close
+(``Connection``). ``Source`` bundles one of each; one
 object may play several parts. Implementations live in ``orders_live.sources``, one module
 (or package) each, chosen by URL; nothing above them sees a driver's types.
 """
@@ -13,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, AgentActionJson, NewAgentAction
 from orders_live.domain.change import CaughtUp, Change
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status
 from orders_live.domain.page import Cursor, IndexRow
@@ -35,6 +37,17 @@ class VersionConflict(Exception):
 class DatabaseUnavailable(Exception):
     """The database did not answer (down, unreachable, or refusing): nothing was read, and
     a write may or may not have been applied. Sources raise it instead of driver errors."""
+
+
+class AlreadyRecorded(Exception):
+    """An ``action`` for this (trigger, order_id, order_version) is already in the log."""
+
+    def __init__(self, existing: AgentActionJson) -> None:
+        super().__init__(
+            f"an action for {existing['trigger']} of order {existing['order_id']} at version"
+            f" {existing['order_version']} is already recorded (seq {existing['seq']})"
+        )
+        self.existing = existing
 
 
 class OrderStore(Protocol):
@@ -85,6 +98,24 @@ class Checkpoints(Protocol):
     async def save_checkpoint(self, instance: str, position: str) -> None: ...
 
 
+class ActionLog(Protocol):
+    """The agent's append-only action log. Each record gets a ``seq``, increasing in the order
+    records were appended; nothing is ever changed or removed. Raises DatabaseUnavailable."""
+
+    async def append(self, new: NewAgentAction) -> AgentActionJson:
+        """The record as stored; AlreadyRecorded for a second ``action`` with the same
+        (trigger, order_id, order_version), and then nothing is stored."""
+        ...
+
+    async def recent(self, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
+        """The newest ``limit`` records that match, oldest first."""
+        ...
+
+    async def after(self, seq: int, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
+        """Up to ``limit`` records that match with a seq above ``seq``, oldest first."""
+        ...
+
+
 class Connection(Protocol):
     """The database connection's life cycle."""
 
@@ -112,6 +143,7 @@ class Source:
     store: OrderStore
     feed: ChangeFeed
     checkpoints: Checkpoints
+    actions: ActionLog
 
     @property
     def description(self) -> str:

@@ -1,7 +1,8 @@
 """An in-memory database: the fast test tier's, with the same contracts as the real ones.
 
-One object plays every part (``Connection``, ``OrderStore``, ``ChangeFeed``, ``Checkpoints``);
-``MemoryDatabase().source()`` bundles it as a ``Source``.
+One object plays every part (``Connection``, ``OrderStore``, ``ChangeFeed``, ``Checkpoints``)
+but the agent's action log (``memory_actions``); ``MemoryDatabase().source()`` bundles them as a
+``Source``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from orders_live.domain.change import CaughtUp, Change, HistoryLost, Op
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, iso_millis, utc_now
 from orders_live.domain.page import Cursor, IndexRow, newest_first
 from orders_live.domain.source import OrderNotFound, PositionKey, Source, VersionConflict
+from orders_live.sources.memory_actions import MemoryActionLog
 
 PREFIX = "m:"
 AWAIT_SECONDS = 0.05
@@ -31,9 +33,10 @@ class MemoryDatabase:
         self._ids = itertools.count(1)
         self._appended = asyncio.Event()
         self._checkpoints: dict[str, str] = {}
+        self.actions = MemoryActionLog()
 
     def source(self) -> Source:
-        return Source(connection=self, store=self, feed=self, checkpoints=self)
+        return Source(connection=self, store=self, feed=self, checkpoints=self, actions=self.actions)
 
     async def open(self) -> None:
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
+from orders_live.domain.agent_action import KINDS
+
 
 class TransportMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -27,6 +29,15 @@ class TransportMetrics:
             ["transport"],
             registry=registry,
         )
+
+        self.agent_actions = Counter(
+            "orders_live_agent_actions",
+            "Agent action records appended through this instance, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in KINDS:
+            self.agent_actions.labels(kind)
 
     def slow_client(self, outcome: str) -> None:
         self.slow_clients.labels(outcome).inc()

@@ -1,13 +1,14 @@
 """MongoDB (and the embedded nx-27017) through PyMongo's async API.
 
 ``connection`` owns the client and what differs between the two servers; ``store``,
-``feed`` and ``checkpoints`` implement one contract each over it; ``documents`` is the
+``feed``, ``checkpoints`` and ``actions`` implement one contract each over it; ``documents`` is the
 boundary that turns raw documents into orders and changes; ``embedded`` runs nx-27017.
 """
 
 from __future__ import annotations
 
 from orders_live.domain.source import Source
+from orders_live.sources.mongo.actions import MongoActionLog
 from orders_live.sources.mongo.checkpoints import MongoCheckpoints
 from orders_live.sources.mongo.connection import MongoConnection, MongoOptions
 from orders_live.sources.mongo.feed import MongoChangeFeed
@@ -23,4 +24,5 @@ def mongo_source(url: str, options: MongoOptions | None = None) -> Source:
         store=MongoOrderStore(connection),
         feed=MongoChangeFeed(connection),
         checkpoints=MongoCheckpoints(connection),
+        actions=MongoActionLog(connection),
     )

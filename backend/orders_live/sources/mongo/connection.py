@@ -42,6 +42,7 @@ class MongoConnection:
         self.orders: AsyncCollection[dict[str, Any]] = self.db["orders"]
         self.counters: AsyncCollection[dict[str, Any]] = self.db["counters"]
         self.state: AsyncCollection[dict[str, Any]] = self.db["orders_live_state"]
+        self.agent_actions: AsyncCollection[dict[str, Any]] = self.db["agent_actions"]
         self.pacer = IdlePacer(cap=options.idle_poll_cap)
         self.watch_options: dict[str, Any] = {"full_document": "updateLookup"}
         self.nx: bool | None = None  # known after open(): nx-27017 ("nx:<row>") or MongoDB positions
@@ -54,6 +55,7 @@ class MongoConnection:
         await self.client.admin.command("ping")
         await self.orders.create_index([("status", ASCENDING), ("updated_at", DESCENDING)])
         await self.orders.create_index([("updated_at", DESCENDING)])
+        await self.agent_actions.create_index([("seq", ASCENDING)], unique=True)  # not with _id: nx-27017
         # nx-27017 records changes only from the first watch after it starts: open one
         # now, before this service takes any write, so that no write goes unrecorded.
         # Its token also tells which kind of positions this server hands out.

@@ -2,14 +2,15 @@
 the change log as the truth and NOTIFY only as a wake-up.
 
 ``connection`` owns the pool, the listening connection, the schema (``sql/schema.sql``, the
-repository's ``postgres/`` folder) and the background work; ``store``, ``feed`` and
-``checkpoints`` implement one contract each over it; ``documents`` turns rows into orders and
+repository's ``postgres/`` folder) and the background work; ``store``, ``feed``,
+``checkpoints`` and ``actions`` implement one contract each over it; ``documents`` turns rows into orders and
 changes; ``retention`` keeps the log bounded; ``embedded`` runs a private server.
 """
 
 from __future__ import annotations
 
 from orders_live.domain.source import Source
+from orders_live.sources.postgres.actions import PostgresActionLog
 from orders_live.sources.postgres.checkpoints import PostgresCheckpoints
 from orders_live.sources.postgres.connection import PostgresConnection, PostgresOptions
 from orders_live.sources.postgres.feed import PostgresChangeFeed
@@ -25,4 +26,5 @@ def postgres_source(url: str, options: PostgresOptions | None = None) -> Source:
         store=PostgresOrderStore(connection),
         feed=PostgresChangeFeed(connection),
         checkpoints=PostgresCheckpoints(connection),
+        actions=PostgresActionLog(connection),
     )

@@ -1,0 +1,147 @@
+"""The agent's action log in the ``agent_actions`` collection.
+
+``seq`` comes from an atomic ``$inc`` on the ``counters`` collection (as order ids do), kept
+unique by an index. At most one ``action`` per (trigger, order_id, order_version) without a
+partial index (nx-27017 has none): such a record's ``_id`` is ``action:<trigger>:<order_id>:
+<order_version>``, so a second insert fails on ``_id``; other records get an ObjectId.
+``arguments`` is kept as its JSON text (``arguments_json``): any key the model chose ("$x",
+"a.b") and any JSON number (past 64 bits) round-trips, which a subdocument would not.
+``recorded_at`` is set at insert (nx-27017 stores a ``$set`` date as a string).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from orders_live.domain.agent_action import (
+    EVERY_ACTION,
+    KINDS,
+    TRIGGERS,
+    ActionFilter,
+    AgentActionJson,
+    NewAgentAction,
+    encode_arguments,
+)
+from orders_live.domain.order import iso_millis, utc_now
+from orders_live.domain.source import AlreadyRecorded
+from orders_live.sources.mongo.connection import MongoConnection
+from orders_live.sources.mongo.documents import parse_date
+
+log = logging.getLogger(__name__)
+
+COUNTER = "agent_actions"  # the _id of this log's document in ``counters``
+
+
+def action_id(trigger: str, order_id: int, order_version: int) -> str:
+    return f"action:{trigger}:{order_id}:{order_version}"
+
+
+def _selector(filters: ActionFilter) -> dict[str, Any]:
+    """Typed values compared for equality: never an operator."""
+    selector: dict[str, Any] = {}
+    if filters.kind is not None:
+        selector["kind"] = str(filters.kind)
+    if filters.trigger is not None:
+        selector["trigger"] = str(filters.trigger)
+    if filters.order_id is not None:
+        selector["order_id"] = int(filters.order_id)
+    if filters.order_version is not None:
+        selector["order_version"] = int(filters.order_version)
+    return selector
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def record_of(doc: dict[str, Any]) -> AgentActionJson:
+    """A stored document as a record; ValueError if it is not one."""
+    kind, trigger = doc.get("kind"), doc.get("trigger")
+    if kind not in KINDS or trigger not in TRIGGERS or _optional_int(doc.get("seq")) is None:
+        raise ValueError("not an agent action record")
+    arguments = json.loads(doc.get("arguments_json") or "{}")
+    return {
+        "seq": int(doc["seq"]),
+        "kind": kind,
+        "trigger": trigger,
+        "order_id": _optional_int(doc.get("order_id")),
+        "order_version": _optional_int(doc.get("order_version")),
+        "tool": _optional_str(doc.get("tool")),
+        "arguments": arguments if isinstance(arguments, dict) else {},
+        "message": _optional_str(doc.get("message")),
+        "reason": _optional_str(doc.get("reason")),
+        "model": _optional_str(doc.get("model")),
+        "recorded_at": iso_millis(parse_date(doc.get("recorded_at"))),
+    }
+
+
+def _records(docs: list[dict[str, Any]]) -> list[AgentActionJson]:
+    records = []
+    for doc in docs:
+        try:
+            records.append(record_of(doc))
+        except (KeyError, ValueError) as exc:
+            log.warning("skipping a document that is not an agent action (_id=%r): %s", doc.get("_id"), exc)
+    return records
+
+
+class MongoActionLog:
+    def __init__(self, connection: MongoConnection) -> None:
+        self.connection = connection
+        self.collection = connection.agent_actions
+
+    async def append(self, new: NewAgentAction) -> AgentActionJson:
+        key = new.unique_key
+        doc_id: Any = ObjectId() if key is None else action_id(*key)
+        async with self.connection.answering():
+            if key is not None:  # the usual refusal, without spending a seq on it
+                existing = await self.collection.find_one({"_id": doc_id})
+                if existing is not None:
+                    raise AlreadyRecorded(record_of(existing))
+            counter = await self.connection.counters.find_one_and_update(
+                {"_id": COUNTER}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            assert counter is not None
+            doc = {
+                "_id": doc_id,
+                "seq": int(counter["seq"]),
+                "kind": new.kind,
+                "trigger": new.trigger,
+                "order_id": new.order_id,
+                "order_version": new.order_version,
+                "tool": new.tool,
+                "arguments_json": encode_arguments(new.arguments),
+                "message": new.message,
+                "reason": new.reason,
+                "model": new.model,
+                "recorded_at": utc_now(),  # at insert: a $set date would be a string on nx-27017
+            }
+            try:
+                await self.collection.insert_one(doc)
+            except DuplicateKeyError:
+                existing = await self.collection.find_one({"_id": doc_id}) if key is not None else None
+                if existing is None:
+                    raise  # a seq taken twice (the counter was reset): the database's problem
+                raise AlreadyRecorded(record_of(existing)) from None
+        return record_of(doc)
+
+    async def recent(self, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
+        async with self.connection.answering():
+            docs = await self.collection.find(_selector(filters)).sort("seq", -1).limit(limit).to_list()
+        return _records(docs[::-1])
+
+    async def after(self, seq: int, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
+        selector = {**_selector(filters), "seq": {"$gt": int(seq)}}
+        async with self.connection.answering():
+            docs = await self.collection.find(selector).sort("seq", 1).limit(limit).to_list()
+        return _records(docs)

@@ -1,0 +1,244 @@
+"""The agent's action log over HTTP (``docs/agent.md``, "The action log over HTTP"):
+
+- ``POST /api/agent/actions``: append a record (201), ``409 already_recorded`` with the
+  existing ``record`` for a second ``action`` of the same trigger, order and version, ``422
+  validation_failed`` with ``fields``; a write (the write token, when one is set).
+- ``GET /api/agent/actions``: ``{"actions": [...]}``, the newest ``limit``, or those
+  ``after`` a seq, oldest first, filtered by ``kind``, ``trigger``, ``order_id``,
+  ``order_version``.
+- ``GET /api/agent/actions/stream``: Server-Sent Events: the backlog (the newest 50, or the
+  records after ``Last-Event-ID``/``after``) as ``action`` events with ``id: <seq>``, then
+  ``caught_up``, then every new record, through any instance (``action_tail``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from orders_live.domain.agent_action import (
+    KINDS,
+    TRIGGERS,
+    ActionFilter,
+    AgentActionJson,
+    InvalidAgentAction,
+    parse_new_action,
+)
+from orders_live.domain.order import MAX_ID, positive_int
+from orders_live.domain.source import ActionLog, AlreadyRecorded
+from orders_live.transports.access import ConnectionBudget
+from orders_live.transports.http.action_tail import ActionStream, ActionTail
+from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.readiness import DatabaseGuard
+from orders_live.transports.http.sse import HEADERS, sse_event
+from orders_live.transports.metrics import TransportMetrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+STREAM_BACKLOG = 50  # records a stream starts with when it names no seq
+FILTERS = ("kind", "trigger", "order_id", "order_version")
+GONE_CHECK = 1.0  # seconds between checks, on a quiet stream, that its client is still there
+
+
+class AgentActionsApi:
+    def __init__(
+        self,
+        actions: ActionLog,
+        tail: ActionTail,
+        database: DatabaseGuard,
+        metrics: TransportMetrics,
+        budget: ConnectionBudget | None = None,
+        keepalive: float = 15.0,
+    ) -> None:
+        self.actions, self.tail, self.database, self.metrics = actions, tail, database, metrics
+        self.budget = budget or ConnectionBudget(10_000)
+        self.keepalive = keepalive
+        self.open: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/agent/actions", self.append),
+            web.get("/api/agent/actions", self.list_actions),
+            web.get("/api/agent/actions/stream", self.stream),
+        ]
+
+    @property
+    def streams(self) -> int:
+        return len(self.open)
+
+    async def close(self) -> None:
+        """End every open stream (their clients reconnect, elsewhere if need be)."""
+        streams = list(self.open)
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+
+    async def append(self, request: web.Request) -> web.Response:
+        _check_query(request.query, set())
+        try:
+            new = parse_new_action(await _json_body(request))
+        except InvalidAgentAction as exc:
+            raise ApiError(422, "validation_failed", "the record has invalid fields", exc.fields) from None
+        try:
+            async with self.database.bounded():
+                record = await self.actions.append(new)
+        except AlreadyRecorded as exc:
+            raise ApiError(409, "already_recorded", str(exc), extra={"record": exc.existing}) from None
+        self.metrics.agent_actions.labels(record["kind"]).inc()
+        self.tail.appended()
+        return web.json_response(record, status=201)
+
+    async def list_actions(self, request: web.Request) -> web.Response:
+        query = request.query
+        fields = _check_query(query, {"limit", "after", *FILTERS}, raise_now=False)
+        filters = _filters(query, fields)
+        limit = _number(query, "limit", 1, MAX_LIMIT, fields)
+        after = _number(query, "after", 0, MAX_ID, fields)
+        if fields:
+            raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
+        async with self.database.bounded():
+            if after is None:
+                records = await self.actions.recent(limit or DEFAULT_LIMIT, filters)
+            else:
+                records = await self.actions.after(after, limit or DEFAULT_LIMIT, filters)
+        return web.json_response({"actions": records})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        fields = _check_query(query, {"after", *FILTERS}, raise_now=False)
+        filters = _filters(query, fields)
+        header = request.headers.get("Last-Event-ID")
+        if header:
+            after = positive_int(header.strip()) if header.strip() != "0" else 0
+            if after is None:
+                fields["Last-Event-ID"] = "must be the id of an earlier action event (a seq)"
+        else:
+            after = _number(query, "after", 0, MAX_ID, fields)
+        if fields:
+            raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
+        if not self.budget.take():
+            raise ApiError(503, "too_many_connections", "the server is full")
+        task = asyncio.current_task()
+        assert task is not None
+        self.open.add(task)
+        try:
+            async with self.database.bounded():
+                live = await self.tail.join(filters)  # before the backlog: nothing falls between
+            try:
+                return await self._stream(request, live, filters, after)
+            finally:
+                self.tail.leave(live)
+        finally:
+            self.open.discard(task)
+            self.budget.give_back()
+
+    async def _stream(
+        self, request: web.Request, live: ActionStream, filters: ActionFilter, after: int | None
+    ) -> web.StreamResponse:
+        async with self.database.bounded():
+            if after is None:
+                backlog = await self.actions.recent(STREAM_BACKLOG, filters)
+            else:
+                backlog = await self.actions.after(after, MAX_LIMIT, filters)
+        response = web.StreamResponse(headers=HEADERS)
+        await response.prepare(request)
+        try:
+            await response.write(b"retry: 1000\n\n")
+            sent = after or 0
+            while True:  # a stream resuming far back reads the log a page at a time
+                await response.write(b"".join(_event(record) for record in backlog))
+                sent = backlog[-1]["seq"] if backlog else sent
+                if after is None or len(backlog) < MAX_LIMIT:
+                    break
+                async with self.database.bounded():
+                    backlog = await self.actions.after(sent, MAX_LIMIT, filters)
+            await response.write(sse_event("caught_up", str(sent), {"seq": sent}))
+            quiet = 0.0
+            while not live.overflowed:
+                try:
+                    async with asyncio.timeout(GONE_CHECK):
+                        await live.ready.wait()
+                except TimeoutError:
+                    if request.transport is None or request.transport.is_closing():
+                        return response  # the client left: stop holding the tail awake
+                    quiet += GONE_CHECK
+                    if quiet >= self.keepalive:
+                        await response.write(b": keep-alive\n\n")
+                        quiet = 0.0
+                    continue
+                quiet = 0.0
+                fresh = [record for record in live.take() if record["seq"] > sent]
+                if fresh:
+                    await response.write(b"".join(_event(record) for record in fresh))
+                    sent = fresh[-1]["seq"]
+            log.info("an agent action stream fell more than %d records behind; ending it", live.capacity)
+        except asyncio.CancelledError:
+            if request.transport is not None and not request.transport.is_closing():
+                request.transport.close()  # shutting down: the client reconnects
+            raise
+        except (ConnectionError, ApiError):
+            log.debug("an agent action stream ended (client gone, or the database not answering)")
+        return response
+
+
+def _event(record: AgentActionJson) -> bytes:
+    return sse_event("action", str(record["seq"]), record)
+
+
+def _check_query(query: MultiMapping[str], allowed: set[str], raise_now: bool = True) -> dict[str, str]:
+    """Unknown and repeated parameters, by name (``token`` is the access middleware's)."""
+    fields = {name: "unknown query parameter" for name in sorted(set(query) - allowed - {"token"})}
+    for name in set(query) & allowed:
+        if len(query.getall(name)) > 1:
+            fields[name] = "given more than once"
+    if fields and raise_now:
+        raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
+    return fields
+
+
+def _number(query: Mapping[str, str], name: str, least: int, most: int, fields: dict[str, str]) -> int | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    value = 0 if text == "0" else positive_int(text, most)
+    if value is None or value < least:
+        fields.setdefault(name, f"must be an integer from {least} to {most}")
+    return value
+
+
+def _filters(query: Mapping[str, str], fields: dict[str, str]) -> ActionFilter:
+    kind, trigger = query.get("kind"), query.get("trigger")
+    if kind is not None and kind not in KINDS:
+        fields.setdefault("kind", f"must be one of {', '.join(KINDS)}")
+    if trigger is not None and trigger not in TRIGGERS:
+        fields.setdefault("trigger", f"must be one of {', '.join(TRIGGERS)}")
+    order_id = _number(query, "order_id", 1, MAX_ID, fields)
+    order_version = _number(query, "order_version", 1, MAX_ID, fields)
+    if fields:
+        return ActionFilter()
+    return ActionFilter(
+        kind=next((k for k in KINDS if k == kind), None),
+        trigger=next((t for t in TRIGGERS if t == trigger), None),
+        order_id=order_id,
+        order_version=order_version,
+    )
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise ApiError(400, "unsupported_content_type", "send the body as application/json")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_failed", "the body must be a JSON object", {"body": "must be an object"})
+    return body
