@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=2.0, help="writes per second (default 2)")
     simulate.add_argument("--count", type=int, help="stop after this many writes")
     simulate.add_argument("--seed", type=int)
+    add_agent_parsers(client_command)
     add_bench_parser(commands)
     return parser
 
@@ -170,7 +172,7 @@ async def _with_client(url: str, token: str | None, call: Callable[[OrdersClient
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
-    serving = args.command in ("serve", "demo")
+    serving = args.command in ("serve", "demo", "agent")
     configure_logging(settings.log_level if serving else "WARNING", settings.log_format)
     try:
         if args.command in ("serve", "demo"):
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 watcher = Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token, limit=args.limit)
                 asyncio.run(watcher.run())
+        elif args.command == "agent":
+            return run_agent_command(args)
+        elif args.command == "ask":
+            return run_ask_command(args)
         elif args.command == "bench":
             run_bench_command(args)
         elif args.command == "simulate":

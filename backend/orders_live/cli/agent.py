@@ -1,0 +1,137 @@
+"""``orders-live agent`` and ``orders-live ask``: their options, the planner they pick (a model
+when ``--model`` is given, else the offline planner), and how they run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+import aiohttp
+
+from orders_live.agent.agent import Agent, AgentOptions
+from orders_live.agent.ask import ask
+from orders_live.agent.chat_model import ChatModel
+from orders_live.agent.guardrails import Limits
+from orders_live.agent.metrics import AgentMetrics
+from orders_live.agent.planner import ModelFailed, NeedsModel, OfflinePlanner, Planner
+from orders_live.agent.service_api import ActionLog, OrdersReader
+from orders_live.agent.tools import parse_duration
+
+log = logging.getLogger("orders_live.agent")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _model_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--model",
+        default=os.environ.get("ORDERS_LIVE_AGENT_MODEL"),
+        help="model at an OpenAI-compatible endpoint (default $ORDERS_LIVE_AGENT_MODEL; none: the offline planner)",
+    )
+    command.add_argument(
+        "--base-url",
+        default=os.environ.get("OPENAI_BASE_URL"),
+        help="Chat Completions endpoint, as http://127.0.0.1:11434/v1 (Ollama); default $OPENAI_BASE_URL, else OpenAI",
+    )
+    command.add_argument("--model-timeout", type=float, default=30.0, help="seconds per model call (default 30)")
+
+
+def add_agent_parsers(client_command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    agent = client_command("agent", "act on the orders stream through tools, within guardrails")
+    _model_options(agent)
+    agent.add_argument(
+        "--pending-after", type=_duration, default=86_400.0, help="pending this long after its last change: 1d"
+    )
+    agent.add_argument(
+        "--shipped-lookback",
+        type=_duration,
+        default=3_600.0,
+        help="at start, shipped orders changed this recently count as just shipped (default 1h)",
+    )
+    agent.add_argument("--dry-run", action="store_true", help="record decisions, take no action")
+    agent.add_argument("--metrics-port", type=int, help="serve the agent's /metrics on this port")
+    agent.add_argument("--max-model-calls", type=int, default=4, help="model calls per trigger (default 4)")
+    agent.add_argument("--max-tool-calls", type=int, default=4, help="tool calls per trigger (default 4)")
+    agent.add_argument("--model-calls-per-minute", type=int, default=30, help="for the whole agent (default 30)")
+    agent.add_argument("--tool-calls-per-minute", type=int, default=60, help="for the whole agent (default 60)")
+    question = client_command("ask", "answer one question about the orders (needs a model)")
+    question.add_argument("question")
+    _model_options(question)
+
+
+def _planner(args: argparse.Namespace) -> Planner:
+    if not args.model:
+        return OfflinePlanner()
+    return ChatModel(args.model, args.base_url, os.environ.get("OPENAI_API_KEY"), timeout=args.model_timeout)
+
+
+def run_agent_command(args: argparse.Namespace) -> int:
+    limits = Limits(args.max_model_calls, args.max_tool_calls, args.model_calls_per_minute, args.tool_calls_per_minute)
+    options = AgentOptions(args.pending_after, args.shipped_lookback, args.dry_run, limits)
+    asyncio.run(_agent(args, options))
+    return 0
+
+
+async def _agent(args: argparse.Namespace, options: AgentOptions) -> None:
+    planner = _planner(args)
+    metrics = AgentMetrics()
+    agent = Agent(args.url, planner, options, token=args.token, metrics=metrics)
+    runner = await metrics.serve("127.0.0.1", args.metrics_port) if args.metrics_port is not None else None
+    task = asyncio.create_task(agent.run(), name="agent")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    log.info(
+        "agent following %s with %s%s; pending after %.0fs",
+        args.url,
+        planner.name,
+        " (dry run)" if options.dry_run else "",
+        options.pending_after,
+    )
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await planner.close()
+        if runner is not None:
+            await runner.cleanup()
+
+
+def run_ask_command(args: argparse.Namespace) -> int:
+    return asyncio.run(_ask(args))
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    planner = _planner(args)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            reader, actions = OrdersReader(args.url, session, args.token), ActionLog(args.url, session, args.token)
+            answer = await ask(args.question, planner, reader, actions)
+    except NeedsModel as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ModelFailed as exc:
+        print(f"the model failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await planner.close()
+    print(answer.text)
+    if answer.orders:
+        print(f"\norders used ({len(answer.orders)}):")
+        for order in sorted(answer.orders.values(), key=lambda o: o["id"]):
+            print(json.dumps(order, sort_keys=True))
+    for refusal in answer.refusals:
+        print(f"refused: {refusal}", file=sys.stderr)
+    return 0
