@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from orders_live.agent import Agent, AgentOptions, OfflinePlanner
 from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
 from orders_live.client.refusals import Refused
@@ -28,6 +29,7 @@ from orders_live.service import Service
 from orders_live.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEMO_PENDING_AFTER = 60.0  # seconds: the demo's agent drafts follow-ups for orders pending a minute
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,7 +142,7 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    traffic = Supervisor()  # the demo's simulated traffic: a death is logged and it starts again
+    traffic = Supervisor()  # the demo's simulated traffic and agent: a death is logged and it starts again
     try:
         await service.start()
         banner = f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"
@@ -151,6 +153,9 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
         if rate is not None:
             token = settings.write_token or settings.read_token
             traffic.start("demo.simulator", lambda: _simulate(service.url, rate, None, None, token))
+            # The agent beside it, offline, with a threshold a demo reaches (docs/agent.md).
+            options = AgentOptions(pending_after=DEMO_PENDING_AFTER)
+            traffic.start("demo.agent", lambda: Agent(service.url, OfflinePlanner(), options, token=token).run())
         await stop.wait()
     finally:
         await traffic.stop()
