@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import type { AgentFeed } from "./agentFeed";
 import type { OrderDraft } from "./api";
+import { AgentPanel } from "./components/AgentPanel";
 import { type Conflict, ConflictPanel } from "./components/ConflictPanel";
 import { ConnectionStatus } from "./components/ConnectionStatus";
 import { OrderForm } from "./components/OrderForm";
@@ -35,7 +37,14 @@ function showing(held: number, total: number | null): string {
   return `Showing ${formatCount(held)} of ${formatCount(total)} ${noun(total)}`;
 }
 
-export function App({ store, serverValidationOnly = false }: { store: LiveStore; serverValidationOnly?: boolean }) {
+interface AppProps {
+  store: LiveStore;
+  /** The agent's action log (the Agent panel); none: no panel. */
+  agent?: AgentFeed;
+  serverValidationOnly?: boolean;
+}
+
+export function App({ store, agent, serverValidationOnly = false }: AppProps) {
   const state = useSyncExternalStore(store.listen, store.getState);
   // Every second while a refused connection counts down to its next try.
   const now = useNow(state.phase === "refused" ? 1_000 : 10_000);
@@ -325,6 +334,7 @@ export function App({ store, serverValidationOnly = false }: { store: LiveStore;
                 Client-side checks are off (<code>?validation=server</code>): the server's own field errors show.
               </p>
             )}
+            {agent && <AgentPanel feed={agent} now={now} />}
           </aside>
         </div>
       </main>

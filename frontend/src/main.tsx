@@ -2,6 +2,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { io } from "socket.io-client";
 import { App } from "./App";
+import { AgentFeed } from "./agentFeed";
 import { OrdersApi } from "./api";
 import { LiveStore } from "./liveStore";
 import { isStatus } from "./protocol";
@@ -37,8 +38,17 @@ const socket = io({
 const store = new LiveStore(socket, new OrdersApi("", undefined, token), { filter: isStatus(status) ? status : null });
 socket.connect();
 
+// The agent's action log, over Server-Sent Events. Opened once the orders feed is in: with a
+// tight connection cap (max_connections) the orders come first.
+const agent = new AgentFeed({ open: (url) => new EventSource(url), token });
+const stopWaiting = store.listen(() => {
+  if (!store.getState().connected) return;
+  stopWaiting();
+  agent.start();
+});
+
 createRoot(document.getElementById("root") as HTMLElement).render(
   <StrictMode>
-    <App store={store} serverValidationOnly={params.get("validation") === "server"} />
+    <App store={store} agent={agent} serverValidationOnly={params.get("validation") === "server"} />
   </StrictMode>,
 );
