@@ -10,24 +10,41 @@ from pathlib import Path
 from typing import Any
 
 
+def label(result: dict[str, Any]) -> str:
+    """The case's name: its transport, and how it was reached ("socketio via nginx, 2 instances")."""
+    return str(result.get("case") or result["transport"])
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
+    """One row per case; through nginx, two more columns (nginx's CPU, each instance's share of
+    the deliveries), and the service's CPU and RSS are the sum of the instances."""
+    balanced = any("balancer_cpu_per_core" in r for r in results)
     head = (
         "| transport | clients | writes/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | "
         "out of order | server CPU/core | µs/delivery | mean batch | peak RSS MB | polls/s | empty polls | valid |"
     )
-    lines = [head, "|" + "---|" * 18]
+    if balanced:
+        head = head.replace("| server CPU/core |", "| server CPU/core (sum of instances) |")
+        head = head.replace("| peak RSS MB |", "| peak RSS MB (sum) |") + " nginx CPU/core | deliveries per instance |"
+    lines = [head, "|" + "---|" * (20 if balanced else 18)]
     for r in results:
         lat = r["latency_ms"]
         polls = f"{r['poll_requests_per_s']:.1f}" if r["poll_requests_per_s"] else "–"
         empty = f"{r['poll_empty_share']:.0%}" if r["poll_empty_share"] is not None else "–"
         batch = f"{r['mean_batch']:.1f}" if r.get("mean_batch") else "–"
-        lines.append(
-            f"| {r['transport']} | {r['clients']} | {r['writes_per_s']:g} | {r['deliveries_per_s']:.0f} | "
+        row = (
+            f"| {label(r)} | {r['clients']} | {r['writes_per_s']:g} | {r['deliveries_per_s']:.0f} | "
             f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {r['lost']} | "
             f"{r['duplicated']} | {r['out_of_order']} | {r['server_cpu_per_core']:.0%} | "
             f"{r['server_us_per_delivery']:.1f} | {batch} | {r['server_peak_rss_mb']:.0f} | {polls} | {empty} | "
             f"{'yes' if r['valid'] else 'NO'} |"
         )
+        if balanced:
+            shares = " / ".join(f"{share:.0%}" for share in r.get("instance_delivery_shares", []))
+            front = r.get("balancer_cpu_per_core")
+            row += f" {front:.0%} |" if front is not None else " – |"
+            row += f" {shares or '–'} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -35,14 +52,14 @@ def stable_rates(results: list[dict[str, Any]]) -> str:
     """Per transport and client count: the highest write rate that kept up (nothing lost
     or late at the end of the settle window) with p99 <= 250 ms, in a valid run."""
     lines = []
-    for transport, clients in sorted({(r["transport"], r["clients"]) for r in results}):
-        if transport == "polling":
+    for name, clients in sorted({(label(r), r["clients"]) for r in results}):
+        rows = [r for r in results if (label(r), r["clients"]) == (name, clients)]
+        if rows[0]["transport"] == "polling":
             continue
-        rows = [r for r in results if (r["transport"], r["clients"]) == (transport, clients)]
         good = [r["writes_per_s"] for r in rows if r["valid"] and r["lost"] == 0 and r["latency_ms"]["p99"] <= 250]
         best = f"{max(good):g} writes/s" if good else "none of the rates tried"
         tried = ", ".join(f"{r['writes_per_s']:g}" for r in rows)
-        lines.append(f"- {transport} × {clients} clients: highest stable rate {best} (tried {tried})")
+        lines.append(f"- {name} × {clients} clients: highest stable rate {best} (tried {tried})")
     return "\n".join(lines)
 
 
@@ -55,11 +72,11 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
     except ImportError:
         return False
     figure, axis = plt.subplots(figsize=(8, 4.5))
-    for transport in sorted({r["transport"] for r in results}):
-        rows = sorted((r for r in results if r["transport"] == transport), key=lambda r: r["writes_per_s"])
+    for name in sorted({label(r) for r in results}):
+        rows = sorted((r for r in results if label(r) == name), key=lambda r: r["writes_per_s"])
         rates = [r["writes_per_s"] for r in rows]
         for key, style in (("p50", ":"), ("p99", "-")):
-            axis.plot(rates, [r["latency_ms"][key] for r in rows], style, marker="o", label=f"{transport} {key}")
+            axis.plot(rates, [r["latency_ms"][key] for r in rows], style, marker="o", label=f"{name} {key}")
     axis.set_xlabel("writes per second")
     axis.set_ylabel("write → client latency, ms")
     axis.set_yscale("log")
@@ -78,14 +95,14 @@ def plot_cpu(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
-    for transport in sorted({r["transport"] for r in results} - {"polling"}):
-        rows = sorted((r for r in results if r["transport"] == transport), key=lambda r: r["writes_per_s"])
+    for name in sorted({label(r) for r in results if r["transport"] != "polling"}):
+        rows = sorted((r for r in results if label(r) == name), key=lambda r: r["writes_per_s"])
         clients = rows[0]["clients"] if rows else 0
         axis.plot(
             [r["writes_per_s"] for r in rows],
             [r["server_us_per_delivery"] for r in rows],
             marker="o",
-            label=f"{transport} × {clients} clients",
+            label=f"{name} × {clients} clients",
         )
     axis.set_xlabel("writes per second")
     axis.set_ylabel("server CPU per delivery, µs")

@@ -12,7 +12,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -23,18 +22,14 @@ from typing import Any
 import aiohttp
 import psutil
 
+from orders_live.bench.balancer import Deployment, cpu_seconds, rss, start_deployment
+from orders_live.bench.balancer import free_port as free_port  # table_size's import
 from orders_live.bench.clients import STAMP
 from orders_live.bench.report import markdown, write_report
 from orders_live.bench.stats import SequenceCheck, merge_counts, summary
 
 ORDERS = 50  # the writer cycles through this many orders
 SETTLE = 3.0  # seconds after the last write for deliveries to arrive
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -47,31 +42,19 @@ class Case:
 
 
 class Bench:
-    def __init__(self, processes: int, sample: int, database_url: str | None, external: bool = False) -> None:
+    def __init__(
+        self, processes: int, sample: int, database_url: str | None, external: bool = False, nginx: bool = False
+    ) -> None:
         self.processes, self.sample, self.database_url = processes, sample, database_url
         self.external = external  # writes straight to the database from another process
-        self.service: asyncio.subprocess.Process | None = None
+        self.nginx = nginx  # two instances behind nginx (the repository's nginx.conf)
+        self.deployment: Deployment | None = None
         self.url = ""
 
     async def start_service(self, folder: Path) -> None:
-        port = free_port()
-        args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port), "--data-dir", str(folder)]
-        if self.database_url:
-            args += ["--database-url", self.database_url]
-        env = {**os.environ, "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": "bench"}
-        self.service = await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-        self.url = f"http://127.0.0.1:{port}"
+        self.deployment = await start_deployment(folder, self.database_url, self.nginx)
+        self.url = self.deployment.url  # the one address clients and REST writes use
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"{self.url}/api/orders?limit=1") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
             existing = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
             for n in range(len(existing), ORDERS):
                 await session.post(f"{self.url}/api/orders", json={"customer_name": f"Bench {n}", "product_name": "-"})
@@ -79,14 +62,8 @@ class Bench:
         self.order_ids = sorted(o["id"] for o in orders)[:ORDERS]
 
     async def stop_service(self) -> None:
-        if self.service is not None:
-            self.service.terminate()
-            await asyncio.wait_for(self.service.wait(), 30)
-
-    def _processes(self) -> list[psutil.Process]:
-        assert self.service is not None
-        main = psutil.Process(self.service.pid)
-        return [main, *main.children(recursive=True)]
+        if self.deployment is not None:
+            await self.deployment.stop()
 
     async def run(self, case: Case) -> dict[str, Any]:
         per_process = [
@@ -119,22 +96,28 @@ class Bench:
             assert generator.stdout is not None
             line = await generator.stdout.readline()
             if line.strip() != b"READY":
-                raise RuntimeError(f"a client process failed to start: {line!r}")
-        service, database = self._processes()[0], self._processes()[1:]
-        cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in [service])
-        database_before = sum(p.cpu_times().user + p.cpu_times().system for p in database)
+                nginx = self.deployment.front if self.deployment else None
+                log = f"; nginx's error log ends: {nginx.errors()[-600:]}" if nginx else ""
+                raise RuntimeError(f"a client process failed to start: {line!r}{log}")
+        assert self.deployment is not None
+        services, database = self.deployment.service_processes(), self.deployment.database_processes()
+        front = self.deployment.front.processes() if self.deployment.front is not None else []
+        cpu_before, database_before, front_before = cpu_seconds(services), cpu_seconds(database), cpu_seconds(front)
         machine_before = psutil.cpu_times()
-        peak_rss = [service.memory_info().rss]
-        sampling = asyncio.create_task(self._sample_rss(service, peak_rss))
-        batches_before = await self._batches()
+        peak_rss = [rss(services)]  # with two instances: their sum, sampled together
+        sampling = asyncio.create_task(self._sample_rss(services, peak_rss), name="bench-rss-sampler")
+        metrics_before = await self.deployment.metrics()
         started = time.monotonic()
-        writes = await (self._write_externally(case) if self.external else self._write(case))
-        await asyncio.sleep(SETTLE)
+        try:
+            writes = await (self._write_externally(case) if self.external else self._write(case))
+            await asyncio.sleep(SETTLE)  # the settle window: part of what is measured
+        finally:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
         window = time.monotonic() - started
-        cpu = sum(p.cpu_times().user + p.cpu_times().system for p in [service]) - cpu_before
-        database_cpu = sum(p.cpu_times().user + p.cpu_times().system for p in database) - database_before
+        cpu, database_cpu = cpu_seconds(services) - cpu_before, cpu_seconds(database) - database_before
+        front_cpu = cpu_seconds(front) - front_before
         machine_busy = _busy_share(machine_before, psutil.cpu_times(), window)
-        sampling.cancel()
         reports = []
         for generator in generators:
             assert generator.stdin is not None and generator.stdout is not None
@@ -147,30 +130,27 @@ class Bench:
         final = {o["id"]: o["version"] for o in orders}
         result = self._result(case, writes, reports, final, cpu, database_cpu, window, max(peak_rss))
         result["machine_cpu_share"] = machine_busy
-        changes, fan_outs = (
-            after - before for after, before in zip(await self._batches(), batches_before, strict=True)
-        )
+        moved = [
+            [a - b for a, b in zip(after, before, strict=True)]
+            for after, before in zip(await self.deployment.metrics(), metrics_before, strict=True)
+        ]
+        changes, fan_outs = sum(m[0] for m in moved), sum(m[1] for m in moved)
         result["mean_batch"] = changes / fan_outs if fan_outs else None
         result["writer"] = "external" if self.external else "rest"
+        result["instances"] = len(services)
+        if self.deployment.front is not None:
+            result["case"] = f"{case.transport} {self.deployment.label}"
+            result["balancer_cpu_per_core"] = front_cpu / window
+            delivered = sum(m[2] for m in moved)
+            result["instance_delivery_shares"] = [m[2] / delivered for m in moved] if delivered else []
         # The generator was the bottleneck, or the machine was full: the service was not measured alone.
         result["valid"] = result["valid"] and machine_busy < 0.9
         return result
 
-    async def _sample_rss(self, process: psutil.Process, peak: list[float]) -> None:
+    async def _sample_rss(self, processes: list[psutil.Process], peak: list[float]) -> None:
         while True:
-            peak.append(process.memory_info().rss)
-            await asyncio.sleep(0.25)
-
-    async def _batches(self) -> tuple[float, float]:
-        """(changes, fan-outs) so far, from the service's /metrics."""
-        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as response:
-            text = await response.text()
-        values = {"sum": 0.0, "count": 0.0}
-        for line in text.splitlines():
-            for kind in values:
-                if line.startswith(f"orders_live_fanout_batch_changes_{kind} "):
-                    values[kind] = float(line.split()[1])
-        return values["sum"], values["count"]
+            peak.append(rss(processes))
+            await asyncio.sleep(0.25)  # the sampling period
 
     async def _write_externally(self, case: Case) -> int:
         """The same updates, sent straight to the database by ``orders_live.sources.direct_writer``."""
@@ -208,7 +188,7 @@ class Bench:
                 delay = start + n / case.rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(n)))
+                tasks.append(asyncio.create_task(one(n), name=f"bench-write-{n}"))
             await asyncio.gather(*tasks)
         return done
 
@@ -279,13 +259,19 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
 
 
 async def run_bench(
-    cases: list[Case], out: Path, processes: int, sample: int, database_url: str | None, external: bool = False
+    cases: list[Case],
+    out: Path,
+    processes: int,
+    sample: int,
+    database_url: str | None,
+    external: bool = False,
+    nginx: bool = False,
 ) -> None:
-    bench = Bench(processes, sample, database_url, external)
+    bench = Bench(processes, sample, database_url, external, nginx)
+    results = []
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
-        await bench.start_service(Path(folder))
-        results = []
         try:
+            await bench.start_service(Path(folder))
             for case in cases:
                 print(f"running {case.transport} × {case.clients} clients at {case.rate:g} writes/s …", flush=True)
                 result = await bench.run(case)

@@ -1,0 +1,214 @@
+"""The service as the bench measures it, as processes: one instance, or two on one database
+behind Debian's nginx, started from the repository's own ``nginx/nginx.conf``.
+
+The configuration is not copied: a folder gets a link to it and the two files it includes
+(``orders-live-upstreams.conf``, ``orders-live-listen.conf``), written with the real addresses;
+nginx runs in the foreground with that folder as its prefix and stops on SIGQUIT (graceful).
+The fault test (``tests/nginx_front.py``) uses the same class."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parents[3]  # backend/orders_live/bench/balancer.py → the repository
+CONFIG = ROOT / "nginx" / "nginx.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+METRICS = (  # read from each instance's /metrics
+    "orders_live_fanout_batch_changes_sum",
+    "orders_live_fanout_batch_changes_count",
+    "orders_live_changes_out_total",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return float(sum(p.cpu_times().user + p.cpu_times().system for p in processes))
+
+
+def rss(processes: list[psutil.Process]) -> float:
+    return float(sum(p.memory_info().rss for p in processes))
+
+
+def nginx_available() -> bool:
+    return Path(NGINX).is_file()
+
+
+def stop_process(process: subprocess.Popen[bytes], stop_signal: int, within: float) -> None:
+    """Stop a server process with ``stop_signal``, then SIGKILL after ``within`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class NginxFront:
+    """nginx on ``127.0.0.1:listen`` in front of the instances on ``ports`` (127.0.0.1),
+    round robin as ``nginx.conf`` says; started and listening once the constructor returns."""
+
+    def __init__(self, ports: list[int], listen: int, within: float = 15.0) -> None:
+        if not nginx_available():
+            raise RuntimeError(f"no nginx at {NGINX}: install Debian's nginx (scripts/test.sh does)")
+        if not CONFIG.is_file():
+            raise RuntimeError(f"no {CONFIG}: the balancer runs from a checkout of the repository")
+        self.folder = Path(tempfile.mkdtemp(prefix="orders-live-nginx-"))
+        (self.folder / "nginx.conf").symlink_to(CONFIG)
+        servers = "".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in ports)
+        (self.folder / "orders-live-upstreams.conf").write_text(servers)
+        (self.folder / "orders-live-listen.conf").write_text(f"listen 127.0.0.1:{listen};\n")
+        self.url = f"http://127.0.0.1:{listen}"
+        self.process = subprocess.Popen(
+            [
+                NGINX,
+                "-p",
+                str(self.folder),
+                "-c",
+                str(self.folder / "nginx.conf"),
+                "-e",
+                str(self.folder / "error.log"),
+                "-g",
+                f"daemon off; pid {self.folder / 'nginx.pid'};",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"nginx did not start: {self.errors()}") from None
+                time.sleep(0.05)  # until it listens, or the deadline
+
+    def errors(self) -> str:
+        """The end of nginx's error log (kept until ``stop``)."""
+        log = self.folder / "error.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def processes(self) -> list[psutil.Process]:
+        """The master and its workers."""
+        master = psutil.Process(self.process.pid)
+        return [master, *master.children(recursive=True)]
+
+    def stop(self) -> None:
+        stop_process(self.process, signal.SIGQUIT, 10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass
+class Deployment:
+    """The service instances (each its own process) and, with two, nginx in front of them."""
+
+    services: list[asyncio.subprocess.Process]
+    urls: list[str]  # each instance's own address (its /metrics)
+    url: str  # where clients and REST writes go: the one instance, or nginx
+    front: NginxFront | None = None
+    label: str = field(default="")  # how the report names the cases: "" or "via nginx, 2 instances"
+
+    def service_processes(self) -> list[psutil.Process]:
+        return [psutil.Process(service.pid) for service in self.services]
+
+    def database_processes(self) -> list[psutil.Process]:
+        """An embedded database each instance started as its child (none with a URL)."""
+        return [child for main in self.service_processes() for child in main.children(recursive=True)]
+
+    async def metrics(self) -> list[tuple[float, float, float]]:
+        """Per instance, from its own /metrics: (changes fanned out, fan-outs, deliveries) so far."""
+        found = []
+        async with aiohttp.ClientSession() as session:
+            for url in self.urls:
+                async with session.get(f"{url}/metrics") as response:
+                    text = await response.text()
+                values = dict.fromkeys(METRICS, 0.0)
+                for line in text.splitlines():
+                    name, _, value = line.partition(" ")
+                    if name in values:
+                        values[name] = float(value)
+                found.append((values[METRICS[0]], values[METRICS[1]], values[METRICS[2]]))
+        return found
+
+    async def stop(self) -> None:
+        if self.front is not None:
+            await asyncio.to_thread(self.front.stop)
+        for service in self.services:
+            if service.returncode is None:
+                service.terminate()
+        await asyncio.wait_for(asyncio.gather(*(service.wait() for service in self.services)), 30)
+
+
+async def start_deployment(folder: Path, database_url: str | None, through_nginx: bool) -> Deployment:
+    """One instance, or (``through_nginx``) two on the same database behind nginx."""
+    if through_nginx and not database_url:
+        raise ValueError("two instances share one database: give its URL")
+    if through_nginx and not nginx_available():
+        raise RuntimeError(f"--through-nginx: no nginx at {NGINX}: install Debian's nginx (scripts/test.sh does)")
+    count = 2 if through_nginx else 1
+    ports = [free_port() for _ in range(count)]
+    services: list[asyncio.subprocess.Process] = []
+    deployment = Deployment(services, [f"http://127.0.0.1:{port}" for port in ports], "")
+    try:
+        for n, port in enumerate(ports):
+            args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port)]
+            args += ["--data-dir", str(folder / f"instance-{n + 1}")]
+            if database_url:
+                args += ["--database-url", database_url]
+            name = f"bench-{n + 1}" if through_nginx else "bench"
+            env = {**os.environ, "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": name}
+            services.append(
+                await asyncio.create_subprocess_exec(
+                    *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                )
+            )
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(
+                *(until_ready(session, url, service) for url, service in zip(deployment.urls, services, strict=True))
+            )
+        if through_nginx:
+            deployment.front = await asyncio.to_thread(NginxFront, ports, free_port())
+            deployment.url, deployment.label = deployment.front.url, f"via nginx, {count} instances"
+        else:
+            deployment.url = deployment.urls[0]
+    except BaseException:
+        await deployment.stop()
+        raise
+    return deployment
+
+
+async def until_ready(
+    session: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process, within: float = 60.0
+) -> None:
+    """Until the instance answers ``/api/orders`` (its feed is live): or it exits, or ``within``."""
+    deadline = time.monotonic() + within
+    while process.returncode is None and time.monotonic() < deadline:
+        try:
+            async with session.get(f"{url}/api/orders?limit=1") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)  # the next try: the instance is still starting
+    raise RuntimeError(f"the service at {url} did not start (exit code {process.returncode})")
