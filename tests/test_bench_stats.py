@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from orders_live.bench.clients import ChunkedBody
 from orders_live.bench.report import markdown, stable_rates
 from orders_live.bench.stats import SequenceCheck, merge_counts, percentile, summary
 
@@ -85,3 +86,13 @@ def test_the_highest_stable_rate_skips_late_lossy_and_invalid_runs() -> None:
 
     rows = [row(5, 20), row(50, 90), row(70, 240, valid=False), row(100, 300), row(120, 100, lost=3)]
     assert stable_rates(rows) == "- socketio × 10 clients: highest stable rate 50 writes/s (tried 5, 50, 70, 100, 120)"
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 1000])
+def test_the_sse_client_decodes_chunks_that_do_not_line_up_with_events(step: int) -> None:
+    """nginx re-chunks an event stream at its buffer size: an event may span chunks."""
+    pieces = [b'event: a\ndata: {"x"', b": 1}\n\n", b"event: b\n"]
+    raw = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    body = ChunkedBody()
+    decoded = b"".join(body.feed(raw[at : at + step]) for at in range(0, len(raw), step))
+    assert decoded == b'event: a\ndata: {"x": 1}\n\nevent: b\n'

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orders_live.settings import Settings
+
 pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,17 @@ def test_the_instances_differ_only_in_their_names_and_depend_on_a_healthy_databa
     mounts = services["balancer"]["volumes"]
     for name in ("nginx.conf", "orders-live-upstreams.conf", "orders-live-listen.conf"):
         assert f"./nginx/{name}:/etc/nginx/{name}:ro" in mounts
+
+
+def test_the_balancer_has_room_for_every_client_an_instance_takes() -> None:
+    """Each proxied client holds two of nginx's connections (its own and the instance's);
+    nginx's default of 512 stopped at about 250 clients (found by bench --through-nginx)."""
+    balancer = (ROOT / "nginx" / "nginx.conf").read_text()
+    connections = re.search(r"^\s*worker_connections\s+(\d+);", balancer, re.MULTILINE)
+    files = re.search(r"^\s*worker_rlimit_nofile\s+(\d+);", balancer, re.MULTILINE)
+    assert connections is not None and files is not None
+    assert int(connections.group(1)) >= 2 * Settings().max_connections
+    assert int(files.group(1)) >= int(connections.group(1))
 
 
 def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None:

@@ -138,10 +138,44 @@ class SocketClient(asyncio.Protocol):
                 self.counter.counted += payload.count(b'"op":')
 
 
+class ChunkedBody:
+    """HTTP/1.1 chunked transfer decoding, fed as bytes arrive: a balancer (nginx) re-chunks an
+    event stream at its own buffer size, so events and chunks do not line up."""
+
+    def __init__(self) -> None:
+        self.raw = bytearray()
+        self.left = 0  # bytes of the current chunk still to come
+
+    def feed(self, data: bytes) -> bytes:
+        self.raw += data
+        body = bytearray()
+        while True:
+            if self.left == 0:
+                end = self.raw.find(b"\r\n")
+                if end < 0:
+                    break
+                line = bytes(self.raw[:end])
+                del self.raw[: end + 2]
+                if line:  # else the CRLF that ends a chunk's data
+                    self.left = int(line.split(b";", 1)[0], 16)
+                    if self.left == 0:
+                        break  # the last chunk: the stream has ended
+                continue
+            taken = self.raw[: self.left]
+            body += taken
+            del self.raw[: len(taken)]
+            self.left -= len(taken)
+            if self.left:
+                break
+        return bytes(body)
+
+
 class SseClient(asyncio.Protocol):
     def __init__(self, counter: Counter, host: str, port: int, ready: asyncio.Future[None]) -> None:
         self.counter, self.host, self.port, self.ready = counter, host, port, ready
         self.buffer = bytearray()
+        self.head: bytearray | None = bytearray()  # the response's headers, until they end
+        self.chunked: ChunkedBody | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         cast(asyncio.Transport, transport).write(
@@ -150,7 +184,16 @@ class SseClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.counter.bytes += len(data)
-        self.buffer += data
+        if self.head is not None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            headers, data = bytes(self.head[:end]).lower(), bytes(self.head[end + 4 :])
+            self.head = None
+            if b"transfer-encoding: chunked" in headers:
+                self.chunked = ChunkedBody()
+        self.buffer += self.chunked.feed(data) if self.chunked is not None else data
         while (end := self.buffer.find(b"\n\n")) >= 0:
             block = bytes(self.buffer[:end])
             del self.buffer[: end + 2]
@@ -270,6 +313,7 @@ def _run(config: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     report = _run(json.loads(sys.argv[1]))
+    os.set_blocking(sys.stdout.fileno(), True)  # an event loop may have left it non-blocking: no partial report
     report["checks"] = [
         {k: v for k, v in check.items() if k != "seen"} | {"last": {str(k): v for k, v in check["last"].items()}}
         for check in report["checks"]

@@ -88,11 +88,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
         raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
     rates = [float(rate) for rate in args.rates.split(",")]
     cases = [Case("socketio", args.clients, rate, args.duration) for rate in rates]
-    if args.sse_clients and args.through_nginx:
-        # nginx re-chunks the stream at its buffer size (a snapshot event is split across HTTP
-        # chunks), and the bench's lean SSE client reads the body raw, without decoding chunks.
-        print("--through-nginx: no SSE cases (the bench's SSE client does not decode chunked bodies yet)")
-    elif args.sse_clients:
+    if args.sse_clients:
         cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
     if args.poll_clients:
         cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
