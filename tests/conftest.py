@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import pytest
 import pytest_asyncio
 import socketio
 
+from orders_live.bench.balancer import stop_process
 from orders_live.domain.order import STATUSES
 from orders_live.domain.source import Source
 from orders_live.service import Service
@@ -58,6 +60,24 @@ async def until(condition: Callable[[], bool], within: float = 5.0, what: str = 
 
 
 ORDERS_LIVE = [sys.executable, "-m", "orders_live"]
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str | None, Any]]:
+    """(event, id, data) for each event; ("comment", None, text) for keep-alives."""
+    event, event_id, data = "message", None, []
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":"):
+            yield "comment", None, line[1:].strip()
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and data:
+            yield event, event_id, json.loads("\n".join(data))
+            event, event_id, data = "message", None, []
 
 
 class ServeProcess:
@@ -135,18 +155,6 @@ async def until_async(check: Callable[[], Awaitable[bool]], within: float = 5.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def stop_process(process: subprocess.Popen[bytes], stop_signal: int, within: float) -> None:
-    """Stop a server process with ``stop_signal``, then SIGKILL after ``within`` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(stop_signal)
-    try:
-        process.wait(within)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class NxServer:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from conftest import opened, running_service, settings_for, until
+from conftest import opened, running_service, settings_for, sse_events, until
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, InvalidAgentAction, parse_new_action
 from orders_live.domain.source import AlreadyRecorded
 from orders_live.service import Service
@@ -70,21 +69,6 @@ class Api:
         return list(body["actions"])
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str | None, Any]]:
-    event, event_id, data = "message", None, []
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif line == "" and data:
-            yield event, event_id, json.loads("\n".join(data))
-            event, event_id, data = "message", None, []
-
-
 class Stream:
     """An EventSource-like reader of /api/agent/actions/stream: keeps the last id it saw."""
 
@@ -100,6 +84,8 @@ class Stream:
             assert response.status == 200, await response.text()
             assert response.content_type == "text/event-stream"
             async for event, event_id, data in sse_events(response):
+                if event == "comment":
+                    continue  # a keep-alive
                 self.events.append((event, event_id, data))
                 if event_id is not None:
                     self.last_id = event_id

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from conftest import running_service, settings_for, until
+from conftest import running_service, settings_for, sse_events, until
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
 
 pytestmark = pytest.mark.database
-
-
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str | None, Any]]:
-    """(event, id, data) for each event; ("comment", None, text) for keep-alives."""
-    event, event_id, data = "message", None, []
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith(":"):
-            yield "comment", None, line[1:].strip()
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif line == "" and data:
-            yield event, event_id, json.loads("\n".join(data))
-            event, event_id, data = "message", None, []
 
 
 class SseReader:

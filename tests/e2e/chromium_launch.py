@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -19,5 +21,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+DIST = ROOT / "frontend" / "dist"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+
+
+def skip_without_a_dashboard() -> None:
+    """Skip the calling test module without Debian's chromium or a built dashboard."""
+    if not CHROMIUM.is_file():
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install Debian's (apt-get install chromium) to run the dashboard tests",
+            allow_module_level=True,
+        )
+    if not (DIST / "index.html").is_file():
+        pytest.skip(
+            f"the dashboard is not built ({DIST / 'index.html'} is missing): run scripts/build-frontend.sh",
+            allow_module_level=True,
+        )

@@ -11,22 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chromium_launch import CHROMIUM, DESKTOP, PHONE, ROOT, SCREENSHOTS
-
-DIST = ROOT / "frontend" / "dist"
+from chromium_launch import DESKTOP, DIST, PHONE, SCREENSHOTS, skip_without_a_dashboard
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's (apt-get install chromium) to run the dashboard tests",
-        allow_module_level=True,
-    )
-if not (DIST / "index.html").is_file():
-    pytest.skip(
-        f"the dashboard is not built ({DIST / 'index.html'} is missing): run scripts/build-frontend.sh",
-        allow_module_level=True,
-    )
+skip_without_a_dashboard()
 
 import aiohttp  # noqa: E402
 import pytest_asyncio  # noqa: E402

@@ -17,22 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chromium_launch import CHROMIUM, DESKTOP, ROOT
-
-DIST = ROOT / "frontend" / "dist"
+from chromium_launch import DESKTOP, DIST, skip_without_a_dashboard
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's (apt-get install chromium) to run the dashboard tests",
-        allow_module_level=True,
-    )
-if not (DIST / "index.html").is_file():
-    pytest.skip(
-        f"the dashboard is not built ({DIST / 'index.html'} is missing): run scripts/build-frontend.sh",
-        allow_module_level=True,
-    )
+skip_without_a_dashboard()
 
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
