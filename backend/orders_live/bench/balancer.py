@@ -128,13 +128,19 @@ class Deployment:
     url: str  # where clients and REST writes go: the one instance, or nginx
     front: NginxFront | None = None
     label: str = field(default="")  # how the report names the cases: "" or "via nginx, 2 instances"
+    database_pid: int | None = None  # an embedded database the bench itself started (external writer)
 
     def service_processes(self) -> list[psutil.Process]:
         return [psutil.Process(service.pid) for service in self.services]
 
     def database_processes(self) -> list[psutil.Process]:
-        """An embedded database each instance started as its child (none with a URL)."""
-        return [child for main in self.service_processes() for child in main.children(recursive=True)]
+        """An embedded database each instance started as its child (none with a URL), or the one
+        the bench started for them (with its own children: PostgreSQL's backends)."""
+        found = [child for main in self.service_processes() for child in main.children(recursive=True)]
+        if self.database_pid is not None:
+            server = psutil.Process(self.database_pid)
+            found += [server, *server.children(recursive=True)]
+        return found
 
     async def metrics(self) -> list[tuple[float, float, float]]:
         """Per instance, from its own /metrics: (changes fanned out, fan-outs, deliveries) so far."""
@@ -160,7 +166,9 @@ class Deployment:
         await asyncio.wait_for(asyncio.gather(*(service.wait() for service in self.services)), 30)
 
 
-async def start_deployment(folder: Path, database_url: str | None, through_nginx: bool) -> Deployment:
+async def start_deployment(
+    folder: Path, database_url: str | None, through_nginx: bool, database_pid: int | None = None
+) -> Deployment:
     """One instance, or (``through_nginx``) two on the same database behind nginx."""
     if through_nginx and not database_url:
         raise ValueError("two instances share one database: give its URL")
@@ -169,7 +177,7 @@ async def start_deployment(folder: Path, database_url: str | None, through_nginx
     count = 2 if through_nginx else 1
     ports = [free_port() for _ in range(count)]
     services: list[asyncio.subprocess.Process] = []
-    deployment = Deployment(services, [f"http://127.0.0.1:{port}" for port in ports], "")
+    deployment = Deployment(services, [f"http://127.0.0.1:{port}" for port in ports], "", database_pid=database_pid)
     try:
         for n, port in enumerate(ports):
             args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port)]

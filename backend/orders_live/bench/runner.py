@@ -43,16 +43,23 @@ class Case:
 
 class Bench:
     def __init__(
-        self, processes: int, sample: int, database_url: str | None, external: bool = False, nginx: bool = False
+        self,
+        processes: int,
+        sample: int,
+        database_url: str | None,
+        external: bool = False,
+        nginx: bool = False,
+        database_pid: int | None = None,
     ) -> None:
         self.processes, self.sample, self.database_url = processes, sample, database_url
+        self.database_pid = database_pid  # the embedded database the bench started, if it did
         self.external = external  # writes straight to the database from another process
         self.nginx = nginx  # two instances behind nginx (the repository's nginx.conf)
         self.deployment: Deployment | None = None
         self.url = ""
 
     async def start_service(self, folder: Path) -> None:
-        self.deployment = await start_deployment(folder, self.database_url, self.nginx)
+        self.deployment = await start_deployment(folder, self.database_url, self.nginx, self.database_pid)
         self.url = self.deployment.url  # the one address clients and REST writes use
         async with aiohttp.ClientSession() as session:
             existing = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
@@ -266,8 +273,9 @@ async def run_bench(
     database_url: str | None,
     external: bool = False,
     nginx: bool = False,
+    database_pid: int | None = None,
 ) -> None:
-    bench = Bench(processes, sample, database_url, external, nginx)
+    bench = Bench(processes, sample, database_url, external, nginx, database_pid)
     results = []
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
         try:
