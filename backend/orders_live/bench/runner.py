@@ -132,9 +132,7 @@ class Bench:
             await generator.stdin.drain()
             reports.append(json.loads(await generator.stdout.readline()))
             await generator.wait()
-        async with aiohttp.ClientSession() as session:
-            orders = (await (await session.get(f"{self.url}/api/orders?limit=1000")).json())["orders"]
-        final = {o["id"]: o["version"] for o in orders}
+        final = await self._final_versions()
         result = self._result(case, writes, reports, final, cpu, database_cpu, window, max(peak_rss))
         result["machine_cpu_share"] = machine_busy
         moved = [
@@ -159,8 +157,21 @@ class Bench:
             peak.append(rss(processes))
             await asyncio.sleep(0.25)  # the sampling period
 
+    async def _final_versions(self) -> dict[int, int]:
+        """Every order's version now (the external writer inserts too): the REST list, page by page."""
+        final: dict[int, int] = {}
+        before: str | None = None
+        async with aiohttp.ClientSession() as session:
+            while True:
+                query = f"limit=1000&before={before}" if before else "limit=1000"
+                page = await (await session.get(f"{self.url}/api/orders?{query}")).json()
+                final.update((o["id"], o["version"]) for o in page["orders"])
+                before = page["next_before"]
+                if before is None:
+                    return final
+
     async def _write_externally(self, case: Case) -> int:
-        """The same updates, sent straight to the database by ``orders_live.sources.direct_writer``."""
+        """Updates and inserts, sent straight to the database by ``orders_live.sources.direct_writer``."""
         assert self.database_url is not None
         config = {"url": self.database_url, "ids": self.order_ids, "rate": case.rate, "duration": case.duration}
         writer = await asyncio.create_subprocess_exec(

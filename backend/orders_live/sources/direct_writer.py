@@ -1,11 +1,13 @@
-"""The bench's external writer: updates straight to the database, from a process of its own,
-as another service or mongosh would (``orders-live bench --external-writer``).
+"""The bench's external writer: updates and inserts straight to the database, from a process of
+its own, as another service or mongosh would (``orders-live bench --external-writer``). Every
+``INSERT_EVERY``-th write inserts a new order; the others update the given orders in turn.
 
     python -m orders_live.sources.direct_writer '{"url": ..., "ids": [...], "rate": 50, "duration": 10}'
 
-Each update stamps ``product_name`` with the time it was sent (``bench <unix time>``), so the
+Each write stamps ``product_name`` with the time it was sent (``bench <unix time>``), so the
 bench's clients measure commit-to-client latency on the machine's one clock. It prints one
-JSON line at the end: ``{"writes": <succeeded>, "late": <writes sent behind schedule>}``.
+JSON line at the end: ``{"writes": <succeeded>, "inserts": <of them>, "late": <writes sent
+behind schedule>}``.
 Not used by the service.
 """
 
@@ -20,17 +22,22 @@ from typing import Any
 
 STAMP = "bench "  # the same as orders_live.bench.clients.STAMP (the bench reads it back)
 CONCURRENCY = 16
+INSERT_EVERY = 10
 
 Update = Callable[[int, str], Awaitable[bool]]
+Insert = Callable[[str], Awaitable[bool]]
+Writer = tuple[Update, Insert, Callable[[], Awaitable[None]]]
 
 
-async def _mongo(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
-    from pymongo import AsyncMongoClient
+async def _mongo(url: str) -> Writer:
+    from pymongo import AsyncMongoClient, ReturnDocument
 
+    from orders_live.domain.order import utc_now
     from orders_live.sources.mongo.connection import DEFAULT_DATABASE
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
-    orders = client.get_default_database(DEFAULT_DATABASE)["orders"]
+    database = client.get_default_database(DEFAULT_DATABASE)
+    orders = database["orders"]
 
     async def update(order_id: int, stamp: str) -> bool:
         result = await orders.update_one(
@@ -39,10 +46,20 @@ async def _mongo(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
         )
         return result.modified_count == 1
 
-    return update, client.close
+    async def insert(stamp: str) -> bool:
+        # The id from the service's own counter, as the service takes it (ids never collide).
+        counter = await database["counters"].find_one_and_update(
+            {"_id": "orders"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert counter is not None
+        order = {"customer_name": "Bench insert", "product_name": stamp, "status": "pending", "version": 1}
+        await orders.insert_one({"_id": int(counter["seq"]), **order, "updated_at": utc_now()})
+        return True
+
+    return update, insert, client.close
 
 
-async def _postgres(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
+async def _postgres(url: str) -> Writer:
     import asyncpg
 
     pool = await asyncpg.create_pool(url, min_size=2, max_size=CONCURRENCY)
@@ -51,19 +68,29 @@ async def _postgres(url: str) -> tuple[Update, Callable[[], Awaitable[None]]]:
         status = await pool.execute("UPDATE orders SET product_name = $2 WHERE id = $1", order_id, stamp)
         return bool(status == "UPDATE 1")
 
-    return update, pool.close
+    async def insert(stamp: str) -> bool:
+        status = await pool.execute(
+            "INSERT INTO orders (customer_name, product_name) VALUES ('Bench insert', $1)", stamp
+        )
+        return bool(status == "INSERT 0 1")
+
+    return update, insert, pool.close
 
 
 async def write(url: str, ids: list[int], rate: float, duration: float) -> dict[str, int]:
-    update, close = await (_postgres(url) if url.startswith("postgres") else _mongo(url))
-    done = late = 0
+    update, insert, close = await (_postgres(url) if url.startswith("postgres") else _mongo(url))
+    done = inserted = late = 0
     slots = asyncio.Semaphore(CONCURRENCY)
     loop = asyncio.get_running_loop()
 
     async def one(n: int) -> None:
-        nonlocal done
+        nonlocal done, inserted
         async with slots:
-            if await update(ids[n % len(ids)], f"{STAMP}{time.time():.6f}"):
+            stamp = f"{STAMP}{time.time():.6f}"
+            if n % INSERT_EVERY == INSERT_EVERY - 1:
+                if await insert(stamp):
+                    done, inserted = done + 1, inserted + 1
+            elif await update(ids[n % len(ids)], stamp):
                 done += 1
 
     try:
@@ -79,7 +106,7 @@ async def write(url: str, ids: list[int], rate: float, duration: float) -> dict[
         await asyncio.gather(*tasks)
     finally:
         await close()
-    return {"writes": done, "late": late}
+    return {"writes": done, "inserts": inserted, "late": late}
 
 
 def main() -> None:
