@@ -158,3 +158,33 @@ async def test_a_client_whose_writer_breaks_is_dropped_and_catches_up(caplog: py
             assert "writer failed (RuntimeError: a bug in the writer); dropping the connection" in caplog.text
             samples = service.registry.get_sample_value("orders_live_broken_writers_total", {"transport": "socketio"})
             assert samples == 1
+
+
+async def test_a_stop_step_that_hangs_is_cut_off_and_the_stop_ends(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shutdown step that never ends (a library waiting on a socket, say) is logged by name,
+    and the steps after it still run: the database client is closed, the stop returns."""
+    import orders_live.service as service_module
+    from orders_live.service import Service
+
+    monkeypatch.setattr(service_module, "STOP_STEP", 0.2)
+    running = Service(settings_for("memory://"))
+    await running.start()
+    assert running.streams is not None and running.source is not None
+    never = asyncio.Event()
+
+    async def hang() -> None:
+        await never.wait()
+
+    closed: list[bool] = []
+
+    async def close() -> None:
+        closed.append(True)
+
+    monkeypatch.setattr(running.streams, "close", hang)
+    monkeypatch.setattr(running.source.connection, "close", close)
+    with caplog.at_level(logging.WARNING, logger="orders_live.service"):
+        await asyncio.wait_for(running.stop(), 10)
+    assert "stopping: end the event streams took over 0 s" in caplog.text
+    assert closed == [True]

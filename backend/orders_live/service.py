@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 
 import prometheus_client
@@ -35,6 +36,7 @@ from orders_live.transports.socketio import SocketGateway
 log = logging.getLogger(__name__)
 
 PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+STOP_STEP = 10.0  # seconds each step of a stop may take
 
 
 class Service:
@@ -171,28 +173,38 @@ class Service:
     async def stop(self) -> None:
         """Stop accepting, stop the writers and end the event streams, save the position,
         close the database, then stop the embedded server (closing a client against a
-        stopped server hangs)."""
+        stopped server hangs). Each step is bounded (``STOP_STEP``): one that overruns is
+        logged by name and the next one runs, so that a stop always ends."""
         if self.runner is not None:
             for site in list(self.runner.sites):
-                await site.stop()  # no new connections
+                await _bounded("stop listening", site.stop())
         if self.gateway is not None:
-            await self.gateway.close()
+            await _bounded("close the Socket.IO clients", self.gateway.close())
         if self.streams is not None:
-            await self.streams.close()
+            await _bounded("end the event streams", self.streams.close())
         if self.agent_actions is not None:
-            await self.agent_actions.close()
+            await _bounded("end the agent action streams", self.agent_actions.close())
         if self.action_tail is not None:
-            await self.action_tail.stop()
+            await _bounded("stop the agent action tail", self.action_tail.stop())
         if self.hub is not None:
             try:
-                await self.hub.stop()
+                await _bounded("stop the hub and save the position", self.hub.stop())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("could not save the resume position on the way out: %s", exc)
         if self.runner is not None:
-            await self.runner.cleanup()
+            await _bounded("close the HTTP server", self.runner.cleanup())
         if self.source is not None:
-            await self.source.connection.close()
+            await _bounded("close the database client", self.source.connection.close())
         if self.embedded is not None:
-            await self.embedded.stop()
+            await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
+
+
+async def _bounded(step: str, work: Awaitable[None], within: float | None = None) -> None:
+    within = STOP_STEP if within is None else within
+    try:
+        async with asyncio.timeout(within):
+            await work
+    except TimeoutError:
+        log.warning("stopping: %s took over %.0f s; going on without it", step, within)
