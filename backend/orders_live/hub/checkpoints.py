@@ -18,16 +18,29 @@ class CheckpointSaver:
         self.instance = ""
         self.saved: str | None = None
         self.saved_at: float | None = None  # wall time of the last save
+        self.closing = False
+        self._saving = asyncio.Lock()
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            try:
-                await self.save()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not save the resume position: %s", exc)
+            async with self._saving:
+                if self.closing:
+                    continue
+                try:
+                    await self.save()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("could not save the resume position: %s", exc)
+
+    async def quiesce(self) -> None:
+        """Start no more periodic saves, and let the one under way finish: the stop then
+        cancels a task that is only sleeping. (A driver call cancelled halfway can leave its
+        connection unclosed: PyMongo's async connection set-up does, PYTHON-5867.)"""
+        self.closing = True
+        async with self._saving:
+            pass
 
     async def save(self) -> None:
         """Save the position if it moved, and only while the feed is live (a position from

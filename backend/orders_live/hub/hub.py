@@ -84,6 +84,7 @@ class Hub:
 
     async def stop(self) -> None:
         await self.views.stop()
+        await self.checkpoints.quiesce()
         await self.tasks.stop()
         self.batcher.flush()
         await self.checkpoints.save()
