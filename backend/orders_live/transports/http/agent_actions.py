@@ -35,6 +35,7 @@ from orders_live.domain.source import ActionLog, AlreadyRecorded
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.http.action_tail import ActionStream, ActionTail
 from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.open_streams import OpenStreams
 from orders_live.transports.http.readiness import DatabaseGuard
 from orders_live.transports.http.sse import HEADERS, sse_event
 from orders_live.transports.metrics import TransportMetrics
@@ -58,9 +59,8 @@ class AgentActionsApi:
         keepalive: float = 15.0,
     ) -> None:
         self.actions, self.tail, self.database, self.metrics = actions, tail, database, metrics
-        self.budget = budget or ConnectionBudget(10_000)
         self.keepalive = keepalive
-        self.open: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
+        self.open = OpenStreams(budget or ConnectionBudget(10_000))
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -75,10 +75,7 @@ class AgentActionsApi:
 
     async def close(self) -> None:
         """End every open stream (their clients reconnect, elsewhere if need be)."""
-        streams = list(self.open)
-        for task in streams:
-            task.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
+        await self.open.close()
 
     async def append(self, request: web.Request) -> web.Response:
         _check_query(request.query, set())
@@ -123,21 +120,13 @@ class AgentActionsApi:
             after = _number(query, "after", 0, MAX_ID, fields)
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
-        if not self.budget.take():
-            raise ApiError(503, "too_many_connections", "the server is full")
-        task = asyncio.current_task()
-        assert task is not None
-        self.open.add(task)
-        try:
+        with self.open.holding():
             async with self.database.bounded():
                 live = await self.tail.join(filters)  # before the backlog: nothing falls between
             try:
                 return await self._stream(request, live, filters, after)
             finally:
                 self.tail.leave(live)
-        finally:
-            self.open.discard(task)
-            self.budget.give_back()
 
     async def _stream(
         self, request: web.Request, live: ActionStream, filters: ActionFilter, after: int | None

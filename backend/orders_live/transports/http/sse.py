@@ -27,8 +27,8 @@ from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Batch, Delivery, Hub, NotReady, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
-from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.feed_params import position, query_filter, window
+from orders_live.transports.http.open_streams import OpenStreams
 from orders_live.transports.http.readiness import feed_ready
 from orders_live.transports.http.sse_direct import DirectStream, chunk
 from orders_live.transports.metrics import TransportMetrics
@@ -162,8 +162,7 @@ class EventStreams:
         self.page_bytes = page_bytes
         self.queue_capacity, self.keepalive = queue_capacity, keepalive
         self.socket_send_buffer = socket_send_buffer
-        self.budget = budget or ConnectionBudget(10_000)
-        self.open: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
+        self.open = OpenStreams(budget or ConnectionBudget(10_000))
         self.direct = 0  # streams opened on the direct path (sse_direct), since the start
 
     @property
@@ -175,26 +174,15 @@ class EventStreams:
 
     async def close(self) -> None:
         """End every open stream (their clients reconnect, elsewhere if need be)."""
-        streams = list(self.open)
-        for task in streams:
-            task.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
+        await self.open.close()
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         wanted = query_filter(request.query, {"since", "token", "limit"})
         since = position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         limit = window(request.query.get("limit"))
         await feed_ready(self.hub)
-        if not self.budget.take():
-            raise ApiError(503, "too_many_connections", "the server is full")
-        task = asyncio.current_task()
-        assert task is not None
-        self.open.add(task)
-        try:
+        with self.open.holding():
             return await self._stream(request, wanted, since, limit)
-        finally:
-            self.open.discard(task)
-            self.budget.give_back()
 
     async def _stream(
         self, request: web.Request, wanted: SubscriptionFilter, since: str | None, limit: int | None
