@@ -57,30 +57,34 @@ class OrdersReader(_Http):
     async def find_orders(
         self, status: str | None, customer: str | None, older_than: float | None, limit: int
     ) -> tuple[list[OrderJson], bool]:
-        """Matching orders, newest first, and whether the scan stopped before the end."""
-        found: list[OrderJson] = []
-        truncated = False
+        """The newest ``limit`` matching orders, and whether more may exist (more matched, or a
+        status's scan stopped at ``SCAN_LIMIT`` orders). Each status is read newest first, so
+        its first ``limit`` matches are all it can add to the newest ``limit`` overall."""
         needle = customer.casefold() if customer else None
+        found: list[OrderJson] = []
+        more = False
         for one in [status] if status else ["pending", "shipped", "delivered"]:
             before = _cutoff(older_than) if older_than is not None else None
-            scanned = 0
-            while True:
+            matched = scanned = 0
+            while matched < limit:
                 params = {"status": one, "limit": str(PAGE)}
                 if before is not None:
                     params["before"] = before.wire()
                 page = await self.call("GET", "/api/orders", params)
                 for order in page["orders"]:
-                    if needle is None or needle in order["customer_name"].casefold():
+                    if matched < limit and (needle is None or needle in order["customer_name"].casefold()):
                         found.append(_fields(order))
+                        matched += 1
                 scanned += len(page["orders"])
                 if page.get("next_before") is None:
                     break
-                if scanned >= SCAN_LIMIT or len(found) >= limit * 3:
-                    truncated = True
+                if scanned >= SCAN_LIMIT:
+                    more = True
                     break
                 before = Cursor.parse(page["next_before"])
+            more = more or matched >= limit
         found.sort(key=lambda o: (o["updated_at"], o["id"]), reverse=True)
-        return found[:limit], truncated or len(found) > limit
+        return found[:limit], more
 
 
 class ActionLog(_Http):
