@@ -276,17 +276,8 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
     return float(busy / (window * (os.cpu_count() or 1)))
 
 
-async def run_bench(
-    cases: list[Case],
-    out: Path,
-    processes: int,
-    sample: int,
-    database_url: str | None,
-    external: bool = False,
-    nginx: bool = False,
-    database_pid: int | None = None,
-) -> None:
-    bench = Bench(processes, sample, database_url, external, nginx, database_pid)
+async def run_bench(cases: list[Case], out: Path, bench: Bench) -> None:
+    """Each case in turn against ``bench``'s deployment; the report goes to ``out``."""
     results = []
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
         try:
@@ -298,4 +289,4 @@ async def run_bench(
                 print(markdown([result]).splitlines()[-1], flush=True)
         finally:
             await bench.stop_service()
-    write_report(out, results, processes, sample, database_url, SETTLE)
+    write_report(out, results, bench.processes, bench.sample, bench.database_url, SETTLE)

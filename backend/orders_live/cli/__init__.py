@@ -105,18 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the command line gave (argparse leaves the others None)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        k: v
-        for k, v in {
-            "host": args.host,
-            "port": args.port,
-            "database_url": args.database_url,
-            "embedded_database": args.database,
-            "data_dir": args.data_dir,
-        }.items()
-        if v is not None
-    }
+    overrides = _given(
+        host=args.host,
+        port=args.port,
+        database_url=args.database_url,
+        embedded_database=args.database,
+        data_dir=args.data_dir,
+    )
     return Settings(**overrides)
 
 
@@ -205,15 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         elif args.command == "update":
-            fields = {
-                k: v
-                for k, v in {
-                    "customer_name": args.customer_name,
-                    "product_name": args.product_name,
-                    "status": args.status,
-                }.items()
-                if v is not None
-            }
+            fields = _given(customer_name=args.customer_name, product_name=args.product_name, status=args.status)
             asyncio.run(_with_client(args.url, args.token, lambda c: c.update(args.id, args.if_match, **fields)))
         elif args.command == "delete":
             asyncio.run(_with_client(args.url, args.token, lambda c: c.delete(args.id)))

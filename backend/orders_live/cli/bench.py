@@ -83,7 +83,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
         asyncio.run(_bench_tables(sizes, args.database_url, args.database, Path(args.out)))
         return
     try:
-        from orders_live.bench.runner import Case, run_bench
+        from orders_live.bench.runner import Bench, Case, run_bench
     except ImportError as exc:
         raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
     rates = [float(rate) for rate in args.rates.split(",")]
@@ -95,23 +95,14 @@ def run_bench_command(args: argparse.Namespace) -> None:
     if (args.external_writer or args.through_nginx) and not args.database_url:
         asyncio.run(_bench_with_embedded(cases, args))
         return
-    asyncio.run(
-        run_bench(
-            cases,
-            Path(args.out),
-            args.processes,
-            args.sample,
-            args.database_url,
-            args.external_writer,
-            args.through_nginx,
-        )
-    )
+    bench = Bench(args.processes, args.sample, args.database_url, args.external_writer, args.through_nginx)
+    asyncio.run(run_bench(cases, Path(args.out), bench))
 
 
 async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
     """The external writer needs the database's address, and two instances one database to
     share: an embedded one started here."""
-    from orders_live.bench.runner import run_bench
+    from orders_live.bench.runner import Bench, run_bench
 
     folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
@@ -127,9 +118,8 @@ async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> No
     url = await server.start()
     pid = server.process.pid if server.process is not None else None  # its CPU is reported as the database's
     try:
-        await run_bench(
-            cases, Path(args.out), args.processes, args.sample, url, args.external_writer, args.through_nginx, pid
-        )
+        bench = Bench(args.processes, args.sample, url, args.external_writer, args.through_nginx, pid)
+        await run_bench(cases, Path(args.out), bench)
     finally:
         await server.stop()
         shutil.rmtree(folder, ignore_errors=True)
