@@ -6,7 +6,7 @@
 -- exactly as the service does:
 --   * BEFORE INSERT OR UPDATE sets version (1, then +1) and updated_at (milliseconds);
 --   * AFTER INSERT OR UPDATE OR DELETE appends the change (operation, id, row after, status
---     before) to orders_live_changes in the same transaction, and NOTIFYs an empty payload:
+--     and customer before) to orders_live_changes in the same transaction, and NOTIFYs an empty payload:
 --     the notification is only a wake-up, the log is the truth;
 --   * at commit, a deferred constraint trigger gives the transaction its commit number
 --     (orders_live_commits) while holding a transaction-level advisory lock, so commit numbers
@@ -29,6 +29,9 @@ DROP INDEX IF EXISTS orders_status_updated_at;
 DROP INDEX IF EXISTS orders_updated_at;
 CREATE INDEX IF NOT EXISTS orders_status_newest ON orders (status, updated_at, id);
 CREATE INDEX IF NOT EXISTS orders_newest ON orders (updated_at, id);
+-- The same within one customer's scope (a customer token's windows and pages).
+CREATE INDEX IF NOT EXISTS orders_customer_newest ON orders (customer_name, updated_at, id);
+CREATE INDEX IF NOT EXISTS orders_customer_status_newest ON orders (customer_name, status, updated_at, id);
 
 -- One row per changed order row, in the order the changes were made.
 CREATE TABLE IF NOT EXISTS orders_live_changes (
@@ -39,6 +42,9 @@ CREATE TABLE IF NOT EXISTS orders_live_changes (
     row_after     jsonb,
     status_before text
 );
+-- The customer before an update or a delete: an order that moves between customers leaves the
+-- old customer's scope (added after the first release: ADD COLUMN for existing databases).
+ALTER TABLE orders_live_changes ADD COLUMN IF NOT EXISTS customer_before text;
 CREATE INDEX IF NOT EXISTS orders_live_changes_xid ON orders_live_changes (xid);
 
 -- One row per committed transaction that changed orders, numbered in commit order.
@@ -78,11 +84,11 @@ $$;
 CREATE OR REPLACE FUNCTION orders_live_after_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        INSERT INTO orders_live_changes (op, order_id, row_after, status_before)
-        VALUES ('delete', OLD.id, NULL, OLD.status);
+        INSERT INTO orders_live_changes (op, order_id, row_after, status_before, customer_before)
+        VALUES ('delete', OLD.id, NULL, OLD.status, OLD.customer_name);
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO orders_live_changes (op, order_id, row_after, status_before)
-        VALUES ('update', NEW.id, to_jsonb(NEW), OLD.status);
+        INSERT INTO orders_live_changes (op, order_id, row_after, status_before, customer_before)
+        VALUES ('update', NEW.id, to_jsonb(NEW), OLD.status, OLD.customer_name);
     ELSE
         INSERT INTO orders_live_changes (op, order_id, row_after, status_before)
         VALUES ('insert', NEW.id, to_jsonb(NEW), NULL);
@@ -169,6 +175,10 @@ CREATE TABLE IF NOT EXISTS agent_actions (
 CREATE UNIQUE INDEX IF NOT EXISTS agent_actions_one_action
     ON agent_actions (trigger, order_id, order_version) WHERE kind = 'action';
 CREATE INDEX IF NOT EXISTS agent_actions_order ON agent_actions (order_id, seq);
+-- The order's customer when the record was appended (set by the service): a customer reads
+-- only the records about its own orders.
+ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS customer_name text;
+CREATE INDEX IF NOT EXISTS agent_actions_customer ON agent_actions (customer_name, seq);
 
 CREATE OR REPLACE FUNCTION agent_actions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -310,7 +310,7 @@ async def opened(url: str) -> AsyncIterator[Source]:
 async def database_orders(url: str) -> dict[int, dict[str, Any]]:
     """Every order in the database at ``url``, as JSON, read through its own source."""
     async with opened(url) as source:
-        ids = [order_id async for chunk in source.store.index_rows() for order_id, _, _ in chunk]
+        ids = [order_id async for chunk in source.store.index_rows() for order_id, *_ in chunk]
         return {
             order["id"]: order
             for start in range(0, len(ids), 1000)

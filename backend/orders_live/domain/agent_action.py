@@ -41,6 +41,7 @@ class AgentActionJson(TypedDict):
     message: str | None
     reason: str | None
     model: str | None
+    customer_name: str | None  # the order's customer when the record was appended (set by the service)
     recorded_at: str  # ISO-8601 UTC, milliseconds, "Z"
 
 
@@ -178,10 +179,12 @@ class ActionFilter:
     trigger: Trigger | None = None
     order_id: int | None = None
     order_version: int | None = None
+    customer: str | None = None  # a customer's scope: only the records about its orders
 
     def matches(self, record: AgentActionJson) -> bool:
         return (
-            (self.kind is None or record["kind"] == self.kind)
+            (self.customer is None or record["customer_name"] == self.customer)
+            and (self.kind is None or record["kind"] == self.kind)
             and (self.trigger is None or record["trigger"] == self.trigger)
             and (self.order_id is None or record["order_id"] == self.order_id)
             and (self.order_version is None or record["order_version"] == self.order_version)

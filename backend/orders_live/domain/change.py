@@ -15,9 +15,9 @@ class Change:
     """One committed insert, update or delete, in commit order.
 
     ``order`` is the order after the change (``None`` for a delete).
-    ``before_status`` is the status before the change when the source knows it
-    (pre-images, or a delete that carries the removed document); the hub fills
-    the gap from the state it keeps.
+    ``before_status`` and ``before_customer`` are the status and the customer before the
+    change when the source knows them (pre-images, the PostgreSQL change log, or a delete that
+    carries the removed document); the hub fills the gap from the state it keeps.
     ``position`` is opaque to clients: derived from the change stream's resume token.
     """
 
@@ -27,6 +27,7 @@ class Change:
     position: str
     committed_at: str
     before_status: Status | None = None
+    before_customer: str | None = None
 
     def wire(self) -> dict[str, Any]:
         """The ``order_change`` payload."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from orders_live.domain.order import MAX_ID, STATUSES, OrderJson, Status, iso_millis, positive_int
 
 Counts = dict[str, int]  # orders per status
-IndexRow = tuple[int, Status, int]  # (id, status, version): what routing needs of one order
+IndexRow = tuple[int, Status, int, str]  # (id, status, version, customer_name): what routing needs of one order
 
 MAX_WINDOW = 10_000  # the largest ``limit`` a subscription may ask for
 

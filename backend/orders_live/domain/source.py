@@ -55,23 +55,32 @@ class OrderStore(Protocol):
     DatabaseUnavailable."""
 
     def index_rows(self) -> AsyncIterator[list[IndexRow]]:
-        """(id, status, version) of every order, in chunks: all that routing keeps in memory."""
+        """(id, status, version, customer_name) of every order, in chunks: all that routing
+        keeps in memory."""
         ...
 
     async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
         """The orders among ``ids`` that exist now, in any order."""
         ...
 
-    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
-        """Up to ``limit`` orders (of ``status``, if given) older than ``before``, newest first
-        (``updated_at``, then id)."""
+    async def newest(
+        self, status: Status | None, before: Cursor | None, limit: int, customer: str | None = None
+    ) -> list[OrderJson]:
+        """Up to ``limit`` orders (of ``status`` and of ``customer``, if given) older than
+        ``before``, newest first (``updated_at``, then id). ``customer`` is compared as a value,
+        never read as query syntax."""
         ...
 
     async def get(self, order_id: int) -> Order | None: ...
 
     async def create(self, data: OrderCreate) -> Order: ...
 
-    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order: ...
+    async def update(
+        self, order_id: int, patch: OrderPatch, expected_version: int | None, owner: str | None = None
+    ) -> Order:
+        """``owner``: only if the order is this customer's; otherwise OrderNotFound, as if it
+        did not exist (checked in the same statement as the write)."""
+        ...
 
     async def delete(self, order_id: int, expected_version: int | None) -> None: ...
 
@@ -102,8 +111,9 @@ class ActionLog(Protocol):
     """The agent's append-only action log. Each record gets a ``seq``, increasing in the order
     records were appended; nothing is ever changed or removed. Raises DatabaseUnavailable."""
 
-    async def append(self, new: NewAgentAction) -> AgentActionJson:
-        """The record as stored; AlreadyRecorded for a second ``action`` with the same
+    async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
+        """The record as stored, with ``customer_name`` (the order's customer, set by the
+        service, never by the agent); AlreadyRecorded for a second ``action`` with the same
         (trigger, order_id, order_version), and then nothing is stored."""
         ...
 

@@ -9,7 +9,7 @@ latest per order, and the snapshot's end folds them in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -106,21 +106,38 @@ class Subscription:
 
 
 class Rooms:
-    """Subscriptions by room: ``all``, ``status:<s>``, ``id:<n>``."""
+    """Subscriptions by room: ``all``, ``status:<s>``, ``id:<n>``, and each of them within a
+    customer's scope (``all|customer=<name>``...)."""
 
     def __init__(self) -> None:
         self.members: dict[str, set[Subscription]] = {}
+        self.per_customer: dict[str, int] = {}  # scoped subscriptions, by customer
 
     def join(self, subscription: Subscription) -> None:
-        self.members.setdefault(subscription.filter.room, set()).add(subscription)
+        subscribers = self.members.setdefault(subscription.filter.room, set())
+        customer = subscription.filter.customer
+        if customer is not None and subscription not in subscribers:
+            self.per_customer[customer] = self.per_customer.get(customer, 0) + 1
+        subscribers.add(subscription)
 
     def leave(self, subscription: Subscription) -> None:
         room = subscription.filter.room
         subscribers = self.members.get(room)
-        if subscribers is not None:
+        if subscribers is not None and subscription in subscribers:
             subscribers.discard(subscription)
             if not subscribers:
                 del self.members[room]
+            customer = subscription.filter.customer
+            if customer is not None:
+                left = self.per_customer[customer] - 1
+                if left:
+                    self.per_customer[customer] = left
+                else:
+                    del self.per_customer[customer]
+
+    def scoped(self, customer: str) -> bool:
+        """Whether any subscription is scoped to ``customer``."""
+        return customer in self.per_customer
 
     def __iter__(self) -> Iterator[Subscription]:
         for subscribers in list(self.members.values()):
@@ -131,11 +148,11 @@ class Rooms:
 
     def by_kind(self) -> dict[str, int]:
         kinds = {"all": 0, "status": 0, "id": 0}
-        for room, subscribers in self.members.items():
-            kinds["all" if room == "all" else room.split(":", 1)[0]] += len(subscribers)
+        for subscribers in self.members.values():  # one room's subscriptions share a filter
+            kinds[next(iter(subscribers)).filter.kind] += len(subscribers)
         return kinds
 
-    def deliver(self, delivery: Delivery, rooms: frozenset[str]) -> int:
+    def deliver(self, delivery: Delivery, rooms: Collection[str]) -> int:
         """Hand ``delivery`` to every subscription in ``rooms``; how many took it."""
         return sum(self.deliver_to_room(room, [delivery]) for room in rooms)
 

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
 from orders_live.domain.source import Source
 from orders_live.hub.batching import ReadBatcher
-from orders_live.hub.fanout import Delivery, Rooms
+from orders_live.hub.fanout import Rooms
 from orders_live.hub.history import ChangeHistory
 from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
+from orders_live.hub.routes import routes_of
 from orders_live.hub.stats import HubStats
 from orders_live.hub.write_waiters import WriteWaiters
 from orders_live.runtime.backoff import Backoff
@@ -105,8 +106,8 @@ class Follower:
                 self.apply(item)
 
     def apply(self, change: Change) -> None:
-        rooms = self.index.apply(change)
-        self.history.append(change, rooms)
+        routing = self.index.apply(change)
+        self.history.append(change, routing)
         self.feed.advance(change.position)
         self.writes.applied(change)
-        self.batcher.push(Delivery(change, self.index.counts()), rooms)
+        self.batcher.push(routes_of(change, routing, self.index, self.rooms))

@@ -139,6 +139,10 @@ class Hub:
         they are exact at, and the counts for ``wanted`` there."""
         return await self.views.page(wanted, before, limit)
 
+    def owner_of(self, order_id: int) -> str | None:
+        """The customer of ``order_id`` as the feed has it now, or None when there is no such order."""
+        return self.index.owner_of(order_id)
+
     async def applied(self, order_id: int, version: int | None, within: float) -> bool:
         """Wait until the feed has applied ``order_id`` at ``version`` (None: its delete).
 

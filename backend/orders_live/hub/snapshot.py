@@ -2,7 +2,9 @@
 
 The subscription is already in its room, its changes held (``Subscription.held``, the
 latest per order). The pages come from the database: for a whole view, the ids the index
-holds at the join, fetched by primary key; for a window, the newest orders, by cursor.
+holds at the join, fetched by primary key; for a window, the newest orders, by cursor. A
+customer's scope is the index's ids of that customer, or the store's newest of that customer:
+no page holds another customer's order.
 A page may be ahead of the feed (the database answered with a version the feed has not
 brought yet): those versions are waited for. Then, in one synchronous step, the changes
 held meanwhile are folded in as a last page (the orders changed since the join, as they
@@ -80,9 +82,9 @@ class SnapshotReader:
         wanted = subscription.filter
         async with self._readers:
             if wanted.kind == "id":
-                rows = await self.store.fetch([wanted.id or 0])
+                rows = [row for row in await self.store.fetch([wanted.id or 0]) if wanted.matches(row)]
             else:
-                rows = await self.store.newest(wanted.status, before, limit)
+                rows = await self.store.newest(wanted.status, before, limit, wanted.customer)
         held = subscription.held or {}
         late: list[tuple[int, int | None]] = [
             (o["id"], o["version"]) for o in rows if not self._applied(o["id"], o["version"], held)
@@ -119,7 +121,7 @@ class SnapshotReader:
         while limit > 0:
             asked = min(self.page_orders, limit)
             async with self._readers:
-                rows = await self.store.newest(wanted.status, before, asked)
+                rows = await self.store.newest(wanted.status, before, asked, wanted.customer)
             yield rows, []
             if len(rows) < asked:
                 return

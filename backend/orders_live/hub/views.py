@@ -19,7 +19,7 @@ from orders_live.domain.change import Change, HistoryLost, StreamInvalidated
 from orders_live.domain.order import OrderJson
 from orders_live.domain.page import Counts, Cursor
 from orders_live.domain.source import ChangeFeed
-from orders_live.domain.subscription import SubscriptionFilter
+from orders_live.domain.subscription import ScopeUnknown, SubscriptionFilter
 from orders_live.hub.catch_up import TooFarBehind, read_changes_since
 from orders_live.hub.fanout import Batch, Delivery, Rooms, Sink, SnapshotEnd, Subscription
 from orders_live.hub.history import ChangeHistory
@@ -101,13 +101,18 @@ class Views:
         position = self.feed.current()
         if last is not None:
             if self.history.covers(last):
-                replayed = older + self.history.after(last, wanted.room)
-                subscription = None
-                if sink is not None:
-                    subscription = Subscription(wanted, sink, limit)
-                    self.rooms.join(subscription)
-                return View(subscription, position, replayed, self.index.counts(wanted))
-            reason = "history_gone"  # memory moved on while the stream was read
+                try:
+                    replayed = older + self.history.after(last, wanted)
+                except ScopeUnknown:
+                    replayed, reason = None, "scope_unknown"
+                if replayed is not None:
+                    subscription = None
+                    if sink is not None:
+                        subscription = Subscription(wanted, sink, limit)
+                        self.rooms.join(subscription)
+                    return View(subscription, position, replayed, self.index.counts(wanted))
+            else:
+                reason = "history_gone"  # memory moved on while the stream was read
         if reason is not None:
             self.stats.resynced(reason)
         if sink is None:
@@ -126,6 +131,7 @@ class Views:
     ) -> tuple[list[OrderJson], str, Counts]:
         """One newest-first page of orders, each exact at the position returned."""
         self.feed.current()
+        self.settle()  # the probe holds every change applied from here on
         probe = Subscription(wanted, _NoSink(), held={})
         self.rooms.join(probe)
         try:
@@ -199,12 +205,14 @@ class Views:
         try:
             async with self._catch_up_slots:
                 older, last = await read_changes_since(
-                    self.changes, since, wanted.room, self.history.covers, self.history.capacity
+                    self.changes, since, wanted, self.history.covers, self.history.capacity
                 )
         except asyncio.CancelledError:
             raise
         except (HistoryLost, StreamInvalidated):
             return [], None, "history_gone"
+        except ScopeUnknown:
+            return [], None, "scope_unknown"
         except TooFarBehind:
             return [], None, "too_far_behind"
         except Exception as exc:

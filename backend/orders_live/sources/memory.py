@@ -48,15 +48,21 @@ class MemoryDatabase:
         return None
 
     async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
-        rows = [(o.id, o.status, o.version) for o in self._orders.values()]
+        rows = [(o.id, o.status, o.version, o.customer_name) for o in self._orders.values()]
         for start in range(0, len(rows), 10_000):
             yield rows[start : start + 10_000]
 
     async def fetch(self, ids: Sequence[int]) -> list[OrderJson]:
         return [self._orders[i].to_json() for i in ids if i in self._orders]
 
-    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
-        orders = (o.to_json() for o in self._orders.values() if status is None or o.status == status)
+    async def newest(
+        self, status: Status | None, before: Cursor | None, limit: int, customer: str | None = None
+    ) -> list[OrderJson]:
+        orders = (
+            o.to_json()
+            for o in self._orders.values()
+            if (status is None or o.status == status) and (customer is None or o.customer_name == customer)
+        )
         if before is not None:
             edge = before.key
             orders = (o for o in orders if newest_first(o) < edge)
@@ -71,8 +77,10 @@ class MemoryDatabase:
         self._append("insert", order, None)
         return order
 
-    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
-        current = self._current(order_id, expected_version)
+    async def update(
+        self, order_id: int, patch: OrderPatch, expected_version: int | None, owner: str | None = None
+    ) -> Order:
+        current = self._current(order_id, expected_version, owner)
         order = current.model_copy(update={**patch.changes(), "updated_at": utc_now(), "version": current.version + 1})
         self._orders[order_id] = order
         self._append("update", order, current)
@@ -83,9 +91,9 @@ class MemoryDatabase:
         del self._orders[order_id]
         self._append("delete", None, current)
 
-    def _current(self, order_id: int, expected_version: int | None) -> Order:
+    def _current(self, order_id: int, expected_version: int | None, owner: str | None = None) -> Order:
         current = self._orders.get(order_id)
-        if current is None:
+        if current is None or (owner is not None and current.customer_name != owner):
             raise OrderNotFound(order_id)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict(current)
@@ -103,6 +111,7 @@ class MemoryDatabase:
                 position=f"{PREFIX}{self._seq}",
                 committed_at=iso_millis(utc_now()),
                 before_status=before.status if before else None,
+                before_customer=before.customer_name if before else None,
             )
         )
         self._appended.set()

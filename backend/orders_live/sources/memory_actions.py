@@ -15,13 +15,14 @@ class MemoryActionLog:
         self._records: list[AgentActionJson] = []
         self._actions: dict[tuple[str, int, int], AgentActionJson] = {}
 
-    async def append(self, new: NewAgentAction) -> AgentActionJson:
+    async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
         key = new.unique_key
         if key is not None and key in self._actions:
             raise AlreadyRecorded(copy.deepcopy(self._actions[key]))
         record: AgentActionJson = {
             "seq": len(self._records) + 1,
             **copy.deepcopy(new.model_dump()),  # type: ignore[typeddict-item]
+            "customer_name": customer_name,
             "recorded_at": iso_millis(utc_now()),
         }
         self._records.append(record)

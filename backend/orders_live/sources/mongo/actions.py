@@ -53,6 +53,8 @@ def _selector(filters: ActionFilter) -> dict[str, Any]:
         selector["order_id"] = int(filters.order_id)
     if filters.order_version is not None:
         selector["order_version"] = int(filters.order_version)
+    if filters.customer is not None:
+        selector["customer_name"] = str(filters.customer)
     return selector
 
 
@@ -81,6 +83,7 @@ def record_of(doc: dict[str, Any]) -> AgentActionJson:
         "message": _optional_str(doc.get("message")),
         "reason": _optional_str(doc.get("reason")),
         "model": _optional_str(doc.get("model")),
+        "customer_name": _optional_str(doc.get("customer_name")),
         "recorded_at": iso_millis(parse_date(doc.get("recorded_at"))),
     }
 
@@ -100,7 +103,7 @@ class MongoActionLog:
         self.connection = connection
         self.collection = connection.agent_actions
 
-    async def append(self, new: NewAgentAction) -> AgentActionJson:
+    async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
         key = new.unique_key
         doc_id: Any = ObjectId() if key is None else action_id(*key)
         async with self.connection.answering():
@@ -124,6 +127,7 @@ class MongoActionLog:
                 "message": new.message,
                 "reason": new.reason,
                 "model": new.model,
+                "customer_name": customer_name,
                 "recorded_at": utc_now(),  # at insert: a $set date would be a string on nx-27017
             }
             try:

@@ -55,7 +55,12 @@ class MongoConnection:
         await self.client.admin.command("ping")
         await self.orders.create_index([("status", ASCENDING), ("updated_at", DESCENDING)])
         await self.orders.create_index([("updated_at", DESCENDING)])
+        await self.orders.create_index([("customer_name", ASCENDING), ("updated_at", DESCENDING)])
+        await self.orders.create_index(
+            [("customer_name", ASCENDING), ("status", ASCENDING), ("updated_at", DESCENDING)]
+        )
         await self.agent_actions.create_index([("seq", ASCENDING)], unique=True)  # not with _id: nx-27017
+        await self.agent_actions.create_index([("customer_name", ASCENDING), ("seq", ASCENDING)])
         # nx-27017 records changes only from the first watch after it starts: open one
         # now, before this service takes any write, so that no write goes unrecorded.
         # Its token also tells which kind of positions this server hands out.

@@ -60,6 +60,11 @@ def order_from_document(doc: dict[str, Any]) -> Order:
     )
 
 
+def customer_of(doc: Any) -> str | None:
+    customer = doc.get("customer_name") if isinstance(doc, dict) else None
+    return customer if isinstance(customer, str) else None
+
+
 def status_of(doc: Any) -> Status | None:
     if isinstance(doc, dict):
         status = doc.get("status")
@@ -97,9 +102,9 @@ def change_from_event(event: dict[str, Any], position: str) -> Change | None:
     if op == "delete":
         # nx-27017 puts the removed document in fullDocument.
         before = before or event.get("fullDocument")
-        return Change("delete", order_id, None, position, committed_at, status_of(before))
+        return Change("delete", order_id, None, position, committed_at, status_of(before), customer_of(before))
     full = event.get("fullDocument")
     if not isinstance(full, dict):
         return None
     order = order_from_document({**full, "_id": order_id})
-    return Change(op, order_id, order.to_json(), position, committed_at, status_of(before))
+    return Change(op, order_id, order.to_json(), position, committed_at, status_of(before), customer_of(before))

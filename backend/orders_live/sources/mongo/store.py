@@ -28,17 +28,19 @@ class MongoOrderStore:
     async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
         chunk: list[IndexRow] = []
         async with self.connection.answering():
-            cursor = self.orders.find({}, {"status": 1, "version": 1}).batch_size(INDEX_BATCH)
+            projection = {"status": 1, "version": 1, "customer_name": 1}
+            cursor = self.orders.find({}, projection).batch_size(INDEX_BATCH)
             async for doc in cursor:
                 status = status_of(doc)
                 try:
                     order_id = parse_id(doc.get("_id"))
                 except ValueError:
                     status = None
-                if status is None or not isinstance(doc.get("version", 1), int):
+                customer = doc.get("customer_name")
+                if status is None or not isinstance(doc.get("version", 1), int) or not isinstance(customer, str):
                     log.warning("skipping a document that is not an order (_id=%r)", doc.get("_id"))
                     continue
-                chunk.append((order_id, status, int(doc.get("version", 1))))
+                chunk.append((order_id, status, int(doc.get("version", 1)), customer))
                 if len(chunk) >= INDEX_BATCH:
                     yield chunk
                     chunk = []
@@ -50,12 +52,16 @@ class MongoOrderStore:
             docs = await self.orders.find({"_id": {"$in": list(ids)}}).to_list()
         return self._orders_of(docs)
 
-    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
+    async def newest(
+        self, status: Status | None, before: Cursor | None, limit: int, customer: str | None = None
+    ) -> list[OrderJson]:
         """Newest first. Past a cursor this reads ``updated_at <= instant`` (a range the
         ``updated_at`` index serves, on nx-27017 too: its ``$or`` form scans) and drops the
         orders at the cursor's instant that are not older than it, reading more if a run of
-        equal instants filled the batch."""
-        selector: dict[str, Any] = {} if status is None else {"status": status}
+        equal instants filled the batch. ``status`` and ``customer`` are compared as strings."""
+        selector: dict[str, Any] = {} if status is None else {"status": str(status)}
+        if customer is not None:
+            selector["customer_name"] = str(customer)
         if before is not None:
             selector["updated_at"] = {"$lte": before.updated_at}
         wanted = limit if before is None else limit + NEWEST_SLACK
@@ -104,10 +110,14 @@ class MongoOrderStore:
         self.connection.pacer.wake()
         return order
 
-    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
+    async def update(
+        self, order_id: int, patch: OrderPatch, expected_version: int | None, owner: str | None = None
+    ) -> Order:
         selector: dict[str, Any] = {"_id": order_id}
         if expected_version is not None:
             selector["version"] = expected_version
+        if owner is not None:
+            selector["customer_name"] = str(owner)
         async with self.connection.answering():
             doc = await self.orders.find_one_and_update(
                 selector,
@@ -117,7 +127,7 @@ class MongoOrderStore:
                 return_document=ReturnDocument.AFTER,
             )
         if doc is None:
-            raise await self._refusal(order_id)
+            raise await self._refusal(order_id, owner)
         self.connection.pacer.wake()
         return order_from_document(doc)
 
@@ -131,6 +141,8 @@ class MongoOrderStore:
             raise await self._refusal(order_id)
         self.connection.pacer.wake()
 
-    async def _refusal(self, order_id: int) -> Exception:
+    async def _refusal(self, order_id: int, owner: str | None = None) -> Exception:
         current = await self.get(order_id)
-        return OrderNotFound(order_id) if current is None else VersionConflict(current)
+        if current is None or (owner is not None and current.customer_name != owner):
+            return OrderNotFound(order_id)
+        return VersionConflict(current)

@@ -21,20 +21,24 @@ from orders_live.domain.source import AlreadyRecorded
 from orders_live.sources.postgres.connection import PostgresConnection
 
 APPEND_LOCK = (7362519, 2)  # pg_advisory_xact_lock keys: one append at a time, until it commits
-COLUMNS = "seq, kind, trigger, order_id, order_version, tool, arguments, message, reason, model, recorded_at"
+COLUMNS = (
+    "seq, kind, trigger, order_id, order_version, tool, arguments, message, reason, model, customer_name, recorded_at"
+)
 _MATCH = (
     "($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR trigger = $2)"
     " AND ($3::bigint IS NULL OR order_id = $3) AND ($4::bigint IS NULL OR order_version = $4)"
+    " AND ($5::text IS NULL OR customer_name = $5)"
 )
-_RECENT = f"SELECT {COLUMNS} FROM agent_actions WHERE {_MATCH} ORDER BY seq DESC LIMIT $5"
-_AFTER = f"SELECT {COLUMNS} FROM agent_actions WHERE {_MATCH} AND seq > $5 ORDER BY seq LIMIT $6"
+_RECENT = f"SELECT {COLUMNS} FROM agent_actions WHERE {_MATCH} ORDER BY seq DESC LIMIT $6"
+_AFTER = f"SELECT {COLUMNS} FROM agent_actions WHERE {_MATCH} AND seq > $6 ORDER BY seq LIMIT $7"
 _EXISTING = (
     f"SELECT {COLUMNS} FROM agent_actions"
     " WHERE kind = 'action' AND trigger = $1 AND order_id = $2 AND order_version = $3"
 )
 _INSERT = (
-    "INSERT INTO agent_actions (kind, trigger, order_id, order_version, tool, arguments, message, reason, model)"
-    f" VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) RETURNING {COLUMNS}"
+    "INSERT INTO agent_actions"
+    " (kind, trigger, order_id, order_version, tool, arguments, message, reason, model, customer_name)"
+    f" VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) RETURNING {COLUMNS}"
 )
 
 
@@ -51,19 +55,20 @@ def record_of(row: Any) -> AgentActionJson:
         "message": row["message"],
         "reason": row["reason"],
         "model": row["model"],
+        "customer_name": row["customer_name"],
         "recorded_at": iso_millis(row["recorded_at"]),
     }
 
 
-def _match(filters: ActionFilter) -> tuple[str | None, str | None, int | None, int | None]:
-    return (filters.kind, filters.trigger, filters.order_id, filters.order_version)
+def _match(filters: ActionFilter) -> tuple[str | None, str | None, int | None, int | None, str | None]:
+    return (filters.kind, filters.trigger, filters.order_id, filters.order_version, filters.customer)
 
 
 class PostgresActionLog:
     def __init__(self, connection: PostgresConnection) -> None:
         self.connection = connection
 
-    async def append(self, new: NewAgentAction) -> AgentActionJson:
+    async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
         """Under a lock held until commit, so that seqs commit in order (readers of ``after``
         never skip a late one), and so that a refusal costs no seq."""
         key = new.unique_key
@@ -86,6 +91,7 @@ class PostgresActionLog:
                         new.message,
                         new.reason,
                         new.model,
+                        customer_name,
                     )
             except asyncpg.UniqueViolationError:  # a writer that took no lock (psql) came first
                 if key is None:

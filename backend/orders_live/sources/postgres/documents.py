@@ -58,4 +58,5 @@ def change_from_row(row: Any) -> Change:
         position=position_of(row["commit_seq"], row["seq"]),
         committed_at=iso_millis(committed),
         before_status=status_of(row["status_before"]),
+        before_customer=row["customer_before"],
     )

@@ -27,7 +27,7 @@ WHOLE_COMMIT = 2**63 - 1  # the seq of "after every change of the commit"
 BATCH = 1_000
 _STATE = "SELECT horizon, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
 _CHANGES = """
-SELECT c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before
+SELECT c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before, l.customer_before
 FROM orders_live_commits c JOIN orders_live_changes l ON l.xid = c.xid
 WHERE c.commit_seq >= $1 AND (c.commit_seq, l.seq) > ($1, $2)
 ORDER BY c.commit_seq, l.seq

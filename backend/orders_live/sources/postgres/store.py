@@ -12,27 +12,33 @@ from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row, status_of
 
 INDEX_BATCH = 10_000
-# The four forms of the newest-first page: with or without a status, with or without a cursor.
-# Fixed texts: the values are parameters.
-_NEWEST = {
-    (status, cursor): f"SELECT {ORDER_COLUMNS} FROM orders"
-    + {
-        (False, False): "",
-        (True, False): " WHERE status = $1",
-        (False, True): " WHERE (updated_at, id) < ($1, $2)",
-        (True, True): " WHERE status = $1 AND (updated_at, id) < ($2, $3)",
-    }[(status, cursor)]
-    + f" ORDER BY updated_at DESC, id DESC LIMIT ${1 + status + 2 * cursor}"
-    for status in (False, True)
-    for cursor in (False, True)
-}
+
+
+def _newest(customer: bool, status: bool, cursor: bool) -> str:
+    """One of the eight forms of the newest-first page (with or without a customer, a status,
+    a cursor): a fixed text, the values are parameters, in that order."""
+    conditions, n = [], 0
+    if customer:
+        n += 1
+        conditions.append(f"customer_name = ${n}")
+    if status:
+        n += 1
+        conditions.append(f"status = ${n}")
+    if cursor:
+        conditions.append(f"(updated_at, id) < (${n + 1}, ${n + 2})")
+        n += 2
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"SELECT {ORDER_COLUMNS} FROM orders{where} ORDER BY updated_at DESC, id DESC LIMIT ${n + 1}"
+
+
+_NEWEST = {(c, s, k): _newest(c, s, k) for c in (False, True) for s in (False, True) for k in (False, True)}
 
 _UPDATE = f"""
 UPDATE orders SET
     customer_name = COALESCE($2, customer_name),
     product_name = COALESCE($3, product_name),
     status = COALESCE($4, status)
-WHERE id = $1 AND ($5::bigint IS NULL OR version = $5)
+WHERE id = $1 AND ($5::bigint IS NULL OR version = $5) AND ($6::text IS NULL OR customer_name = $6)
 RETURNING {ORDER_COLUMNS}
 """
 
@@ -47,13 +53,15 @@ class PostgresOrderStore:
         while True:
             async with self.connection.answering() as db:
                 rows = await db.fetch(
-                    "SELECT id, status, version FROM orders WHERE id > $1 ORDER BY id LIMIT $2", after, INDEX_BATCH
+                    "SELECT id, status, version, customer_name FROM orders WHERE id > $1 ORDER BY id LIMIT $2",
+                    after,
+                    INDEX_BATCH,
                 )
             chunk: list[IndexRow] = []
-            for order_id, status, version in rows:
+            for order_id, status, version, customer in rows:
                 known = status_of(status)
                 if known is not None:  # the table's CHECK makes this always so
-                    chunk.append((order_id, known, version))
+                    chunk.append((order_id, known, version, customer))
             if chunk:
                 yield chunk
             if len(rows) < INDEX_BATCH:
@@ -65,12 +73,15 @@ class PostgresOrderStore:
             rows = await db.fetch(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY($1::bigint[])", list(ids))
         return [order_from_row(row).to_json() for row in rows]
 
-    async def newest(self, status: Status | None, before: Cursor | None, limit: int) -> list[OrderJson]:
-        args: list[object] = [] if status is None else [status]
+    async def newest(
+        self, status: Status | None, before: Cursor | None, limit: int, customer: str | None = None
+    ) -> list[OrderJson]:
+        args: list[object] = [value for value in (customer, status) if value is not None]
         if before is not None:
             args += [before.updated_at, before.id]
+        statement = _NEWEST[(customer is not None, status is not None, before is not None)]
         async with self.connection.answering() as db:
-            rows = await db.fetch(_NEWEST[(status is not None, before is not None)], *args, limit)
+            rows = await db.fetch(statement, *args, limit)
         return [order_from_row(row).to_json() for row in rows]
 
     async def get(self, order_id: int) -> Order | None:
@@ -89,13 +100,15 @@ class PostgresOrderStore:
             )
         return order_from_row(row)
 
-    async def update(self, order_id: int, patch: OrderPatch, expected_version: int | None) -> Order:
+    async def update(
+        self, order_id: int, patch: OrderPatch, expected_version: int | None, owner: str | None = None
+    ) -> Order:
         async with self.connection.answering() as db:
             row = await db.fetchrow(
-                _UPDATE, order_id, patch.customer_name, patch.product_name, patch.status, expected_version
+                _UPDATE, order_id, patch.customer_name, patch.product_name, patch.status, expected_version, owner
             )
         if row is None:
-            raise await self._refusal(order_id)
+            raise await self._refusal(order_id, owner)
         return order_from_row(row)
 
     async def delete(self, order_id: int, expected_version: int | None) -> None:
@@ -108,6 +121,8 @@ class PostgresOrderStore:
         if deleted is None:
             raise await self._refusal(order_id)
 
-    async def _refusal(self, order_id: int) -> Exception:
+    async def _refusal(self, order_id: int, owner: str | None = None) -> Exception:
         current = await self.get(order_id)
-        return OrderNotFound(order_id) if current is None else VersionConflict(current)
+        if current is None or (owner is not None and current.customer_name != owner):
+            return OrderNotFound(order_id)
+        return VersionConflict(current)
