@@ -12,6 +12,9 @@ from aiohttp import web
 
 from orders_live.domain.source import Source
 from orders_live.hub import Hub
+from orders_live.identity.authenticator import Authenticator, IdentityOptions
+from orders_live.identity.jwt_tokens import JwtRules
+from orders_live.identity.limits import IdentityLimits
 from orders_live.process_limits import raise_open_files_limit
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
@@ -30,7 +33,9 @@ from orders_live.transports.http.polling import PollingApi
 from orders_live.transports.http.readiness import DatabaseGuard
 from orders_live.transports.http.rest import OrdersApi
 from orders_live.transports.http.sse import EventStreams
+from orders_live.transports.http.stream_tickets import StreamTicketsApi
 from orders_live.transports.metrics import TransportMetrics
+from orders_live.transports.sessions import Sessions
 from orders_live.transports.socketio import SocketGateway
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,7 @@ class Service:
         self.action_tail: ActionTail | None = None
         self.agent_actions: AgentActionsApi | None = None
         self.runner: web.AppRunner | None = None
+        self.authenticator: Authenticator | None = None
         self.registry = prometheus_client.CollectorRegistry()
         self.port: int = settings.port
 
@@ -73,11 +79,15 @@ class Service:
             raise
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
-        policy = AccessPolicy(settings.read_token, settings.write_token, settings.allowed_origins)
+        policy = AccessPolicy(settings.allowed_origins)
+        self.authenticator = authenticator = Authenticator(identity_options(settings))
+        limits = IdentityLimits(settings.max_connections_per_identity, settings.subscribe_rate, settings.write_rate)
+        sessions = Sessions(authenticator, limits)
         budget = ConnectionBudget(settings.max_connections)
         metrics = TransportMetrics(self.registry)
         app = web.Application(
-            middlewares=[json_errors, access_middleware(policy)], client_max_size=settings.max_body_bytes
+            middlewares=[json_errors, access_middleware(policy, authenticator, limits)],
+            client_max_size=settings.max_body_bytes,
         )
         app.on_response_prepare.append(cors_headers(policy))
         self.runner = web.AppRunner(
@@ -107,6 +117,8 @@ class Service:
             max_subscriptions=settings.max_subscriptions,
             subscribe_rate=settings.subscribe_rate,
             page_bytes=settings.snapshot_page_bytes,
+            sessions=sessions,
+            token_grace=settings.token_grace,
             max_http_buffer_size=settings.max_body_bytes,
         )
         gateway.attach(app)
@@ -120,12 +132,21 @@ class Service:
             socket_send_buffer=settings.socket_send_buffer,
             budget=budget,
             page_bytes=settings.snapshot_page_bytes,
+            sessions=sessions,
         )
         app.add_routes(streams.routes())
+        app.add_routes(StreamTicketsApi(authenticator).routes())
         app.add_routes(PollingApi(hub, database).routes())
         self.action_tail = action_tail = ActionTail(source.actions)
         self.agent_actions = agent_actions = AgentActionsApi(
-            source.actions, action_tail, database, metrics, budget=budget, keepalive=settings.sse_keepalive
+            source.actions,
+            action_tail,
+            database,
+            metrics,
+            hub.owner_of,
+            budget=budget,
+            keepalive=settings.sse_keepalive,
+            sessions=sessions,
         )
         app.add_routes(agent_actions.routes())
         observability = Observability(
@@ -133,6 +154,7 @@ class Service:
             source.connection,
             self.registry,
             lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams + agent_actions.streams},
+            lambda: authenticator.problems,
         )
         app.add_routes(observability.routes())
         app.add_routes(LivePage().routes())
@@ -143,6 +165,7 @@ class Service:
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
         await hub.start()
+        hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
         action_tail.start()
         log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
 
@@ -199,6 +222,24 @@ class Service:
             await _bounded("close the database client", self.source.connection.close())
         if self.embedded is not None:
             await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
+
+
+def identity_options(settings: Settings) -> IdentityOptions:
+    return IdentityOptions(
+        read_token=settings.read_token,
+        write_token=settings.write_token,
+        jwt_secret=settings.jwt_secret,
+        jwt_public_keys=settings.jwt_public_keys,
+        rules=JwtRules(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            role_claim=settings.jwt_role_claim,
+            customer_claim=settings.jwt_customer_claim,
+            leeway=settings.jwt_leeway,
+        ),
+        revoked=settings.revoked,
+        ticket_secret=settings.ticket_secret,
+    )
 
 
 async def _bounded(step: str, work: Awaitable[None], within: float | None = None) -> None:

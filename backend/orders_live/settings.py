@@ -82,15 +82,58 @@ class Settings(BaseSettings):
         "uvloop",
         description="the event loop of serve and demo: uvloop's (measured faster: docs/performance.md) or asyncio's",
     )
-    read_token: str | None = Field(None, description="when set, required to connect and to read (REST, SSE, Socket.IO)")
-    write_token: str | None = Field(None, description="when set, required to write; it also allows reading")
+    read_token: str | None = Field(
+        None, description="when set (and no JWT option), required to connect and to read (REST, SSE, Socket.IO)"
+    )
+    write_token: str | None = Field(
+        None, description="when set (and no JWT option), required to write; it also allows reading"
+    )
+    jwt_secret: str | None = Field(
+        None,
+        min_length=32,
+        description="identities from JWTs signed with this HS256 secret (32 characters at least); shared tokens off",
+    )
+    jwt_public_keys: Path | None = Field(
+        None,
+        description=(
+            "identities from JWTs verified with the public keys of this JWKS file (RS256, ES256, EdDSA, by kid),"
+            " re-read when it changes; shared tokens off"
+        ),
+    )
+    jwt_issuer: str | None = Field(None, description="when set, a JWT's iss must equal it")
+    jwt_audience: str | None = Field(None, description="when set, a JWT's aud must hold it")
+    jwt_role_claim: str = Field("role", min_length=1, description="the claim that holds the role")
+    jwt_customer_claim: str = Field("customer", min_length=1, description="the claim that holds a customer's name")
+    jwt_leeway: float = Field(0.0, ge=0, le=300, description="seconds of clock skew allowed on exp, nbf and iat")
+    token_grace: float = Field(
+        2.0, ge=0, le=5, description="seconds past a token's exp before a Socket.IO connection without a refresh ends"
+    )
+    revoked: Path | None = Field(
+        None, description="a file of revoked JWT sub or jti values, one per line, re-read when it changes"
+    )
+    ticket_secret: str | None = Field(
+        None,
+        min_length=16,
+        description=(
+            "signs stream tickets, so that every instance accepts them (default: derived from jwt_secret,"
+            " else from the shared tokens, else random per process)"
+        ),
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="origins allowed cross-site (CORS and Socket.IO); empty: same origin only"
     )
     max_connections: int = Field(10_000, ge=1, description="Socket.IO and SSE connections at once")
+    max_connections_per_identity: int = Field(
+        20, ge=1, description="Socket.IO and SSE connections one JWT identity (sub) may hold at once"
+    )
     max_subscriptions: int = Field(20, ge=1, description="subscriptions one Socket.IO connection may hold")
     subscribe_rate: float = Field(
-        5.0, gt=0, description="subscribe calls per second one connection may make (burst 10)"
+        5.0,
+        gt=0,
+        description="subscribe calls per second one JWT identity (sub), or else one connection, may make (burst 10)",
+    )
+    write_rate: float = Field(
+        20.0, gt=0, description="REST writes per second one JWT identity (sub) may make (burst twice that)"
     )
 
     def instance_name(self, bound_port: int) -> str:

@@ -1,4 +1,10 @@
-"""The access rules on HTTP: the ``/api/`` middleware, tokens from headers or the query, CORS."""
+"""The access rules on HTTP: the ``/api/`` middleware (who is asking, and may they), CORS.
+
+Every ``/api/`` request but a CORS preflight is identified before its handler runs: by its
+``Authorization: Bearer`` token, by a stream ticket (``?ticket=``, on the two event streams
+only), or, with shared tokens, by ``?token=``. The handler finds the ``Identity`` with
+``identity_of``. Writes also count against the identity's write rate.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +13,64 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from orders_live.transports.access import AccessDenied, AccessPolicy, Need
+from orders_live.domain.identity import Identity
+from orders_live.identity.authenticator import Authenticator
+from orders_live.identity.limits import IdentityLimits
+from orders_live.identity.refusals import AccessDenied
+from orders_live.identity.shared_tokens import Need
+from orders_live.transports.access import AccessPolicy
 from orders_live.transports.http.errors import ApiError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+STREAMS = frozenset({"/api/changes/stream", "/api/agent/actions/stream"})  # where a ticket is taken
+TICKETS = "/api/stream-tickets"
+IDENTITY = web.RequestKey("identity", Identity)
 
-def request_token(request: web.Request) -> str | None:
+
+def identity_of(request: web.Request) -> Identity:
+    """The identity the access middleware established for this request."""
+    return request[IDENTITY]
+
+
+def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[7:].strip() or None
-    return request.query.get("token") or None
+    return None
 
 
-def access_middleware(policy: AccessPolicy) -> Middleware:
+def access_middleware(policy: AccessPolicy, authenticator: Authenticator, limits: IdentityLimits) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        path = request.path
-        if path.startswith("/api/"):
-            if not policy.origin_allowed(origin, request.host):
-                raise ApiError(403, "origin_not_allowed", "this origin may not use the API")
-            if request.method == "OPTIONS":
-                response: web.StreamResponse = web.Response(status=204)
-            else:
-                need: Need = "read" if request.method in ("GET", "HEAD") else "write"
-                try:
-                    policy.check(request_token(request), need, request.remote or "?")
-                except AccessDenied as exc:
-                    raise ApiError(exc.status, exc.code, exc.message) from None
-                response = await handler(request)
-            return response
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        if not policy.origin_allowed(request.headers.get("Origin"), request.host):
+            raise ApiError(403, "origin_not_allowed", "this origin may not use the API")
+        if request.method == "OPTIONS":
+            return web.Response(status=204)
+        reading = request.method in ("GET", "HEAD") or request.path == TICKETS
+        need: Need = "read" if reading else "write"
+        try:
+            request[IDENTITY] = identity = _identify(request, authenticator, need)
+        except AccessDenied as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        if not reading and not limits.write_allowed(identity):
+            raise ApiError(429, "rate_limited", f"at most {limits.writes.rate:g} writes a second for one identity")
         return await handler(request)
 
     return guard
+
+
+def _identify(request: web.Request, authenticator: Authenticator, need: Need) -> Identity:
+    who = request.remote or "?"
+    ticket = request.query.get("ticket")
+    if ticket and request.method == "GET" and request.path in STREAMS and bearer_token(request) is None:
+        return authenticator.redeem_ticket(ticket, who)
+    token = bearer_token(request)
+    if token is None and authenticator.mode != "jwt":
+        token = request.query.get("token") or None  # shared tokens only: EventSource's old way
+    return authenticator.identify(token, need, who)
 
 
 def cors_headers(policy: AccessPolicy) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

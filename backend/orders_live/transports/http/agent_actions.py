@@ -2,13 +2,18 @@
 
 - ``POST /api/agent/actions``: append a record (201), ``409 already_recorded`` with the
   existing ``record`` for a second ``action`` of the same trigger, order and version, ``422
-  validation_failed`` with ``fields``; a write (the write token, when one is set).
+  validation_failed`` with ``fields``; only the agent (an ``agent`` JWT, or the shared write
+  token) appends. The service adds the order's customer (``customer_name``), from the feed.
 - ``GET /api/agent/actions``: ``{"actions": [...]}``, the newest ``limit``, or those
   ``after`` a seq, oldest first, filtered by ``kind``, ``trigger``, ``order_id``,
   ``order_version``.
 - ``GET /api/agent/actions/stream``: Server-Sent Events: the backlog (the newest 50, or the
   records after ``Last-Event-ID``/``after``) as ``action`` events with ``id: <seq>``, then
-  ``caught_up``, then every new record, through any instance (``action_tail``).
+  ``caught_up``, then every new record, through any instance (``action_tail``). It ends when its
+  token does (``token_expired``, ``token_revoked``).
+
+A customer reads only the records about its own orders (``ActionFilter.customer``), on every
+read and on the stream.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -33,12 +38,14 @@ from orders_live.domain.agent_action import (
 from orders_live.domain.order import MAX_ID, positive_int
 from orders_live.domain.source import ActionLog, AlreadyRecorded
 from orders_live.transports.access import ConnectionBudget
+from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.action_tail import ActionStream, ActionTail
 from orders_live.transports.http.errors import ApiError
-from orders_live.transports.http.open_streams import OpenStreams
+from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import DatabaseGuard
 from orders_live.transports.http.sse import HEADERS, sse_event
 from orders_live.transports.metrics import TransportMetrics
+from orders_live.transports.sessions import Sessions, open_sessions
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +62,17 @@ class AgentActionsApi:
         tail: ActionTail,
         database: DatabaseGuard,
         metrics: TransportMetrics,
+        owner_of: Callable[[int], str | None],
         budget: ConnectionBudget | None = None,
         keepalive: float = 15.0,
+        sessions: Sessions | None = None,
     ) -> None:
         self.actions, self.tail, self.database, self.metrics = actions, tail, database, metrics
+        self.owner_of = owner_of  # an order's customer, as the feed has it now
         self.keepalive = keepalive
-        self.open = OpenStreams(budget or ConnectionBudget(10_000))
+        self.open = OpenStreams(
+            budget or ConnectionBudget(10_000), sessions if sessions is not None else open_sessions()
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -78,14 +90,16 @@ class AgentActionsApi:
         await self.open.close()
 
     async def append(self, request: web.Request) -> web.Response:
+        identity_of(request).may_append_actions()
         _check_query(request.query, set())
         try:
             new = parse_new_action(await _json_body(request))
         except InvalidAgentAction as exc:
             raise ApiError(422, "validation_failed", "the record has invalid fields", exc.fields) from None
+        customer = self.owner_of(new.order_id) if new.order_id is not None else None
         try:
             async with self.database.bounded():
-                record = await self.actions.append(new)
+                record = await self.actions.append(new, customer)
         except AlreadyRecorded as exc:
             raise ApiError(409, "already_recorded", str(exc), extra={"record": exc.existing}) from None
         self.metrics.agent_actions.labels(record["kind"]).inc()
@@ -95,7 +109,7 @@ class AgentActionsApi:
     async def list_actions(self, request: web.Request) -> web.Response:
         query = request.query
         fields = _check_query(query, {"limit", "after", *FILTERS}, raise_now=False)
-        filters = _filters(query, fields)
+        filters = _filters(query, fields, identity_of(request).scope)
         limit = _number(query, "limit", 1, MAX_LIMIT, fields)
         after = _number(query, "after", 0, MAX_ID, fields)
         if fields:
@@ -109,8 +123,9 @@ class AgentActionsApi:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        fields = _check_query(query, {"after", *FILTERS}, raise_now=False)
-        filters = _filters(query, fields)
+        fields = _check_query(query, {"after", "ticket", *FILTERS}, raise_now=False)
+        identity = identity_of(request)
+        filters = _filters(query, fields, identity.scope)
         header = request.headers.get("Last-Event-ID")
         if header:
             after = positive_int(header.strip()) if header.strip() != "0" else 0
@@ -120,16 +135,22 @@ class AgentActionsApi:
             after = _number(query, "after", 0, MAX_ID, fields)
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
-        with self.open.holding():
+        with self.open.holding(identity) as ending:
             async with self.database.bounded():
                 live = await self.tail.join(filters)  # before the backlog: nothing falls between
+            ending.then(lambda *_: live.ready.set())
             try:
-                return await self._stream(request, live, filters, after)
+                return await self._stream(request, live, filters, after, ending)
             finally:
                 self.tail.leave(live)
 
     async def _stream(
-        self, request: web.Request, live: ActionStream, filters: ActionFilter, after: int | None
+        self,
+        request: web.Request,
+        live: ActionStream,
+        filters: ActionFilter,
+        after: int | None,
+        ending: StreamEnding,
     ) -> web.StreamResponse:
         async with self.database.bounded():
             if after is None:
@@ -151,6 +172,10 @@ class AgentActionsApi:
             await response.write(sse_event("caught_up", str(sent), {"seq": sent}))
             quiet = 0.0
             while not live.overflowed:
+                if ending.why is not None:  # the token expired or was revoked: say so, and end
+                    event, payload = ending.why
+                    await response.write(sse_event(event, None, payload))
+                    return response
                 try:
                     async with asyncio.timeout(GONE_CHECK):
                         await live.ready.wait()
@@ -202,7 +227,7 @@ def _number(query: Mapping[str, str], name: str, least: int, most: int, fields: 
     return value
 
 
-def _filters(query: Mapping[str, str], fields: dict[str, str]) -> ActionFilter:
+def _filters(query: Mapping[str, str], fields: dict[str, str], customer: str | None) -> ActionFilter:
     kind, trigger = query.get("kind"), query.get("trigger")
     if kind is not None and kind not in KINDS:
         fields.setdefault("kind", f"must be one of {', '.join(KINDS)}")
@@ -211,12 +236,13 @@ def _filters(query: Mapping[str, str], fields: dict[str, str]) -> ActionFilter:
     order_id = _number(query, "order_id", 1, MAX_ID, fields)
     order_version = _number(query, "order_version", 1, MAX_ID, fields)
     if fields:
-        return ActionFilter()
+        return ActionFilter(customer=customer)
     return ActionFilter(
         kind=next((k for k in KINDS if k == kind), None),
         trigger=next((t for t in TRIGGERS if t == trigger), None),
         order_id=order_id,
         order_version=order_version,
+        customer=customer,
     )
 
 

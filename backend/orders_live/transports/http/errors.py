@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from orders_live.domain.identity import Forbidden
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,6 +56,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except Forbidden as exc:  # the identity's role may not do this (domain/identity.py)
+        return ApiError(403, "forbidden", exc.message, exc.fields).response()
     except ValidationError as exc:
         return ApiError(422, "validation_failed", "the request has invalid fields", fields_of(exc)).response()
     except web.HTTPRequestEntityTooLarge:

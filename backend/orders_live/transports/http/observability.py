@@ -57,8 +57,10 @@ class Observability:
         connection: Connection,
         registry: CollectorRegistry,
         connections: Callable[[], dict[str, int]],
+        more_problems: Callable[[], list[str]] = list,
     ) -> None:
         self.hub, self.connection, self.registry = hub, connection, registry
+        self.more_problems = more_problems  # the service's other parts (the identity files)
         registry.register(StateCollector(hub, connections))
 
     def routes(self) -> list[web.RouteDef]:
@@ -76,6 +78,7 @@ class Observability:
         except Exception as exc:  # whatever the driver raises: the answer is "not answering"
             problems.append(f"database: {type(exc).__name__}")
         problems.extend(self.hub.problems)
+        problems.extend(self.more_problems())
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready", "position": self.hub.position})

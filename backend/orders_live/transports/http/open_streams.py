@@ -1,38 +1,72 @@
-"""The open event streams of one endpoint: each holds a connection slot while it runs, and all
-of them end when the service stops (their clients reconnect, elsewhere if need be)."""
+"""The open event streams of one endpoint: each holds a connection slot (its identity's, then the
+service's) while it runs, ends when its token expires or is revoked, and all of them end when
+the service stops (their clients reconnect, elsewhere if need be)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from orders_live.domain.identity import Identity
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.http.errors import ApiError
+from orders_live.transports.sessions import Sessions, TooManyConnections
+
+Act = Callable[[str, dict[str, Any]], None]
+
+
+class StreamEnding:
+    """How a stream learns that its token ended: ``then(act)`` runs ``act(event, payload)`` once
+    the session ends (at once if it already has); the stream writes that event and closes."""
+
+    def __init__(self) -> None:
+        self._act: Act | None = None
+        self.why: tuple[str, dict[str, Any]] | None = None
+
+    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        self.why = (event, payload)
+        if self._act is not None:
+            self._act(event, payload)
+
+    def then(self, act: Act) -> None:
+        self._act = act
+        if self.why is not None:
+            act(*self.why)
 
 
 class OpenStreams:
-    def __init__(self, budget: ConnectionBudget) -> None:
-        self.budget = budget
+    def __init__(self, budget: ConnectionBudget, sessions: Sessions) -> None:
+        self.budget, self.sessions = budget, sessions
         self._tasks: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     @contextlib.contextmanager
-    def holding(self) -> Iterator[None]:
-        """The calling handler's stream, for as long as the block runs; 503 when the server is full."""
-        if not self.budget.take():
-            raise ApiError(503, "too_many_connections", "the server is full")
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    def holding(self, identity: Identity) -> Iterator[StreamEnding]:
+        """The calling handler's stream, for as long as the block runs; 429 when its identity
+        holds all of its connections, 503 when the server is full."""
+        ending = StreamEnding()
         try:
-            yield
+            session = self.sessions.open(identity, ending)
+        except TooManyConnections:
+            limit = self.sessions.limits.max_connections
+            raise ApiError(429, "too_many_connections", f"this identity has {limit} connections open already") from None
+        try:
+            if not self.budget.take():
+                raise ApiError(503, "too_many_connections", "the server is full")
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                yield ending
+            finally:
+                self._tasks.discard(task)
+                self.budget.give_back()
         finally:
-            self._tasks.discard(task)
-            self.budget.give_back()
+            self.sessions.close(session)
 
     async def close(self) -> None:
         """End every open stream."""

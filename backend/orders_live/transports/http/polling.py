@@ -9,6 +9,7 @@ from aiohttp import web
 
 from orders_live.domain.page import Cursor
 from orders_live.hub import Hub
+from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.feed_params import page_limit, position, query_filter
 from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
@@ -22,7 +23,7 @@ class PollingApi:
         return [web.get("/api/changes", self.poll)]
 
     async def poll(self, request: web.Request) -> web.Response:
-        wanted = query_filter(request.query, {"since", "token", "limit"})
+        wanted = query_filter(request.query, {"since", "token", "limit"}).within(identity_of(request).scope)
         since = position(request.query.get("since"), "since")
         fields: dict[str, str] = {}
         limit = page_limit(request.query.get("limit"), fields)

@@ -1,6 +1,11 @@
 """REST API over the orders: pages read through the hub (each exact at the position it
 returns), single orders and writes from the store (each bounded in time by the
-``DatabaseGuard``); writes are answered once their change is in the feed."""
+``DatabaseGuard``); writes are answered once their change is in the feed.
+
+Every read is confined to the caller's scope (a customer sees its own orders; another's is 404,
+as if it did not exist), and every write is one the caller's role allows (``Identity.may_*``);
+a customer's update names it as the owner, so the store refuses it in the same statement if
+the order is not, or is no longer, its own."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from orders_live.domain.page import Cursor
 from orders_live.domain.source import OrderNotFound, OrderStore, VersionConflict
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_status
 from orders_live.hub import Hub
+from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.feed_params import page_cursor, page_limit
 from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
@@ -47,6 +53,7 @@ class OrdersApi:
                 wanted = SubscriptionFilter("status", status=parse_status(query["status"]))
             except FilterError as exc:
                 fields.update(exc.fields)
+        wanted = wanted.within(identity_of(request).scope)
         limit = page_limit(query.get("limit"), fields)
         before = page_cursor(query.get("before"), fields)
         if fields:
@@ -62,12 +69,14 @@ class OrdersApi:
         await feed_ready(self.hub)
         async with self.database.bounded():
             found = await self.store.get(order_id)
-        if found is None:
+        scope = identity_of(request).scope
+        if found is None or (scope is not None and found.customer_name != scope):
             raise _not_found(order_id)
         return _order_response(found.to_json())
 
     async def create_order(self, request: web.Request) -> web.Response:
         data = OrderCreate.model_validate(await _json_object(request))
+        identity_of(request).may_create(data)
         async with self.database.bounded():
             order = await self.store.create(data)
         await self.hub.applied(order.id, order.version, WRITE_VISIBLE_WAIT)
@@ -85,9 +94,11 @@ class OrdersApi:
                 {"body": "give at least one of customer_name, product_name, status"},
             )
         expected = _if_match(request)
+        identity = identity_of(request)
+        identity.may_update(patch)
         try:
             async with self.database.bounded():
-                order = await self.store.update(order_id, patch, expected)
+                order = await self.store.update(order_id, patch, expected, owner=identity.scope)
         except OrderNotFound:
             raise _not_found(order_id) from None
         except VersionConflict as exc:
@@ -98,6 +109,7 @@ class OrdersApi:
     async def delete_order(self, request: web.Request) -> web.Response:
         order_id = _order_id(request)
         expected = _if_match(request)
+        identity_of(request).may_delete()
         try:
             async with self.database.bounded():
                 await self.store.delete(order_id, expected)

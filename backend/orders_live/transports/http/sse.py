@@ -9,6 +9,10 @@ comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pum
 change for a stream with nothing queued is written straight to its socket (``sse_direct``). On
 shutdown every open stream is ended, so that EventSource clients reconnect elsewhere with
 Last-Event-ID.
+
+A stream carries its identity's scope (a customer's stream holds only its orders) and ends when
+its token does: at ``exp`` with a ``token_expired`` event, or at once with ``token_revoked``;
+the client reconnects with a fresh ticket and its position, and loses nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Batch, Delivery, Hub, NotReady, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
+from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.feed_params import position, query_filter, window
-from orders_live.transports.http.open_streams import OpenStreams
+from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import feed_ready
 from orders_live.transports.http.sse_direct import DirectStream, chunk
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
+from orders_live.transports.sessions import Sessions, open_sessions
 from orders_live.transports.snapshot_pages import snapshot_packets
 
 log = logging.getLogger(__name__)
@@ -65,10 +71,16 @@ class _Pump:
         self.queue, self.response, self.keepalive = queue, response, keepalive
         self.writing = False
         self.wrote = asyncio.Event()
+        self.finishing = False
+
+    def finish(self, last: bytes) -> None:
+        """Write ``last`` after what is queued, then end the stream."""
+        self.queue.put_control(last)
+        self.finishing = True
 
     async def run(self) -> None:
         try:
-            while True:
+            while not (self.finishing and self.queue.idle):
                 try:
                     async with asyncio.timeout(self.keepalive):
                         await self.queue.wait()
@@ -157,12 +169,15 @@ class EventStreams:
         socket_send_buffer: int = 0,
         budget: ConnectionBudget | None = None,
         page_bytes: int = 512 * 1024,
+        sessions: Sessions | None = None,
     ) -> None:
         self.hub, self.metrics = hub, metrics
         self.page_bytes = page_bytes
         self.queue_capacity, self.keepalive = queue_capacity, keepalive
         self.socket_send_buffer = socket_send_buffer
-        self.open = OpenStreams(budget or ConnectionBudget(10_000))
+        self.open = OpenStreams(
+            budget or ConnectionBudget(10_000), sessions if sessions is not None else open_sessions()
+        )
         self.direct = 0  # streams opened on the direct path (sse_direct), since the start
 
     @property
@@ -177,15 +192,21 @@ class EventStreams:
         await self.open.close()
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        wanted = query_filter(request.query, {"since", "token", "limit"})
+        identity = identity_of(request)
+        wanted = query_filter(request.query, {"since", "token", "ticket", "limit"}).within(identity.scope)
         since = position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         limit = window(request.query.get("limit"))
         await feed_ready(self.hub)
-        with self.open.holding():
-            return await self._stream(request, wanted, since, limit)
+        with self.open.holding(identity) as ending:
+            return await self._stream(request, wanted, since, limit, ending)
 
     async def _stream(
-        self, request: web.Request, wanted: SubscriptionFilter, since: str | None, limit: int | None
+        self,
+        request: web.Request,
+        wanted: SubscriptionFilter,
+        since: str | None,
+        limit: int | None,
+        ending: StreamEnding,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=HEADERS)
         view: View | None = None
@@ -205,6 +226,7 @@ class EventStreams:
         pump = _Pump(queue, response, self.keepalive)
         task = asyncio.create_task(pump.run(), name=f"sse.pump.{queue.name}")
         sink.pump = (pump, task)
+        ending.then(lambda event, payload: pump.finish(sse_event(event, None, payload)))
         try:
             try:
                 view = await self.hub.open_view(wanted, sink, since, limit)

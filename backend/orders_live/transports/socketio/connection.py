@@ -19,9 +19,11 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from orders_live.domain.identity import OPEN, Identity
 from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
+from orders_live.transports.sessions import Session
 from orders_live.transports.snapshot_pages import snapshot_packets
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
 
@@ -57,6 +59,9 @@ class ClientConnection:
         report_slow: SlowClientReport | None = None,
     ) -> None:
         self.sid = sid
+        self.identity: Identity = OPEN  # who connected (a refresh may move its exp)
+        self.session: Session | None = None  # ends the connection when the token expires or is revoked
+        self.who = "?"  # the client's address, for the log
         self.subscriptions: dict[str, Subscription] = {}
         self.channel = channel
         self.engine = engine

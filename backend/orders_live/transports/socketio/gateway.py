@@ -1,10 +1,12 @@
-"""Socket.IO transport: ``subscribe``/``unsubscribe`` in; ``snapshot`` pages, acks,
-``order_change``/``order_changes`` and ``resync`` out.
+"""Socket.IO transport: ``subscribe``/``unsubscribe``/``refresh_token`` in; ``snapshot`` pages,
+acks, ``order_change``/``order_changes``, ``resync``, ``token_expired`` and ``token_revoked`` out.
 
-Rooms (all orders, one status, one order) are the hub's; this module turns them into
-Socket.IO packets, encoded once per change whatever the number of recipients, and keeps
-each client's packets in one ordered, bounded queue. Everything that touches the libraries'
-internals is in ``_engine``; bad packets are refused there and reported here.
+Rooms (all orders, one status, one order, each within a customer's scope) are the hub's; this
+module turns them into Socket.IO packets, encoded once per change whatever the number of
+recipients, and keeps each client's packets in one ordered, bounded queue. Each connection has
+the identity it connected with (``refresh_token`` may extend its ``exp``, never change who it
+is) and a session that ends it when the token expires or is revoked. Everything that touches
+the libraries' internals is in ``_engine``; bad packets are refused there and reported here.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from orders_live.domain.page import MAX_WINDOW
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.hub import Hub, NotReady
-from orders_live.transports.access import AccessDenied, AccessPolicy, ConnectionBudget, RateLimit, auth_token
+from orders_live.identity.limits import RateLimit
+from orders_live.identity.refusals import AccessDenied
+from orders_live.transports.access import AccessPolicy, ConnectionBudget, auth_token
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
+from orders_live.transports.sessions import Sessions, TooManyConnections, open_sessions
 from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 READY_WAIT = 10.0
 FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
 REFUSED_CLOSE_WITHIN = 5.0  # a refused long-polling client is closed once it polls; past this, by ping timeout
+ENDING_FLUSH = 1.0  # seconds an ending session's last event may take to leave before the disconnect
 MAX_POSITION_LENGTH = 4096
 
 
@@ -58,19 +64,25 @@ class SocketGateway:
         max_subscriptions: int = 20,
         subscribe_rate: float = 5.0,
         page_bytes: int = 512 * 1024,
+        sessions: Sessions | None = None,
+        token_grace: float = 2.0,
         **server_options: Any,
     ) -> None:
         self.page_bytes = page_bytes
-        self.policy = policy or AccessPolicy(None, None, [])
+        self.policy = policy or AccessPolicy([])
         self.budget = budget or ConnectionBudget(10_000)
+        self.sessions = sessions if sessions is not None else open_sessions()
+        self.authenticator = self.sessions.authenticator
+        self.limits = self.sessions.limits
+        self.token_grace = token_grace
         self.max_subscriptions, self.subscribe_rate = max_subscriptions, subscribe_rate
-        self.rate_per_sid: dict[str, RateLimit] = {}
+        self.rate_per_sid: dict[str, RateLimit] = {}  # identities not counted per sub (shared tokens, open)
         self.hub, self.metrics = hub, metrics
         self.queue_capacity = queue_capacity
         self.socket_send_buffer = socket_send_buffer
         self.engine = Engine(direct)
         self.sio = self.engine.server(
-            {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe},
+            {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe, "refresh_token": self._refresh},
             self,
             self._refuse_packet,
             cors_allowed_origins=lambda origin, environ: self.policy.origin_allowed(origin, environ.get("HTTP_HOST")),
@@ -78,7 +90,7 @@ class SocketGateway:
         )
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.resyncs_for_slowness = 0
-        self._closing_refused: set[asyncio.Task[None]] = set()  # disconnects of refused clients
+        self._closing_refused: set[asyncio.Task[None]] = set()  # disconnects of refused or ended clients
         self._stop_counting = quiet_library_parse_errors(
             lambda reason: self.metrics.refused_packets.labels(reason).inc()
         )
@@ -124,14 +136,31 @@ class SocketGateway:
     # -- connections -----------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         who = _remote(environ)
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        token = auth_token(auth, query, urls_allowed=self.authenticator.mode != "jwt")
         try:
-            self.policy.check(auth_token(auth, dict(parse_qsl(environ.get("QUERY_STRING", "")))), "read", who)
+            identity = self.authenticator.identify(token, "read", who)
         except AccessDenied as exc:
             raise ConnectionRefusedError(exc.message, {"code": exc.code}) from None
+        try:  # the identity's own limit first: it cannot take the budget everyone shares
+            session = self.sessions.open(
+                identity, lambda event, payload: self._end(sid, event, payload), self.token_grace
+            )
+        except TooManyConnections:
+            log.info(
+                "refused a connection of %s from %s: its %d connections are open",
+                identity.sub,
+                who,
+                self.limits.max_connections,
+            )
+            message = f"this identity has {self.limits.max_connections} connections open already"
+            raise ConnectionRefusedError(message, {"code": "too_many_connections"}) from None
         if not self.budget.take():
+            self.sessions.close(session)
             log.warning("refused a connection from %s: %d connections already", who, self.budget.open)
             raise ConnectionRefusedError("the server is full", {"code": "too_many_connections"})
-        self.rate_per_sid[sid] = RateLimit(self.subscribe_rate)
+        if not self.limits.counted(identity):
+            self.rate_per_sid[sid] = RateLimit(self.subscribe_rate)
         request = environ.get("aiohttp.request")
         if request is not None:
             bound_send_buffer(request.transport, self.socket_send_buffer)
@@ -145,8 +174,32 @@ class SocketGateway:
             report_slow=self.metrics.slow_client,
         )
         connection.page_bytes = self._page_bytes_for(auth)
+        connection.identity, connection.session, connection.who = identity, session, who
         self.connection_per_sid[sid] = connection
         connection.start()
+
+    def _end(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        """A session ends (its token expired or was revoked): say why, then disconnect."""
+        connection = self.connection_per_sid.get(sid)
+        if connection is None:
+            return
+        connection.emit(event, payload)
+        task = asyncio.create_task(self._disconnect_ended(connection), name=f"socketio.ended.{sid}")
+        self._closing_refused.add(task)
+        task.add_done_callback(self._closing_refused.discard)
+
+    async def _disconnect_ended(self, connection: ClientConnection) -> None:
+        """Disconnect with Socket.IO's disconnect packet: a client does not reconnect by itself
+        with the token that just ended; it gets a fresh one first."""
+        await connection.flush(ENDING_FLUSH)
+        try:
+            async with asyncio.timeout(REFUSED_CLOSE_WITHIN):
+                await self.sio.disconnect(connection.sid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("an ended client was not disconnected cleanly (%s)", type(exc).__name__)
+            connection.channel.drop()
 
     def _page_bytes_for(self, auth: Any) -> int:
         """Pages no larger than the client says its transport takes (``auth.max_message``)."""
@@ -160,6 +213,8 @@ class SocketGateway:
         if connection is None:
             return
         self.budget.give_back()
+        if connection.session is not None:
+            self.sessions.close(connection.session)
         self.rate_per_sid.pop(sid, None)
         for subscription in connection.subscriptions.values():
             self.hub.close_view(subscription)
@@ -196,18 +251,28 @@ class SocketGateway:
         connection = self.connection_per_sid.get(sid)
         if connection is None:
             return None
-        rate = self.rate_per_sid.get(sid)
-        if rate is not None and not rate.allow():
+        if not self._rate_allows(connection):
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe calls a second")
         return await self._open(connection, payload)
 
+    def _rate_allows(self, connection: ClientConnection) -> bool:
+        """Subscribes (and refreshes) count per identity, or, for shared tokens, per connection."""
+        allowed = self.limits.subscribe_allowed(connection.identity)
+        if allowed is not None:
+            return allowed
+        rate = self.rate_per_sid.get(connection.sid)
+        return rate is None or rate.allow()
+
     async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any] | None:
+        scope = connection.identity.scope
         try:
-            wanted = parse_filter(payload, extra_keys=frozenset({"since", "limit"}))
+            wanted = parse_filter(payload, extra_keys=frozenset({"since", "limit"})).within(scope)
             since = self._since(payload)
             limit = self._limit(payload)
         except FilterError as exc:
             return _error("invalid_filter", str(exc), exc.fields)
+        if scope is not None and wanted.kind == "id" and self.hub.owner_of(wanted.id or 0) not in (None, scope):
+            return _error("forbidden", f"order {wanted.id} is not yours")
         try:
             await self.hub.wait_ready(READY_WAIT)
         except NotReady as exc:
@@ -269,10 +334,31 @@ class SocketGateway:
         if connection is None:
             return None
         try:
-            wanted: SubscriptionFilter = parse_filter(payload)
+            wanted: SubscriptionFilter = parse_filter(payload).within(connection.identity.scope)
         except FilterError as exc:
             return _error("invalid_filter", str(exc), exc.fields)
         subscription = connection.subscriptions.pop(wanted.room, None)
         if subscription is not None:
             self.hub.close_view(subscription)
         return {"ok": True, "filter": wanted.wire(), "subscribed": subscription is not None}
+
+    # -- refresh_token ---------------------------------------------------------------------
+    async def _refresh(self, sid: str, payload: Any = None, *_: Any) -> dict[str, Any] | None:
+        """A new token for the same holder: the connection's ``exp`` moves; its subscriptions
+        are untouched. A refused refresh leaves the old token in force."""
+        connection = self.connection_per_sid.get(sid)
+        if connection is None:
+            return None
+        if not self._rate_allows(connection):
+            return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe or refresh calls a second")
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            return _error("unauthorized", "a token is required", {"token": "required: the new token, a string"})
+        try:
+            fresh = self.authenticator.refreshed(connection.identity, token, connection.who)
+        except AccessDenied as exc:
+            return _error(exc.code, exc.message)
+        connection.identity = fresh
+        if connection.session is not None:
+            self.sessions.refresh(connection.session, fresh)
+        return {"ok": True, "exp": fresh.exp}
