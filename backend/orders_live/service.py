@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import prometheus_client
@@ -45,10 +45,12 @@ STOP_STEP = 10.0  # seconds each step of a stop may take
 
 
 class Service:
-    def __init__(self, settings: Settings, source: Source | None = None) -> None:
+    def __init__(self, settings: Settings, source: Source | None = None, routes: Sequence[web.RouteDef] = ()) -> None:
         """``source``: a database to use as it is (tests); else one from ``database_url``, or
-        the embedded database (nx-27017, or PostgreSQL) when that is unset."""
+        the embedded database (nx-27017, or PostgreSQL) when that is unset. ``routes``: more
+        endpoints outside ``/api/`` (the demo's token endpoint)."""
         self.settings = settings
+        self.extra_routes = list(routes)
         self.embedded: EmbeddedMongo | EmbeddedPostgres | None = None
         self.source: Source | None = source
         self.hub: Hub | None = None
@@ -158,6 +160,7 @@ class Service:
         )
         app.add_routes(observability.routes())
         app.add_routes(LivePage().routes())
+        app.add_routes(self.extra_routes)
         self._add_frontend(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.host, settings.port)

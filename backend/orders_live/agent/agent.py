@@ -29,6 +29,7 @@ from orders_live.agent.service_api import ActionLog, ServiceError
 from orders_live.agent.tools import ACTION_TOOLS, tool_schemas
 from orders_live.agent.triggers import Trigger, TriggerWatch
 from orders_live.client.live_orders import LiveOrders
+from orders_live.client.tokens import TokenSource
 from orders_live.runtime.backoff import Backoff
 from orders_live.runtime.supervisor import Supervisor
 
@@ -51,7 +52,7 @@ class Agent:
         urls: str | Sequence[str],
         planner: Planner,
         options: AgentOptions | None = None,
-        token: str | None = None,
+        token: TokenSource = None,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from orders_live.client.tokens import Tokens, TokenSource
 from orders_live.domain.order import MAX_ID, OrderJson
 from orders_live.domain.page import Cursor
 
@@ -27,14 +28,16 @@ class ServiceError(Exception):
 
 
 class _Http:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: str | None) -> None:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: TokenSource) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.tokens = Tokens(token)
 
     async def call(self, method: str, path: str, params: dict[str, str] | None = None, body: Any = None) -> Any:
+        token = await self.tokens.get()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with self.session.request(
-            method, f"{self.base_url}{path}", params=params, json=body, headers=self.headers
+            method, f"{self.base_url}{path}", params=params, json=body, headers=headers
         ) as response:
             payload = await response.json() if response.content_type == "application/json" else None
             if response.status >= 400:

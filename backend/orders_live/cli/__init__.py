@@ -18,9 +18,12 @@ import aiohttp
 from orders_live.agent import Agent, AgentOptions, OfflinePlanner
 from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
+from orders_live.cli.demo import DemoIdentities
+from orders_live.cli.token import add_token_parser, run_token_command
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
 from orders_live.client.simulator import Simulator
+from orders_live.client.tokens import TokenSource, token_source
 from orders_live.client.watch import Watcher
 from orders_live.domain.order import STATUSES
 from orders_live.log_format import configure_logging
@@ -61,8 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     def client_command(name: str, text: str) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
-        command.add_argument(
+        token = command.add_mutually_exclusive_group()
+        token.add_argument(
             "--token", default=os.environ.get("ORDERS_LIVE_TOKEN"), help="access token (default $ORDERS_LIVE_TOKEN)"
+        )
+        token.add_argument(
+            "--token-file",
+            default=os.environ.get("ORDERS_LIVE_TOKEN_FILE"),
+            help="a file holding the token, re-read when it changes (default $ORDERS_LIVE_TOKEN_FILE)",
         )
         return command
 
@@ -102,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int)
     add_agent_parsers(client_command)
     add_bench_parser(commands)
+    add_token_parser(commands)
     return parser
 
 
@@ -138,7 +148,8 @@ def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
 
 
 async def _serve(settings: Settings, rate: float | None = None) -> None:
-    service = Service(settings)
+    demo = DemoIdentities(settings) if rate is not None and DemoIdentities.wanted(settings) else None
+    service = Service(demo.settings, routes=demo.routes()) if demo else Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -146,29 +157,38 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     traffic = Supervisor()  # the demo's simulated traffic and agent: a death is logged and it starts again
     try:
         await service.start()
-        banner = f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"
-        if settings.log_format == "json":
-            logging.getLogger("orders_live").info(banner)
-        else:
-            print(banner, flush=True)
+        banner = [f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"]
+        if demo is not None:
+            banner = ["orders-live is running (Ctrl-C stops it); open the dashboard", *demo.urls(service.url)]
+            banner.append(f"  tokens for the command line, kept fresh: {demo.folder / 'tokens'}/*.jwt")
+        for line in banner:
+            if settings.log_format == "json":
+                logging.getLogger("orders_live").info(line)
+            else:
+                print(line, flush=True)
         if rate is not None:
-            token = settings.write_token or settings.read_token
-            traffic.start("demo.simulator", lambda: _simulate(service.url, rate, None, None, token))
+            writer: TokenSource = settings.write_token or settings.read_token
+            acting: TokenSource = writer
+            if demo is not None:
+                traffic.start("demo.tokens", demo.keep_token_files)
+                writer = lambda: demo.token("staff", "demo-simulator")  # noqa: E731
+                acting = lambda: demo.token("agent", "demo-agent")  # noqa: E731
+            traffic.start("demo.simulator", lambda: _simulate(service.url, rate, None, None, writer))
             # The agent beside it, offline, with a threshold a demo reaches (docs/agent.md).
             options = AgentOptions(pending_after=DEMO_PENDING_AFTER)
-            traffic.start("demo.agent", lambda: Agent(service.url, OfflinePlanner(), options, token=token).run())
+            traffic.start("demo.agent", lambda: Agent(service.url, OfflinePlanner(), options, token=acting).run())
         await stop.wait()
     finally:
         await traffic.stop()
         await service.stop()
 
 
-async def _simulate(url: str, rate: float, count: int | None, seed: int | None, token: str | None) -> None:
+async def _simulate(url: str, rate: float, count: int | None, seed: int | None, token: TokenSource) -> None:
     async with aiohttp.ClientSession() as session:
         await Simulator(OrdersClient(url, session, token), rate, seed).run(count)
 
 
-async def _with_client(url: str, token: str | None, call: Callable[[OrdersClient], Awaitable[Any]]) -> None:
+async def _with_client(url: str, token: TokenSource, call: Callable[[OrdersClient], Awaitable[Any]]) -> None:
     async with aiohttp.ClientSession() as session:
         result = await call(OrdersClient(url, session, token))
         if result is not None:
@@ -188,7 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.id is not None:
                 wanted = {"id": args.id}
             with contextlib.suppress(KeyboardInterrupt):
-                watcher = Watcher([args.url, *args.also], wanted, as_json=args.json, token=args.token, limit=args.limit)
+                watcher = Watcher(
+                    [args.url, *args.also],
+                    wanted,
+                    as_json=args.json,
+                    token=token_source(args.token, args.token_file),
+                    limit=args.limit,
+                )
                 asyncio.run(watcher.run())
         elif args.command == "agent":
             return run_agent_command(args)
@@ -196,20 +222,32 @@ def main(argv: list[str] | None = None) -> int:
             return run_ask_command(args)
         elif args.command == "bench":
             run_bench_command(args)
+        elif args.command == "token":
+            return run_token_command(args)
         elif args.command == "simulate":
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_simulate(args.url, args.rate, args.count, args.seed, args.token))
+                asyncio.run(
+                    _simulate(args.url, args.rate, args.count, args.seed, token_source(args.token, args.token_file))
+                )
         elif args.command == "create":
             asyncio.run(
                 _with_client(
-                    args.url, args.token, lambda c: c.create(args.customer_name, args.product_name, args.status)
+                    args.url,
+                    token_source(args.token, args.token_file),
+                    lambda c: c.create(args.customer_name, args.product_name, args.status),
                 )
             )
         elif args.command == "update":
             fields = _given(customer_name=args.customer_name, product_name=args.product_name, status=args.status)
-            asyncio.run(_with_client(args.url, args.token, lambda c: c.update(args.id, args.if_match, **fields)))
+            asyncio.run(
+                _with_client(
+                    args.url,
+                    token_source(args.token, args.token_file),
+                    lambda c: c.update(args.id, args.if_match, **fields),
+                )
+            )
         elif args.command == "delete":
-            asyncio.run(_with_client(args.url, args.token, lambda c: c.delete(args.id)))
+            asyncio.run(_with_client(args.url, token_source(args.token, args.token_file), lambda c: c.delete(args.id)))
     except (ApiRefused, Refused) as exc:  # Refused: `watch`, by a filter or a token retrying cannot change
         print(f"refused: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from orders_live.agent.metrics import AgentMetrics
 from orders_live.agent.planner import ModelFailed, NeedsModel, OfflinePlanner, Planner
 from orders_live.agent.service_api import ActionLog, OrdersReader
 from orders_live.agent.tools import parse_duration
+from orders_live.client.tokens import token_source
 
 log = logging.getLogger("orders_live.agent")
 
@@ -87,7 +88,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
 async def _agent(args: argparse.Namespace, options: AgentOptions) -> None:
     planner = _planner(args)
     metrics = AgentMetrics()
-    agent = Agent(args.url, planner, options, token=args.token, metrics=metrics)
+    agent = Agent(args.url, planner, options, token=token_source(args.token, args.token_file), metrics=metrics)
     runner = await metrics.serve("127.0.0.1", args.metrics_port) if args.metrics_port is not None else None
     task = asyncio.create_task(agent.run(), name="agent")
     loop = asyncio.get_running_loop()
@@ -117,7 +118,8 @@ async def _ask(args: argparse.Namespace) -> int:
     planner = _planner(args)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            reader, actions = OrdersReader(args.url, session, args.token), ActionLog(args.url, session, args.token)
+            token = token_source(args.token, args.token_file)
+            reader, actions = OrdersReader(args.url, session, token), ActionLog(args.url, session, token)
             answer = await ask(args.question, planner, reader, actions)
     except NeedsModel as exc:
         print(str(exc), file=sys.stderr)

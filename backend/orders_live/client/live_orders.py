@@ -11,6 +11,11 @@ iterator, through callbacks, or both.
         async for event in live.events():
             print(event.kind, event.change or len(live.orders))
 
+The token may be a string, a provider (a callable) or a ``TokenFile``: a provider's JWT is
+refreshed on the live connection before it expires (``refresh_token``), and every reconnect
+takes the provider's latest token, so that a client rejoining after its token ran out is live
+again on every subscription, from its position.
+
 Transient failures (a lost connection, a server that is full, starting or rate-limiting)
 are retried. A refusal that retrying cannot change ends the client: a filter the server
 refuses (``SubscribeRefused``), or a token that every instance refuses (``AccessRefused``).
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +37,7 @@ import socketio
 
 from orders_live.client.live_view import LiveView
 from orders_live.client.refusals import AccessRefused, LiveOrdersDied, Refused, SubscribeRefused, refusal
+from orders_live.client.tokens import Tokens, TokenSource
 from orders_live.domain.order import OrderJson
 from orders_live.runtime.backoff import Backoff
 
@@ -40,6 +47,7 @@ State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
 SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack, or for the next snapshot page
 MAX_MESSAGE = 4 * 1024 * 1024  # aiohttp's WebSocket message limit, told to the server, which pages below it
+REFRESH_ANSWER = 10.0  # seconds a refresh_token may wait for its ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +74,10 @@ class LiveOrders:
         reconnect_first: float = 0.2,
         reconnect_max: float = 5.0,
         on_event: Callable[[LiveEvent], None] | None = None,
-        token: str | None = None,
+        token: TokenSource = None,
         limit: int | None = None,
     ) -> None:
-        self.token = token
+        self.tokens = Tokens(token)
         self.limit = limit
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         wanted: dict[str, Any] = {"status": status} if status else {}
@@ -205,14 +213,21 @@ class LiveOrders:
             sio.on("order_changes", self._on_changes)
             sio.on("resync", self._on_resync)
             sio.on("snapshot", self._on_snapshot)
+            sio.on("token_expired", self._on_token_ended)
+            sio.on("token_revoked", self._on_token_ended)
+            refresher: asyncio.Task[None] | None = None
+            token: str | None = None
             try:
+                token = await self.tokens.get()
                 auth: dict[str, Any] = {"max_message": MAX_MESSAGE}
-                if self.token:
-                    auth["token"] = self.token
+                if token:
+                    auth["token"] = token
                 await sio.connect(url, transports=["websocket"], wait_timeout=5, auth=auth)
                 refusing.clear()
                 await self._subscribe(sio)
                 self._backoff.reset()
+                if not self.tokens.fixed:
+                    refresher = asyncio.create_task(self._refresh(sio, token), name="live-orders-refresh")
                 await sio.wait()  # until the connection drops
                 error: Exception = ConnectionError(f"lost the connection to {url}")
             except asyncio.CancelledError:
@@ -221,15 +236,64 @@ class LiveOrders:
                 raise
             except Exception as exc:
                 error = refusal(url, refusals) or exc
-                if isinstance(error, AccessRefused):
+                if isinstance(error, AccessRefused) and not await self._newer_token(token):
                     refusing.add(url)
                     if refusing >= set(self.urls):
                         raise error from None
                     log.warning("%s refused the token (%s): %s; trying the other instances", url, error.code, error)
             finally:
+                if refresher is not None:
+                    refresher.cancel()
+                    await asyncio.wait([refresher])
                 await _disconnect(sio)
             self._set_state("reconnecting")
             await self._backoff.wait(error)
+
+    async def _newer_token(self, refused: str | None) -> bool:
+        """After a refusal: whether the provider now has another token to try."""
+        if self.tokens.fixed:
+            return False
+        try:
+            return await self.tokens.get() != refused
+        except Exception:
+            return False
+
+    async def _refresh(self, sio: socketio.AsyncClient, token: str | None) -> None:
+        """Before ``token`` expires, get the next one and hand it to the live connection. A
+        provider with nothing newer yet, or a refused refresh, is asked again a little later,
+        until the token's end; past it the server ends the connection and the reconnect takes
+        the provider's latest token."""
+        current = token
+        while (due := Tokens.refresh_at(current)) is not None:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            exp = Tokens.expiry(current) or time.time()
+            retry = min(5.0, max(0.25, (exp - time.time()) / 4))
+            try:
+                fresh = await self.tokens.get()
+            except Exception as exc:
+                log.warning("could not get a fresh token (%s); trying again in %.1f s", exc, retry)
+                await asyncio.sleep(retry)
+                continue
+            if fresh is None or fresh == current:
+                await asyncio.sleep(retry)  # nothing newer yet
+                continue
+            try:
+                ack = await sio.call("refresh_token", {"token": fresh}, timeout=REFRESH_ANSWER)
+            except (socketio.exceptions.TimeoutError, socketio.exceptions.SocketIOError) as exc:
+                log.warning("refreshing the token got no answer (%s)", type(exc).__name__)
+                await asyncio.sleep(retry)
+                continue
+            if isinstance(ack, dict) and ack.get("ok"):
+                current = fresh
+                continue
+            error = ack.get("error", {}) if isinstance(ack, dict) else {}
+            log.warning("the server refused the refreshed token: %s (%s)", error.get("message"), error.get("code"))
+            await asyncio.sleep(retry)
+
+    async def _on_token_ended(self, message: Any = None) -> None:
+        """The server is about to end the connection: the reconnect takes a fresh token."""
+        why = message.get("message") if isinstance(message, dict) else None
+        log.info("the service ended the connection: %s", why or "the token ended")
 
     async def _subscribe(self, sio: socketio.AsyncClient) -> None:
         payload = dict(self.view.wanted)

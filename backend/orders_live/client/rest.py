@@ -6,6 +6,8 @@ from typing import Any
 
 import aiohttp
 
+from orders_live.client.tokens import Tokens, TokenSource
+
 
 class ApiRefused(Exception):
     def __init__(self, status: int, body: Any) -> None:
@@ -17,15 +19,16 @@ class ApiRefused(Exception):
 
 
 class OrdersClient:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: str | None = None) -> None:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: TokenSource = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self.tokens = Tokens(token)
 
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> Any:
-        headers = {**self.auth, **(headers or {})}
+        token = await self.tokens.get()
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
         async with self.session.request(method, f"{self.base_url}{path}", json=body, headers=headers) as response:
             payload = await response.json() if response.content_type == "application/json" else None
             if response.status >= 400:

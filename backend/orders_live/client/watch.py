@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from orders_live.client.live_orders import LiveEvent, LiveOrders
+from orders_live.client.tokens import TokenSource
 from orders_live.domain.order import OrderJson
 
 
@@ -22,7 +23,7 @@ class Watcher:
         wanted: dict[str, Any],
         as_json: bool = False,
         out: TextIO = sys.stdout,
-        token: str | None = None,
+        token: TokenSource = None,
         limit: int | None = None,
     ) -> None:
         self.as_json, self.out = as_json, out
