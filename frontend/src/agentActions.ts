@@ -31,7 +31,7 @@ export interface AgentRecord {
  * - `live`: the current stream has sent its records and `caught_up`; new ones come as appended.
  * - `reconnecting`: a stream that was live was lost; the browser, or the feed, opens another.
  * - `unavailable`: the stream was refused (401, 403) or is not served (404); the feed still tries
- *   again after `retryAt`.
+ *   again after `retryAt` (none when the token ended and no new one can be had: `ended`).
  */
 export type AgentPhase = "connecting" | "live" | "reconnecting" | "unavailable";
 
@@ -71,7 +71,9 @@ export type AgentAction =
   | { type: "closed"; retryAt: number; detail: string | null }
   /** Why the stream was closed, found out later: `refused` when it will not be served as things
    *  stand (no token, a wrong one, no agent log on this service). */
-  | { type: "explained"; detail: string; refused: boolean };
+  | { type: "explained"; detail: string; refused: boolean }
+  /** The token ended (expired, revoked) and no new one can be had: no new stream by itself. */
+  | { type: "ended"; detail: string };
 
 export function initialAgentState(): AgentState {
   return {
@@ -245,6 +247,15 @@ export function reduceAgent(state: AgentState, action: AgentAction): AgentState 
       // Only while no stream is open (a later one may be loading already).
       if (state.retryAt === null) return state;
       return { ...state, detail: action.detail, phase: action.refused ? "unavailable" : state.phase };
+    case "ended":
+      return {
+        ...state,
+        phase: "unavailable",
+        caughtUp: false,
+        detail: action.detail,
+        retryAt: null,
+        announcement: announce(state, `Agent log: ${action.detail}.`),
+      };
   }
 }
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { type AgentEventSource, AgentFeed, agentRetryDelayMs, agentStreamUrl, explainClosed } from "./agentFeed";
+import {
+  type AgentEventSource,
+  AgentFeed,
+  agentRetryDelayMs,
+  agentStreamUrl,
+  explainClosed,
+  tokenEndedText,
+} from "./agentFeed";
+import { describeTicketFailure, requestTicket } from "./streamTickets";
+import { tokenUrlSource } from "./tokenFixtures";
+import { type Tokens, fixedTokens } from "./tokenSource";
 
 type Listener = (event: Event) => void;
 
@@ -50,37 +60,64 @@ const rec = (seq: number) => ({
   recorded_at: "2026-12-01T12:00:00.000Z",
 });
 
-function setup(answer: Response | Error = new Response("{}", { status: 200 }), token?: string) {
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+interface SetupOptions {
+  /** The answer to every request but a ticket's (the explanation of a closed stream). */
+  answer?: Response | Error;
+  /** A fixed token (shortcut for `tokens`). */
+  token?: string;
+  tokens?: Tokens;
+  /** The answers to ticket requests, in turn; when they run out, tickets t1, t2, … */
+  tickets?: (Response | Error)[];
+  now?: () => number;
+}
+
+function setup(options: SetupOptions = {}) {
   const sources: FakeSource[] = [];
   const timers: { fn: () => void; ms: number }[] = [];
   const fetched: { url: string; init?: RequestInit }[] = [];
+  const ticketAnswers = [...(options.tickets ?? [])];
+  let issued = 0;
+  const answer = options.answer ?? new Response("{}", { status: 200 });
   const feed = new AgentFeed({
     open: (url) => {
       const source = new FakeSource(url);
       sources.push(source);
       return source;
     },
-    token,
+    tokens: options.tokens ?? (options.token === undefined ? undefined : fixedTokens(options.token)),
     fetchImpl: async (input, init) => {
       fetched.push({ url: String(input), init });
+      if (String(input) === "/api/stream-tickets") {
+        const next = ticketAnswers.shift();
+        if (next instanceof Error) throw next;
+        if (next !== undefined) return next.clone();
+        issued += 1;
+        return json(201, { ticket: `t${issued}`, expires_in: 30 });
+      }
       if (answer instanceof Error) throw answer;
       return answer.clone();
     },
-    now: () => 1_000,
+    now: options.now ?? (() => 1_000),
     setTimer: (fn, ms) => timers.push({ fn, ms }),
     clearTimer: () => undefined,
     random: () => 0.5,
   });
-  return { feed, sources, timers, fetched };
+  const tickets = () => fetched.filter((f) => f.url === "/api/stream-tickets");
+  return { feed, sources, timers, fetched, tickets };
 }
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe("agentStreamUrl", () => {
-  it("puts the token and after in the query", () => {
-    expect(agentStreamUrl(undefined, null)).toBe("/api/agent/actions/stream");
-    expect(agentStreamUrl("s3cret", null)).toBe("/api/agent/actions/stream?token=s3cret");
-    expect(agentStreamUrl("a b", 17)).toBe("/api/agent/actions/stream?after=17&token=a+b");
+  it("puts after, and the ticket or the token, in the query", () => {
+    expect(agentStreamUrl(null)).toBe("/api/agent/actions/stream");
+    expect(agentStreamUrl(null, { ticket: "tk" })).toBe("/api/agent/actions/stream?ticket=tk");
+    expect(agentStreamUrl(17, { ticket: "a/b" })).toBe("/api/agent/actions/stream?after=17&ticket=a%2Fb");
+    expect(agentStreamUrl(null, { token: "s3cret" })).toBe("/api/agent/actions/stream?token=s3cret");
+    expect(agentStreamUrl(17, { token: "a b" })).toBe("/api/agent/actions/stream?after=17&token=a+b");
   });
 
   it("retries after 1 s doubling up to 30 s, with jitter", () => {
@@ -91,11 +128,23 @@ describe("agentStreamUrl", () => {
 });
 
 describe("AgentFeed", () => {
-  it("opens the stream once, with the token", () => {
-    const { feed, sources } = setup(undefined, "tok");
+  it("opens the stream once, without a token in open mode", () => {
+    const { feed, sources, fetched } = setup();
     feed.start();
     feed.start();
-    expect(sources.map((s) => s.url)).toEqual(["/api/agent/actions/stream?token=tok"]);
+    expect(sources.map((s) => s.url)).toEqual(["/api/agent/actions/stream"]);
+    expect(fetched).toEqual([]); // no ticket without a token
+  });
+
+  it("with a token, opens the stream once, with a ticket and no token in the URL", async () => {
+    const { feed, sources, tickets } = setup({ token: "tok" });
+    feed.start();
+    feed.start();
+    await flush();
+    expect(sources.map((s) => s.url)).toEqual(["/api/agent/actions/stream?ticket=t1"]);
+    expect(tickets()).toHaveLength(1);
+    expect(tickets()[0].init?.method).toBe("POST");
+    expect((tickets()[0].init?.headers as Record<string, string>).Authorization).toBe("Bearer tok");
   });
 
   it("loads, is live at caught_up, and takes new records as they come", () => {
@@ -138,11 +187,16 @@ describe("AgentFeed", () => {
   });
 
   it("opens a new stream after an error answer, with after= the last seq, after a growing delay", async () => {
-    const { feed, sources, timers, fetched } = setup(
-      new Response(JSON.stringify({ error: { code: "forbidden", message: "no" } }), { status: 403 }),
-      "wrong",
-    );
+    // A service older than stream tickets (404): the token goes in the URL, as before them.
+    const { feed, sources, timers, fetched } = setup({
+      answer: new Response(JSON.stringify({ error: { code: "forbidden", message: "no" } }), { status: 403 }),
+      token: "wrong",
+      tickets: [new Response("", { status: 404 })],
+    });
     feed.start();
+    await flush();
+    expect(sources[0].url).toBe("/api/agent/actions/stream?token=wrong");
+    fetched.length = 0;
     sources[0].open();
     sources[0].fire("action", rec(4));
     sources[0].fire("caught_up", { seq: 4 });
@@ -157,10 +211,12 @@ describe("AgentFeed", () => {
 
     expect(timers.map((t) => t.ms)).toEqual([1_000]);
     timers[0].fn();
+    await flush();
     expect(sources[1].url).toBe("/api/agent/actions/stream?after=4&token=wrong");
     sources[1].refuse();
     expect(timers.map((t) => t.ms)).toEqual([1_000, 2_000]);
     timers[1].fn();
+    await flush();
     sources[2].open();
     expect(feed.getState().phase).toBe("reconnecting");
     sources[2].fire("action", rec(5));
@@ -220,5 +276,199 @@ describe("explainClosed", () => {
         throw new TypeError("failed to fetch");
       }, undefined),
     ).toEqual({ detail: "the service is not reachable", refused: false });
+  });
+});
+
+describe("AgentFeed with stream tickets", () => {
+  const auth = (f: { init?: RequestInit }) => (f.init?.headers as Record<string, string>).Authorization;
+
+  it("asks a new ticket for each stream: a dropped one is closed, not reconnected with a spent ticket", async () => {
+    const { feed, sources, timers, tickets } = setup({ token: "tok" });
+    feed.start();
+    await flush();
+    const es = sources[0];
+    es.open();
+    es.fire("action", rec(3));
+    es.fire("caught_up", { seq: 3 });
+    es.drop(); // the browser would reconnect with the same URL, and its spent ticket
+    expect(es.closed).toBe(true);
+    expect(feed.getState().phase).toBe("reconnecting");
+    expect(timers.map((t) => t.ms)).toEqual([1_000]);
+    timers[0].fn();
+    await flush();
+    expect(tickets()).toHaveLength(2);
+    expect(sources[1].url).toBe("/api/agent/actions/stream?after=3&ticket=t2");
+    expect(sources.every((s) => !new URL(s.url, "http://x").searchParams.has("token"))).toBe(true);
+    sources[1].open();
+    sources[1].fire("caught_up", { seq: 3 });
+    expect(feed.getState().phase).toBe("live");
+  });
+
+  it("an error answer: a new stream with a new ticket after the delay", async () => {
+    const { feed, sources, timers, tickets } = setup({ token: "tok" });
+    feed.start();
+    await flush();
+    sources[0].refuse();
+    expect(timers.map((t) => t.ms)).toEqual([1_000]);
+    timers[0].fn();
+    await flush();
+    expect(tickets()).toHaveLength(2);
+    expect(sources[1].url).toBe("/api/agent/actions/stream?ticket=t2");
+  });
+
+  it("a ticket the service does not give (503) is said and asked again later", async () => {
+    const { feed, sources, timers, tickets } = setup({
+      token: "tok",
+      tickets: [json(503, { error: { code: "unavailable", message: "not live" } })],
+    });
+    feed.start();
+    await flush();
+    expect(sources).toHaveLength(0);
+    expect(feed.getState().detail).toBe("a stream ticket was refused: 503 unavailable; next try in 1 s");
+    expect(feed.getState().phase).toBe("connecting");
+    timers[0].fn();
+    await flush();
+    expect(tickets()).toHaveLength(2);
+    expect(sources[0].url).toBe("/api/agent/actions/stream?ticket=t1");
+  });
+
+  it("falls back to token= in the URL when the service has no tickets (404), and asks no more", async () => {
+    const { feed, sources, timers, tickets } = setup({ token: "tok", tickets: [new Response("", { status: 404 })] });
+    feed.start();
+    await flush();
+    expect(sources[0].url).toBe("/api/agent/actions/stream?token=tok");
+    sources[0].refuse();
+    timers[0].fn();
+    await flush();
+    expect(sources[1].url).toBe("/api/agent/actions/stream?token=tok");
+    expect(tickets()).toHaveLength(1);
+  });
+
+  it("token_expired with a token URL: a new token, a new ticket with it, a new stream at once", async () => {
+    const source = tokenUrlSource();
+    const { feed, sources, timers, tickets } = setup({ tokens: source.tokens, now: () => source.clock.now });
+    feed.start();
+    await flush();
+    const first = source.tokens.current()!;
+    expect(auth(tickets()[0])).toBe(`Bearer ${first}`);
+    sources[0].open();
+    sources[0].fire("action", rec(7));
+    sources[0].fire("caught_up", { seq: 7 });
+    source.clock.now += 300_000; // at exp (the source's own refresh timer is not run here)
+    sources[0].fire("token_expired", { exp: 0, message: "the token expired" });
+    expect(sources[0].closed).toBe(true);
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(2);
+    const second = source.tokens.current()!;
+    expect(second).not.toBe(first);
+    expect(auth(tickets()[1])).toBe(`Bearer ${second}`);
+    expect(sources[1].url).toBe("/api/agent/actions/stream?after=7&ticket=t2");
+    expect(timers).toHaveLength(0); // at once, no delay
+  });
+
+  it("token_expired when the token URL renewed the token already: a new ticket with it, no new token", async () => {
+    const source = tokenUrlSource();
+    const { feed, sources, tickets } = setup({ tokens: source.tokens, now: () => source.clock.now });
+    feed.start();
+    await flush();
+    source.advance(240_000); // the scheduled refresh
+    await flush();
+    const renewed = source.tokens.current()!;
+    source.clock.now += 60_000; // the first token's exp: its stream ends
+    sources[0].fire("token_expired", { exp: 0 });
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(2);
+    expect(auth(tickets()[1])).toBe(`Bearer ${renewed}`);
+    expect(sources[1].url).toBe("/api/agent/actions/stream?ticket=t2");
+  });
+
+  it("token_revoked with a fixed token: the new ticket is refused, said, and not asked again", async () => {
+    const { feed, sources, timers, tickets } = setup({
+      token: "tok",
+      tickets: [json(201, { ticket: "t1", expires_in: 30 }), json(401, { error: { code: "unauthorized", message: "the token was revoked" } })],
+    });
+    feed.start();
+    await flush();
+    sources[0].open();
+    sources[0].fire("token_revoked", { message: "the token was revoked" });
+    await flush();
+    expect(tickets()).toHaveLength(2);
+    expect(sources).toHaveLength(1);
+    expect(timers).toHaveLength(0);
+    expect(feed.getState()).toMatchObject({ phase: "unavailable", detail: tokenEndedText("revoked"), retryAt: null });
+  });
+
+  it("a fixed token that expired: 'open the dashboard with a new token', no loop", async () => {
+    const { feed, sources, timers } = setup({
+      token: "tok",
+      tickets: [json(401, { error: { code: "unauthorized", message: "the token has expired" } })],
+    });
+    feed.start();
+    await flush();
+    expect(sources).toHaveLength(0);
+    expect(timers).toHaveLength(0);
+    expect(feed.getState().detail).toBe("your token expired: open the dashboard at /#token=<a new token>");
+    expect(feed.getState().announcement?.text).toContain("your token expired");
+  });
+
+  it("a token URL whose token is refused (401): the next try takes a new token first", async () => {
+    const source = tokenUrlSource();
+    const { feed, sources, timers, tickets } = setup({
+      tokens: source.tokens,
+      tickets: [json(401, { error: { code: "unauthorized", message: "the token has expired" } })],
+    });
+    feed.start();
+    await flush();
+    expect(sources).toHaveLength(0);
+    expect(feed.getState().phase).toBe("unavailable");
+    expect(feed.getState().detail).toBe("the token was refused: the token has expired (unauthorized); next try in 1 s");
+    timers[0].fn();
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(2);
+    expect(auth(tickets()[1])).toBe(`Bearer ${source.tokens.current()}`);
+    expect(sources[0].url).toBe("/api/agent/actions/stream?ticket=t1");
+  });
+
+  it("stop() while a ticket is asked opens nothing", async () => {
+    const { feed, sources } = setup({ token: "tok" });
+    feed.start();
+    feed.stop();
+    await flush();
+    expect(sources).toHaveLength(0);
+  });
+});
+
+describe("requestTicket", () => {
+  it("POSTs with the bearer token and reads the ticket", async () => {
+    let seen: RequestInit | undefined;
+    const answer = await requestTicket(async (_input, init) => {
+      seen = init;
+      return json(201, { ticket: "abc", expires_in: 30 });
+    }, "tok");
+    expect(answer).toEqual({ kind: "ticket", ticket: "abc", expiresIn: 30 });
+    expect(seen?.method).toBe("POST");
+    expect(seen?.body).toBeUndefined();
+    expect((seen?.headers as Record<string, string>).Authorization).toBe("Bearer tok");
+  });
+
+  it("tells an older service (404), a refusal, and an unreachable one apart", async () => {
+    expect(await requestTicket(async () => new Response("", { status: 404 }), "t")).toEqual({ kind: "unsupported" });
+    const refused = await requestTicket(async () => json(401, { error: { code: "unauthorized", message: "the token has expired" } }), "t");
+    expect(refused).toEqual({ kind: "refused", status: 401, code: "unauthorized", message: "the token has expired" });
+    expect(describeTicketFailure(refused as never)).toEqual({
+      detail: "the token was refused: the token has expired (unauthorized)",
+      refused: true,
+    });
+    const unreachable = await requestTicket(async () => {
+      throw new TypeError("Failed to fetch");
+    }, "t");
+    expect(unreachable).toEqual({ kind: "unreachable" });
+    expect(describeTicketFailure({ kind: "refused", status: 403, code: "forbidden", message: "x" })).toEqual({
+      detail: "the token was not accepted (forbidden)",
+      refused: true,
+    });
   });
 });

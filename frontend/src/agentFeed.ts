@@ -1,12 +1,22 @@
 // Wires the agent's action log (`GET /api/agent/actions/stream`, Server-Sent Events) to the pure
 // reducer of agentActions.ts. Framework-free: React reads it through useSyncExternalStore.
 //
-// The browser reconnects a lost EventSource by itself and sends Last-Event-ID (the last record's
-// seq), so the records after it come again, then `caught_up`. An error answer (401, 403, 404,
-// 503) ends an EventSource for good: the feed then opens a new one after a growing delay, with
-// `?after=<the last seq>` (a new EventSource sends no Last-Event-ID).
+// Without a token (open mode) the browser reconnects a lost EventSource by itself and sends
+// Last-Event-ID (the last record's seq), so the records after it come again, then `caught_up`.
+// An error answer (401, 403, 404, 503) ends an EventSource for good: the feed then opens a new one
+// after a growing delay, with `?after=<the last seq>` (a new EventSource sends no Last-Event-ID).
+//
+// With a token, no token goes in the URL: before each stream the feed asks a stream ticket
+// (`POST /api/stream-tickets`, streamTickets.ts) and opens `?ticket=<ticket>&after=<seq>`. A ticket
+// is good once, so the browser must not reconnect with the same URL: on any error the feed closes
+// the stream and opens a new one with a new ticket. `token_expired` / `token_revoked` end a stream:
+// a new one at once (with a new token from a token URL; a fixed token that ended is said, and not
+// tried again). A service older than tickets (404) gets the token in the URL (`?token=`), as before.
 
 import { type AgentAction, type AgentState, initialAgentState, reduceAgent } from "./agentActions";
+import { tokenEndOf } from "./refusal";
+import { type TicketAnswer, describeTicketFailure, requestTicket } from "./streamTickets";
+import { type Tokens, lastsBeyond } from "./tokenSource";
 
 export const AGENT_STREAM = "/api/agent/actions/stream";
 
@@ -22,8 +32,8 @@ const CLOSED = 2; // EventSource.CLOSED
 export interface AgentFeedOptions {
   /** Opens an EventSource on the URL. */
   open: (url: string) => AgentEventSource;
-  /** The dashboard's token: sent as `?token=` (EventSource cannot send headers). */
-  token?: string;
+  /** The dashboard's token source; none (or one without a token): open mode. */
+  tokens?: Tokens;
   fetchImpl?: typeof fetch;
   now?: () => number;
   setTimer?: (fn: () => void, ms: number) => unknown;
@@ -38,14 +48,29 @@ export function agentRetryDelayMs(attempt: number, random: number): number {
   return Math.round(ceiling * (0.8 + random * 0.4));
 }
 
-/** The stream's address: the token and, for a new stream after a closed one, `after`. */
-export function agentStreamUrl(token: string | undefined, after: number | null): string {
+/** How a stream is let in: nothing (open mode), a ticket, or the token itself (a service older
+ *  than tickets). */
+export type StreamAccess = { ticket: string } | { token: string } | null;
+
+/** The stream's address: for a new stream after a closed one, `after`; then the ticket or token. */
+export function agentStreamUrl(after: number | null, access: StreamAccess = null): string {
   const params = new URLSearchParams();
   if (after !== null) params.set("after", String(after));
-  if (token) params.set("token", token);
+  if (access !== null && "ticket" in access) params.set("ticket", access.ticket);
+  if (access !== null && "token" in access) params.set("token", access.token);
   const search = params.toString();
   return search ? `${AGENT_STREAM}?${search}` : AGENT_STREAM;
 }
+
+/** What the page says when the token ended and no new one can be had. */
+export function tokenEndedText(end: "expired" | "revoked"): string {
+  return end === "expired" ? "your token expired: open the dashboard at /#token=<a new token>" : "your token was revoked";
+}
+
+/** A stream about to be opened, or the ticket request that failed. */
+type Prepared =
+  | { kind: "open"; url: string; ticketed: boolean }
+  | { kind: "failed"; answer: Exclude<TicketAnswer, { kind: "ticket" | "unsupported" }> };
 
 /** Why a closed stream was refused, from a plain request (EventSource does not say). */
 export async function explainClosed(
@@ -86,6 +111,12 @@ export class AgentFeed {
   /** New streams opened after a closed one since the last caught_up. */
   private failures = 0;
   private started = false;
+  /** Increases with every stream begun (and at stop): a ticket answer for an older one does nothing. */
+  private serial = 0;
+  /** The service answered 404 to a ticket request: it is older than tickets, the token goes in the URL. */
+  private noTickets = false;
+  /** The next stream takes a new token from the token URL first (the token was refused, or ended). */
+  private renewFirst = false;
   private readonly fetchImpl: typeof fetch;
   private readonly now: () => number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
@@ -126,16 +157,84 @@ export class AgentFeed {
 
   stop(): void {
     this.started = false;
+    this.serial += 1;
     if (this.timer !== null) this.clearTimer(this.timer);
     this.timer = null;
     this.source?.close();
     this.source = null;
   }
 
+  private token(): string | undefined {
+    return this.options.tokens?.current();
+  }
+
+  /** Opens a new stream: at once in open mode, after a ticket (and a new token, if due) with one. */
   private connect(): void {
     this.timer = null;
-    // The first stream sends the newest records; a later one resumes after the last seq held.
-    const es = this.options.open(agentStreamUrl(this.options.token, this.state.lastSeq));
+    const serial = ++this.serial;
+    const tokens = this.options.tokens;
+    if (tokens === undefined || (!tokens.refreshable && tokens.current() === undefined)) {
+      // The first stream sends the newest records; a later one resumes after the last seq held.
+      this.open(agentStreamUrl(this.state.lastSeq), false);
+      return;
+    }
+    void this.prepare(tokens).then((prepared) => {
+      if (!this.started || serial !== this.serial || this.source !== null) return; // stopped, or overtaken
+      if (prepared.kind === "open") this.open(prepared.url, prepared.ticketed);
+      else this.ticketFailed(prepared.answer);
+    });
+  }
+
+  private async prepare(tokens: Tokens): Promise<Prepared> {
+    let token = tokens.current();
+    // A ticket carries the token's exp: one about to expire (or none yet) is renewed first.
+    if (tokens.refreshable && (this.renewFirst || !lastsBeyond(token, this.now()))) {
+      this.renewFirst = false;
+      token = await tokens.fresh();
+    }
+    if (token === undefined) return { kind: "open", url: agentStreamUrl(this.state.lastSeq), ticketed: false };
+    if (!this.noTickets) {
+      const answer = await requestTicket(this.fetchImpl, token);
+      if (answer.kind === "ticket") {
+        return { kind: "open", url: agentStreamUrl(this.state.lastSeq, { ticket: answer.ticket }), ticketed: true };
+      }
+      if (answer.kind !== "unsupported") return { kind: "failed", answer };
+      this.noTickets = true;
+    }
+    return { kind: "open", url: agentStreamUrl(this.state.lastSeq, { token }), ticketed: false };
+  }
+
+  /** The ticket was not given: said, and tried again after a growing delay (with a new token from
+   *  a token URL after a 401). A fixed token that expired or was revoked is not tried again. */
+  private ticketFailed(answer: Exclude<TicketAnswer, { kind: "ticket" | "unsupported" }>): void {
+    if (answer.kind === "refused" && answer.status === 401) {
+      const end = tokenEndOf({ code: answer.code ?? "unauthorized", message: answer.message });
+      if (this.options.tokens?.refreshable) {
+        this.renewFirst = true;
+      } else if (end !== null) {
+        this.dispatch({ type: "ended", detail: tokenEndedText(end) });
+        return;
+      }
+    }
+    const { seconds } = this.retryLater();
+    const why = describeTicketFailure(answer);
+    this.dispatch({ type: "explained", detail: `${why.detail}; next try in ${seconds} s`, refused: why.refused });
+  }
+
+  /** Counts a failure and opens a new stream after the next delay; says so (`closed`). */
+  private retryLater(): { seconds: string; failures: number } {
+    this.failures += 1;
+    const delay = agentRetryDelayMs(this.failures, this.random());
+    const seconds = delay < 1_000 ? (delay / 1_000).toFixed(1) : String(Math.round(delay / 1_000));
+    this.dispatch({ type: "closed", retryAt: this.now() + delay, detail: `next try in ${seconds} s` });
+    this.timer = this.setTimer(() => {
+      if (this.started && this.source === null) this.connect();
+    }, delay);
+    return { seconds, failures: this.failures };
+  }
+
+  private open(url: string, ticketed: boolean): void {
+    const es = this.options.open(url);
     this.source = es;
     const current = () => this.source === es;
     es.addEventListener("open", () => {
@@ -156,27 +255,48 @@ export class AgentFeed {
       this.failures = 0;
       this.dispatch({ type: "caught_up", data: data(event) });
     });
+    // The stream ends at its token's exp (or at a revocation): a new one at once, with a new ticket.
+    es.addEventListener("token_expired", () => {
+      if (current()) this.tokenEnded(es, "expired");
+    });
+    es.addEventListener("token_revoked", () => {
+      if (current()) this.tokenEnded(es, "revoked");
+    });
     es.addEventListener("error", () => {
       if (!current()) return;
-      if (es.readyState !== CLOSED) {
+      const dropped = es.readyState !== CLOSED; // a lost connection, which the browser would retry
+      if (dropped && !ticketed) {
         this.dispatch({ type: "lost" }); // the browser reconnects, with Last-Event-ID
         return;
       }
       es.close();
       this.source = null;
-      this.failures += 1;
-      const delay = agentRetryDelayMs(this.failures, this.random());
-      const seconds = delay < 1_000 ? (delay / 1_000).toFixed(1) : String(Math.round(delay / 1_000));
-      this.dispatch({ type: "closed", retryAt: this.now() + delay, detail: `next try in ${seconds} s` });
-      const failures = this.failures;
-      this.timer = this.setTimer(() => {
-        if (this.started && this.source === null) this.connect();
-      }, delay);
-      void explainClosed(this.fetchImpl, this.options.token).then((why) => {
+      if (dropped) {
+        // Its ticket is spent: a new stream with a new ticket, resuming after the last seq.
+        this.dispatch({ type: "lost" });
+        this.failures += 1;
+        const delay = agentRetryDelayMs(this.failures, this.random());
+        this.timer = this.setTimer(() => {
+          if (this.started && this.source === null) this.connect();
+        }, delay);
+        return;
+      }
+      const { seconds, failures } = this.retryLater();
+      void explainClosed(this.fetchImpl, this.token()).then((why) => {
         // Out of date once another stream is open (or another failure came).
         if (why === null || this.source !== null || failures !== this.failures) return;
         this.dispatch({ type: "explained", detail: `${why.detail}; next try in ${seconds} s`, refused: why.refused });
       });
     });
+  }
+
+  private tokenEnded(es: AgentEventSource, end: "expired" | "revoked"): void {
+    es.close();
+    this.source = null;
+    this.dispatch({ type: "lost" });
+    // A token URL's token is usually renewed before its exp already (prepare renews it if not); a
+    // revoked one is replaced.
+    if (end === "revoked" && this.options.tokens?.refreshable) this.renewFirst = true;
+    this.connect();
   }
 }

@@ -1,6 +1,12 @@
 // The REST API (same origin): every call answers a result, never throws.
+//
+// The token is read from its source at each call (a token URL renews it). With a token URL, a call
+// refused with 401 (the token expired in between, say after the computer slept) is sent once more
+// with a new token, if one comes within RENEW_WAIT_MS; a 401 refuses a request before it does
+// anything, so sending it again is safe.
 
 import type { ApiErrorBody, Order, OrdersPage, Status } from "./protocol";
+import type { Tokens } from "./tokenSource";
 
 export interface OrderDraft {
   customer_name: string;
@@ -23,13 +29,34 @@ export type ApiResult<T> =
 
 type Fetch = typeof fetch;
 
+/** How long a call refused with 401 waits for a new token from a token URL. */
+export const RENEW_WAIT_MS = 10_000;
+
 export class OrdersApi {
   constructor(
     private readonly base = "",
     private readonly fetchImpl: Fetch = (...args) => fetch(...args),
-    /** Sent as `Authorization: Bearer` when the service requires tokens. */
-    private readonly token?: string,
+    /** Sent as `Authorization: Bearer` when the service requires tokens: a token, or its source
+     *  (read at each call). */
+    private readonly token?: string | Tokens,
   ) {}
+
+  private currentToken(): string | undefined {
+    return typeof this.token === "string" ? this.token : this.token?.current();
+  }
+
+  /** A new token from a token URL, or undefined when there is none (or it takes too long). */
+  private async renewedToken(): Promise<string | undefined> {
+    const tokens = this.token;
+    if (tokens === undefined || typeof tokens === "string" || !tokens.refreshable) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), RENEW_WAIT_MS)));
+    try {
+      return await Promise.race([tokens.fresh(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   list(query: ListQuery = {}): Promise<ApiResult<OrdersPage>> {
     const params = new URLSearchParams();
@@ -53,17 +80,25 @@ export class OrdersApi {
   }
 
   private async call<T>(method: string, path: string, body?: unknown, ifMatch?: number): Promise<ApiResult<T>> {
-    const headers: Record<string, string> = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (ifMatch !== undefined) headers["If-Match"] = `"${ifMatch}"`;
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    let response: Response;
-    try {
-      response = await this.fetchImpl(`${this.base}${path}`, {
+    const send = (token: string | undefined): Promise<Response> => {
+      const headers: Record<string, string> = { Accept: "application/json" };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (ifMatch !== undefined) headers["If-Match"] = `"${ifMatch}"`;
+      if (token) headers.Authorization = `Bearer ${token}`;
+      return this.fetchImpl(`${this.base}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
+    };
+    let response: Response;
+    try {
+      const token = this.currentToken();
+      response = await send(token);
+      if (response.status === 401) {
+        const renewed = await this.renewedToken();
+        if (renewed !== undefined && renewed !== token) response = await send(renewed);
+      }
     } catch {
       return {
         ok: false,

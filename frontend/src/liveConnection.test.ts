@@ -79,7 +79,7 @@ describe("a refused connection", () => {
     const first = reduce(initialState(), { type: "refused", refusal: full, now: NOW, retryAt: NOW + 500 });
     expect(first.phase).toBe("refused");
     expect(first.connected).toBe(false);
-    expect(first.refusal).toEqual({ ...full, at: NOW, retryAt: NOW + 500 });
+    expect(first.refusal).toEqual({ ...full, at: NOW, retryAt: NOW + 500, final: false });
     expect(first.refusedInARow).toBe(1);
     expect(first.announcement?.text).toBe("Connection refused: the server is full. Retrying by itself.");
 
@@ -133,5 +133,28 @@ describe("a refused connection", () => {
     expect(failed.refusedInARow).toBe(1); // still counted until a connection succeeds
     expect(reduce(failed, { type: "connect_failed" })).toBe(failed);
     expect(reduce(initialState(), { type: "connect_failed" }).phase).toBe("connecting");
+  });
+});
+
+describe("a token that ended", () => {
+  const expired = { code: "token_expired", message: "the token expired" };
+
+  it("is a final refusal: no next try, said once as the banner's sentence", () => {
+    const state = reduce(live(null, [order(1)]), { type: "disconnected" });
+    const ended = reduce(state, { type: "refused", refusal: expired, now: NOW, retryAt: null, final: true });
+    expect(ended.phase).toBe("refused");
+    expect(ended.refusal).toEqual({ ...expired, at: NOW, retryAt: null, final: true });
+    expect(ended.announcement?.text).toBe("Your token expired: open the dashboard at /#token=<a new token>.");
+    expect(ids(ended)).toEqual([1]);
+  });
+
+  it("Retry now (by hand) makes it an attempt under way; a refusal of it is final again", () => {
+    const ended = reduce(initialState(), { type: "refused", refusal: expired, now: NOW, retryAt: null, final: true });
+    const retrying = reduce(ended, { type: "retrying" });
+    expect(retrying.refusal).toMatchObject({ retryAt: null, final: false });
+    expect(reduce(retrying, { type: "retrying" })).toBe(retrying);
+    const again = reduce(retrying, { type: "refused", refusal: expired, now: NOW + 1, retryAt: null, final: true });
+    expect(again.refusal?.final).toBe(true);
+    expect(again.refusedInARow).toBe(2);
   });
 });

@@ -17,7 +17,8 @@
 // - count the changes replayed before a catch-up ack;
 // - apply the `order_changes` batch event change by change;
 // - tell a connection the server refused (wrong token, server full) from one that was lost, and
-//   count the refusals in a row, for the growing delay before the next attempt (refusal.ts).
+//   count the refusals in a row, for the growing delay before the next attempt (refusal.ts); a
+//   token that ended with no new one to be had is a `final` refusal, not tried again by itself.
 // It also holds the optimistic writes of this tab, which overlay the confirmed orders until the
 // server accepts (the answer is applied like a change) or refuses them (the overlay goes).
 //
@@ -70,8 +71,9 @@ export type LiveAction =
   | { type: "ack"; seq: number; ack: SubscribeAck; now: number }
   | { type: "ack_timeout"; seq: number }
   | { type: "disconnected" }
-  /** The server refused the connection; the next attempt is due at `retryAt`. */
-  | { type: "refused"; refusal: Refusal; now: number; retryAt: number }
+  /** The server refused the connection; the next attempt is due at `retryAt`. A `final` refusal (a
+   *  token that ended, with no new one to be had) is not tried again by itself (`retryAt` null). */
+  | { type: "refused"; refusal: Refusal; now: number; retryAt: number | null; final?: boolean }
   /** The next attempt after a refusal has started. */
   | { type: "retrying" }
   /** A connection attempt failed below Socket.IO (server down): the client retries by itself. */
@@ -172,20 +174,22 @@ function onResync(state: LiveState, message: ResyncMessage, now: number): LiveSt
   };
 }
 
-function onRefused(state: LiveState, refusal: Refusal, now: number, retryAt: number): LiveState {
+function onRefused(state: LiveState, refusal: Refusal, now: number, retryAt: number | null, final: boolean): LiveState {
   const previous = state.refusal;
   // Said once per streak (and when the reason changes), not at every retry.
-  const news = previous === null || previous.code !== refusal.code || previous.message !== refusal.message;
+  const news =
+    previous === null || previous.code !== refusal.code || previous.message !== refusal.message || previous.final !== final;
+  const text = explainRefusal(refusal);
   return {
     ...state,
     phase: "refused",
     connected: false,
     subscribing: null,
     replayedSoFar: 0,
-    refusal: { ...refusal, at: now, retryAt },
+    refusal: { ...refusal, at: now, retryAt: final ? null : retryAt, final },
     refusedInARow: state.refusedInARow + 1,
     announcement: news
-      ? announce(state, `Connection refused: ${explainRefusal(refusal).summary}. Retrying by itself.`)
+      ? announce(state, final ? `${text.title}.` : `Connection refused: ${text.summary}. Retrying by itself.`)
       : state.announcement,
   };
 }
@@ -236,10 +240,11 @@ export function reduce(state: LiveState, action: LiveAction): LiveState {
         phase: state.everConnected ? "reconnecting" : "connecting",
       };
     case "refused":
-      return onRefused(state, action.refusal, action.now, action.retryAt);
+      return onRefused(state, action.refusal, action.now, action.retryAt, action.final ?? false);
     case "retrying":
-      if (state.refusal === null || state.refusal.retryAt === null) return state;
-      return { ...state, refusal: { ...state.refusal, retryAt: null } };
+      // Under way already: nothing changes. A final refusal is tried again only by hand.
+      if (state.refusal === null || (state.refusal.retryAt === null && !state.refusal.final)) return state;
+      return { ...state, refusal: { ...state.refusal, retryAt: null, final: false } };
     case "connect_failed":
       // After a refusal, the retry found no server: from here the client's own reconnection runs.
       if (state.phase !== "refused") return state;

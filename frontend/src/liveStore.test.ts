@@ -2,6 +2,9 @@ import { describe, expect, it } from "vitest";
 import { OrdersApi } from "./api";
 import { type LiveSocket, LiveStore } from "./liveStore";
 import type { Counts, Order, SubscribeAck } from "./protocol";
+import { explainRefusal } from "./refusal";
+import { flush, jwt, tokenUrlSource } from "./tokenFixtures";
+import { type Tokens, fixedTokens, jwtClaims } from "./tokenSource";
 
 type Listener = (...args: unknown[]) => void;
 
@@ -10,6 +13,9 @@ class FakeSocket implements LiveSocket {
   connected = false;
   active = false;
   connects = 0;
+  auth?: unknown;
+  /** socket.auth at each connect. */
+  authAtConnect: unknown[] = [];
   /** The server's answer to the next connects: accept, or a CONNECT_ERROR like python-socketio's. */
   refuseWith: { message: string; code: string } | null = null;
   handlers = new Map<string, Listener[]>();
@@ -27,6 +33,7 @@ class FakeSocket implements LiveSocket {
   }
   connect() {
     this.connects += 1;
+    this.authAtConnect.push(this.auth);
     this.active = true;
     if (this.refuseWith !== null) {
       // socket.io-client destroys the socket (no more reconnection), then emits connect_error.
@@ -44,6 +51,13 @@ class FakeSocket implements LiveSocket {
     this.fire("disconnect", "transport close");
     return this;
   }
+  /** The server ends the connection (socket.io-client then does not reconnect by itself). */
+  serverDisconnect() {
+    this.connected = false;
+    this.active = false;
+    this.fire("disconnect", "io server disconnect");
+    return this;
+  }
   /** A connection attempt that found no server: still active, retried by the client itself. */
   failTransport() {
     this.active = true;
@@ -54,6 +68,9 @@ class FakeSocket implements LiveSocket {
   }
   lastSubscribe() {
     return [...this.sent].reverse().find((s) => s.event === "subscribe")!;
+  }
+  sentOf(event: string) {
+    return this.sent.filter((s) => s.event === event);
   }
 }
 
@@ -83,12 +100,13 @@ function snapshot(socket: FakeSocket, orders: Order[], position: string, counts:
   socket.lastSubscribe().ack!(null, ack);
 }
 
-function setup(api = fakeApi(() => json(500, {})), random = 0.5) {
+function setup(api = fakeApi(() => json(500, {})), random = 0.5, tokens?: Tokens, now: () => number = () => 1000) {
   const socket = new FakeSocket();
   const timers: (() => void)[] = [];
   const delays: number[] = [];
   const store = new LiveStore(socket, api, {
-    now: () => 1000,
+    tokens,
+    now,
     setTimer: (fn, ms) => {
       timers.push(fn);
       delays.push(ms);
@@ -404,5 +422,301 @@ describe("OrdersApi with a token", () => {
     );
     await api.create({ customer_name: "Ada", product_name: "Lamp", status: "pending" });
     expect(seen.Authorization).toBe("Bearer secret-token");
+  });
+});
+
+describe("LiveStore and a token URL", () => {
+  /** A store on a token URL, started: the first token fetched, connected, the snapshot in. */
+  async function live() {
+    const source = tokenUrlSource();
+    const { socket, store, timers } = setup(undefined, 0.5, source.tokens, () => source.clock.now);
+    store.start();
+    expect(socket.connects).toBe(0); // not before the first token
+    await flush();
+    expect(socket.connects).toBe(1);
+    const first = source.tokens.current()!;
+    expect(socket.authAtConnect[0]).toEqual({ token: first });
+    snapshot(socket, [order(1)], "nx:5");
+    socket.fire("order_change", { op: "insert", id: 2, order: order(2), position: "nx:6", committed_at: "x" });
+    return { source, socket, store, timers, first };
+  }
+
+  it("sends refresh_token with the new token before exp, and keeps socket.auth current", async () => {
+    const { source, socket, store, first } = await live();
+    source.advance(239_000);
+    await flush();
+    expect(socket.sentOf("refresh_token")).toHaveLength(0);
+    source.advance(1_000); // 80 % of 300 s
+    await flush();
+    const second = source.tokens.current()!;
+    expect(second).not.toBe(first);
+    expect(socket.sentOf("refresh_token").map((s) => s.payload)).toEqual([{ token: second }]);
+    expect(socket.auth).toEqual({ token: second });
+    socket.sentOf("refresh_token")[0].ack!(null, { ok: true, exp: jwtClaims(second)!.exp });
+    // Nothing else happens: same connection, same subscription.
+    expect(socket.connects).toBe(1);
+    expect(socket.sentOf("subscribe")).toHaveLength(1);
+    expect(store.getState().phase).toBe("live");
+  });
+
+  it("a refused refresh_token leaves the connection as it is (the new token waits in socket.auth)", async () => {
+    const { source, socket, store } = await live();
+    source.advance(240_000);
+    await flush();
+    socket.sentOf("refresh_token")[0].ack!(null, { ok: false, error: { code: "forbidden", message: "another sub", fields: {} } });
+    expect(store.getState().phase).toBe("live");
+    expect(socket.auth).toEqual({ token: source.tokens.current() });
+  });
+
+  it("after token_expired: a new token, socket.auth, connect() again, resubscribed with since, no gap", async () => {
+    const { source, socket, store, timers, first } = await live();
+    source.tokens.stop(); // say the scheduled refresh did not happen (a sleeping computer)
+    source.clock.now += 300_000;
+    socket.fire("token_expired", { exp: jwtClaims(first)!.exp, message: "the token expired" });
+    await flush();
+    expect(source.requests).toHaveLength(2); // fetched at once, while the server's grace runs
+    const second = source.tokens.current()!;
+    socket.serverDisconnect();
+    await flush();
+    expect(socket.connects).toBe(2);
+    expect(socket.authAtConnect[1]).toEqual({ token: second });
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:6" });
+    expect(timers).toHaveLength(0); // no refusal, no generic reconnect timer
+    // What the server replays, then its ack: live again with the same view.
+    socket.fire("order_change", { op: "insert", id: 3, order: order(3), position: "nx:7", committed_at: "x" });
+    socket.lastSubscribe().ack!(null, { ok: true, filter: {}, replayed: 1, position: "nx:7", counts: ALL });
+    expect(store.getState().phase).toBe("live");
+    expect([...store.getState().orders.keys()].sort()).toEqual([1, 2, 3]);
+    expect(store.getState().refusal).toBeNull();
+  });
+
+  it("after token_expired, a token renewed already (its refresh_token was refused) is used as it is", async () => {
+    const { source, socket, first } = await live();
+    source.advance(240_000); // the scheduled refresh
+    await flush();
+    const second = source.tokens.current()!;
+    socket.sentOf("refresh_token")[0].ack!(null, { ok: false, error: { code: "unauthorized", message: "no", fields: {} } });
+    source.clock.now += 60_000; // the first token's exp
+    socket.fire("token_expired", { exp: jwtClaims(first)!.exp });
+    socket.serverDisconnect();
+    await flush();
+    expect(source.requests).toHaveLength(2); // no third token
+    expect(socket.connects).toBe(2);
+    expect(socket.authAtConnect[1]).toEqual({ token: second });
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:6" });
+  });
+
+  it("the disconnect may come before the new token: connect() waits for it", async () => {
+    let release: (r: Response) => void = () => {};
+    // The second token comes only when the test says.
+    const slow = new Promise<Response>((resolve) => (release = resolve));
+    const source = tokenUrlSource([null, slow]);
+    const { socket, store } = setup(undefined, 0.5, source.tokens, () => source.clock.now);
+    store.start();
+    await flush();
+    snapshot(socket, [order(1)], "nx:5");
+    source.clock.now += 300_000;
+    socket.fire("token_expired", {});
+    socket.serverDisconnect();
+    await flush();
+    expect(socket.connects).toBe(1);
+    expect(store.getState().phase).toBe("reconnecting");
+    release(new Response(JSON.stringify({ token: jwt({ sub: "u", exp: 2_000_000_000 }) }), { status: 200 }));
+    await flush();
+    await flush();
+    expect(socket.connects).toBe(2);
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:5" });
+  });
+
+  it("a connection refused because the token expired takes a new token and tries again", async () => {
+    const source = tokenUrlSource();
+    const { socket, store, timers } = setup(undefined, 0.5, source.tokens, () => source.clock.now);
+    socket.refuseWith = { message: "the token has expired", code: "unauthorized" };
+    const connect = socket.connect.bind(socket);
+    socket.connect = () => {
+      connect();
+      socket.refuseWith = null; // refused once only
+      return socket;
+    };
+    store.start();
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(2);
+    expect(socket.connects).toBe(2);
+    expect(socket.authAtConnect[1]).toEqual({ token: source.tokens.current() });
+    expect(store.getState().refusal).toBeNull();
+    expect(timers).toHaveLength(0);
+  });
+
+  it("refused as expired again with the new token: shown, and retried with a new token each time", async () => {
+    const source = tokenUrlSource();
+    const { socket, store, timers } = setup(undefined, 0.5, source.tokens, () => source.clock.now);
+    socket.refuseWith = { message: "the token has expired", code: "unauthorized" };
+    store.start();
+    await flush();
+    await flush();
+    await flush();
+    expect(socket.connects).toBe(2);
+    expect(store.getState().phase).toBe("refused");
+    expect(store.getState().refusal).toMatchObject({ final: false, renewable: true });
+    expect(explainRefusal(store.getState().refusal!).detail).toBe("the token expired, getting a new one");
+    timers[0]();
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(3);
+    expect(socket.connects).toBe(3);
+  });
+
+  it("revoked: one new token; revoked again, the banner says so and nothing loops", async () => {
+    const { source, socket, store, timers } = await live();
+    socket.fire("token_revoked", { message: "the token was revoked" });
+    await flush();
+    socket.refuseWith = { message: "the token was revoked", code: "unauthorized" };
+    socket.serverDisconnect();
+    await flush();
+    expect(source.requests).toHaveLength(2);
+    expect(socket.connects).toBe(2);
+    expect(store.getState().phase).toBe("refused");
+    expect(store.getState().refusal).toMatchObject({ final: true, retryAt: null });
+    expect(explainRefusal(store.getState().refusal!).title).toBe("Your token was revoked");
+    expect(timers).toHaveLength(0);
+    await flush();
+    expect(socket.connects).toBe(2);
+  });
+
+  it("a token URL that fails is shown as a refusal until it gives a token, then it connects", async () => {
+    const source = tokenUrlSource([json(401, { error: { code: "unauthorized", message: "unknown grant" } })]);
+    const { socket, store } = setup(undefined, 0.5, source.tokens, () => source.clock.now);
+    store.start();
+    await flush();
+    expect(store.getState().phase).toBe("refused");
+    expect(store.getState().refusal).toMatchObject({
+      code: "token_unavailable",
+      message: "the token URL answered 401 unauthorized: unknown grant",
+      retryAt: 1_000_000 + 1_000,
+    });
+    expect(explainRefusal(store.getState().refusal!).label).toBe("No token");
+    store.retryNow(); // the "Retry now" button: asks the token URL at once
+    await flush();
+    await flush();
+    expect(socket.connects).toBe(1);
+    expect(socket.auth).toEqual({ token: source.tokens.current() });
+    expect(store.getState().refusal).toBeNull();
+  });
+});
+
+describe("LiveStore and a fixed token", () => {
+  const token = jwt({ sub: "u", exp: 2_000_000_000 });
+
+  it("puts the token in socket.auth", () => {
+    const { socket, store } = setup(undefined, 0.5, fixedTokens(token));
+    store.start();
+    expect(socket.authAtConnect).toEqual([{ token }]);
+  });
+
+  it("after token_expired, shows 'Your token expired' and does not reconnect", () => {
+    const { socket, store, timers } = setup(undefined, 0.5, fixedTokens(token));
+    store.start();
+    snapshot(socket, [order(1)], "nx:5");
+    socket.fire("token_expired", { exp: 2_000_000_000, message: "the token expired" });
+    expect(store.getState().phase).toBe("live"); // until the server disconnects
+    socket.serverDisconnect();
+    expect(socket.connects).toBe(1);
+    expect(timers).toHaveLength(0);
+    const state = store.getState();
+    expect(state.phase).toBe("refused");
+    expect(state.refusal).toMatchObject({ code: "token_expired", message: "the token expired", final: true, retryAt: null });
+    expect(explainRefusal(state.refusal!).title).toBe("Your token expired: open the dashboard at /#token=<a new token>");
+    expect(state.announcement?.text).toBe("Your token expired: open the dashboard at /#token=<a new token>.");
+    expect([...state.orders.keys()]).toEqual([1]); // the last known view stays
+    // "Retry now" still tries, by hand.
+    store.retryNow();
+    expect(socket.connects).toBe(2);
+  });
+
+  it("after token_revoked, shows 'Your token was revoked'", () => {
+    const { socket, store, timers } = setup(undefined, 0.5, fixedTokens(token));
+    store.start();
+    socket.fire("token_revoked", { message: "the token was revoked" });
+    socket.serverDisconnect();
+    expect(timers).toHaveLength(0);
+    expect(explainRefusal(store.getState().refusal!).title).toBe("Your token was revoked");
+  });
+
+  it("a connection refused as expired is final: no retry loop", () => {
+    const { socket, store, timers } = setup(undefined, 0.5, fixedTokens(token));
+    socket.refuseWith = { message: "the token has expired", code: "unauthorized" };
+    store.start();
+    expect(store.getState().refusal).toMatchObject({ code: "unauthorized", final: true });
+    expect(explainRefusal(store.getState().refusal!).title).toBe("Your token expired: open the dashboard at /#token=<a new token>");
+    expect(timers).toHaveLength(0);
+    expect(socket.connects).toBe(1);
+  });
+
+  it("a server disconnect for another reason still reconnects after the delay", () => {
+    const { socket, store, timers } = setup(undefined, 0.5, fixedTokens(token));
+    store.start();
+    socket.serverDisconnect();
+    expect(timers).toHaveLength(1);
+    timers[0]();
+    expect(socket.connects).toBe(2);
+  });
+});
+
+describe("OrdersApi and a token source", () => {
+  it("reads the token at each call", async () => {
+    const source = tokenUrlSource();
+    const seen: string[] = [];
+    const api = new OrdersApi(
+      "",
+      async (_input, init) => {
+        seen.push((init?.headers as Record<string, string>).Authorization);
+        return json(200, { orders: [], next_before: null, position: "p", counts: {} });
+      },
+      source.tokens,
+    );
+    await source.tokens.fresh();
+    await api.list();
+    await source.tokens.fresh();
+    await api.list();
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).not.toBe(seen[1]);
+    expect(seen[1]).toBe(`Bearer ${source.tokens.current()}`);
+  });
+
+  it("a 401 with a token URL is sent once more with a new token", async () => {
+    const source = tokenUrlSource();
+    await source.tokens.fresh();
+    const seen: string[] = [];
+    const api = new OrdersApi(
+      "",
+      async (_input, init) => {
+        seen.push((init?.headers as Record<string, string>).Authorization);
+        return seen.length === 1
+          ? json(401, { error: { code: "unauthorized", message: "the token has expired", fields: {} } })
+          : json(201, order(9));
+      },
+      source.tokens,
+    );
+    const result = await api.create({ customer_name: "Ada", product_name: "Lamp", status: "pending" });
+    expect(result.ok).toBe(true);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toBe(`Bearer ${source.tokens.current()}`);
+    expect(seen[0]).not.toBe(seen[1]);
+  });
+
+  it("a 401 with a fixed token is the answer", async () => {
+    let calls = 0;
+    const api = new OrdersApi(
+      "",
+      async () => {
+        calls += 1;
+        return json(401, { error: { code: "unauthorized", message: "the token has expired", fields: {} } });
+      },
+      fixedTokens("t"),
+    );
+    const result = await api.remove(1, 1);
+    expect(result).toMatchObject({ ok: false, status: 401 });
+    expect(calls).toBe(1);
   });
 });

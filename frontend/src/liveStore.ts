@@ -1,5 +1,13 @@
 // Wires a Socket.IO connection to the pure reducer of liveState.ts, and this tab's writes to the
 // REST API with optimistic overlays. Framework-free: React reads it through useSyncExternalStore.
+//
+// With a token source (tokenSource.ts), the token goes in `socket.auth` (every new token, so that
+// the next connection uses it). A refreshable source's new token is also sent in-band on the open
+// connection (`refresh_token`, acked). When the server ends the connection because the token ended
+// (`token_expired`, `token_revoked`, then a server-side disconnect, which socket.io-client does not
+// undo by itself), the store gets a new token and connects again: it subscribes with `since`, so
+// the view stays and nothing is missed. A fixed token that ended (or a token URL whose new token is
+// revoked too) is a final refusal: the banner says so, and nothing is tried again by itself.
 
 import type { ApiResult, OrderDraft, OrderPatch, OrdersApi } from "./api";
 import {
@@ -23,13 +31,16 @@ import {
   type SubscribeAck,
   wireFilter,
 } from "./protocol";
-import { refusalOf, retryDelayMs } from "./refusal";
+import { type Refusal, type TokenEnd, refusalOf, retryDelayMs, tokenEndOf } from "./refusal";
+import { type Tokens, lastsBeyond } from "./tokenSource";
 
 /** What the store needs of a socket.io-client Socket (a fake one in tests). */
 export interface LiveSocket {
   readonly connected: boolean;
   /** False once the server refused the connection: socket.io-client then stops trying by itself. */
   readonly active: boolean;
+  /** What the next connection sends as its `auth` (`{token}`). */
+  auth?: unknown;
   on(event: string, listener: (...args: never[]) => void): unknown;
   emit(event: string, ...args: unknown[]): unknown;
   timeout(ms: number): { emit(event: string, ...args: unknown[]): unknown };
@@ -45,6 +56,24 @@ export interface StoreOptions {
   setTimer?: (fn: () => void, ms: number) => unknown;
   /** A number in [0, 1) for the jitter of the retry delays after a refusal. */
   random?: () => number;
+  /** Where the token comes from (none: the socket's auth is left as it is). */
+  tokens?: Tokens;
+}
+
+/** The answer to `refresh_token`. */
+export type RefreshAck = { ok: true; exp?: number } | { ok: false; error: { code: string; message: string } };
+
+/** The server said the token of the open connection ended; it disconnects it within its grace. */
+interface Ended {
+  end: TokenEnd;
+  message: string;
+  /** The new token being fetched for the next connection; null: none will come (a final refusal). */
+  renewal: Promise<unknown> | null;
+}
+
+function messageOf(data: unknown, otherwise: string): string {
+  const message = typeof data === "object" && data !== null ? (data as { message?: unknown }).message : undefined;
+  return typeof message === "string" && message !== "" ? message : otherwise;
 }
 
 export type WriteOutcome =
@@ -64,6 +93,12 @@ export class LiveStore {
   private readonly random: () => number;
   /** Increases with every refusal and every retry: the timer of an older refusal does nothing. */
   private attempt = 0;
+  private readonly tokens: Tokens | null;
+  /** The token of the open connection ended (token_expired, token_revoked). */
+  private ended: Ended | null = null;
+  /** A new token was taken since the last connection that succeeded: a refusal saying the token
+   *  ended is then not answered with yet another one at once (no loop). */
+  private renewed = false;
 
   constructor(
     private readonly socket: LiveSocket,
@@ -76,8 +111,19 @@ export class LiveStore {
     this.retryDelayMs = options.retryDelayMs ?? 1_000;
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.random = options.random ?? Math.random;
+    this.tokens = options.tokens ?? null;
 
-    socket.on("connect", () => this.sendSubscribe());
+    if (this.tokens !== null) {
+      const token = this.tokens.current();
+      if (token !== undefined) socket.auth = { token };
+      this.tokens.onToken((token) => this.tokenArrived(token));
+      this.tokens.onError((error) => this.tokenFailed(error.message, error.retryAt));
+    }
+    socket.on("connect", () => {
+      this.ended = null;
+      this.renewed = false;
+      this.sendSubscribe();
+    });
     socket.on("connect_error", (error: Error) => {
       // Still active: a transport failure (server down), which the client retries by itself.
       if (this.socket.active) this.dispatch({ type: "connect_failed" });
@@ -86,8 +132,12 @@ export class LiveStore {
     socket.on("disconnect", (reason: string) => {
       this.dispatch({ type: "disconnected" });
       // socket.io-client does not reconnect after a server-initiated disconnect by itself.
-      if (reason === "io server disconnect") this.setTimer(() => this.socket.connect(), this.retryDelayMs);
+      if (reason !== "io server disconnect") return;
+      if (this.ended !== null) this.afterTokenEnd(this.ended);
+      else this.setTimer(() => this.socket.connect(), this.retryDelayMs);
     });
+    socket.on("token_expired", (data: unknown) => this.tokenEnded("expired", messageOf(data, "the token expired")));
+    socket.on("token_revoked", (data: unknown) => this.tokenEnded("revoked", messageOf(data, "the token was revoked")));
     socket.on("order_change", (change: OrderChange) => {
       this.dispatch({ type: "change", change, now: this.now() });
     });
@@ -118,24 +168,121 @@ export class LiveStore {
     for (const listener of this.listeners) listener();
   }
 
+  // -- the connection and its token --------------------------------------------------------
+  /** Opens the connection: at once with a fixed token (or none); with a token URL, once it gave the
+   *  first token. */
+  start(): void {
+    if (this.tokens !== null && this.tokens.refreshable && this.tokens.current() === undefined) {
+      void this.tokens.fresh().then(() => this.reconnect());
+    } else {
+      this.socket.connect();
+    }
+  }
+
+  /** Connects, unless connected or connecting already. */
+  private reconnect(): void {
+    if (!this.socket.connected && !this.socket.active) this.socket.connect();
+  }
+
+  /** A new token from the token URL (the one under way, if any); applied by tokenArrived. */
+  private renew(): Promise<unknown> {
+    this.renewed = true;
+    return this.tokens === null ? Promise.resolve(undefined) : this.tokens.fresh();
+  }
+
+  /** Every new token: for the next connection, and in-band for the open one. */
+  private tokenArrived(token: string): void {
+    this.socket.auth = { token };
+    if (!this.socket.connected) {
+      // Waiting for this token (the token URL had failed): connect with it.
+      if (this.state.phase === "refused" && this.state.refusal?.code === "token_unavailable") {
+        this.dispatch({ type: "retrying" });
+        this.reconnect();
+      }
+      return;
+    }
+    this.socket.timeout(this.ackTimeoutMs).emit("refresh_token", { token }, (_err: unknown, _ack?: RefreshAck) => {
+      // {ok: true}: the connection goes on with the new token. Refused or unanswered: the old token
+      // stays in force until its exp; then token_expired, and the next connection sends this one.
+    });
+  }
+
+  /** The token URL failed: shown while there is no connection (an open one goes on meanwhile). */
+  private tokenFailed(message: string, retryAt: number | null): void {
+    if (this.socket.connected || this.socket.active) return;
+    this.attempt += 1; // a pending retry of an earlier refusal is void: the token comes first
+    const refusal: Refusal = { code: "token_unavailable", message, renewable: true };
+    this.dispatch({ type: "refused", refusal, now: this.now(), retryAt, final: retryAt === null });
+  }
+
+  /** token_expired / token_revoked on the open connection: a new token is fetched at once (a token
+   *  URL), unless the one held was renewed already (its refresh_token was refused); the server
+   *  disconnects within its grace, and afterTokenEnd connects again. */
+  private tokenEnded(end: TokenEnd, message: string): void {
+    const tokens = this.tokens;
+    let renewal: Promise<unknown> | null = null;
+    if (tokens !== null && tokens.refreshable) {
+      if (end === "expired" && lastsBeyond(tokens.current(), this.now())) renewal = Promise.resolve();
+      else if (end === "expired" || !this.renewed) renewal = this.renew();
+    }
+    this.ended = { end, message, renewal };
+  }
+
+  private afterTokenEnd(ended: Ended): void {
+    if (ended.renewal !== null) {
+      void ended.renewal.then(() => this.reconnect());
+      return;
+    }
+    const renewable = this.tokens?.refreshable ?? false;
+    const refusal: Refusal = { code: `token_${ended.end}`, message: ended.message, renewable };
+    this.attempt += 1;
+    this.dispatch({ type: "refused", refusal, now: this.now(), retryAt: null, final: true });
+  }
+
   // -- refused connections ------------------------------------------------------------------
-  /** The server refused the connection: shown, and tried again after a growing, jittered delay. */
+  /** The server refused the connection: shown, and tried again after a growing, jittered delay.
+   *  A refusal saying the token ended takes a new token at once from a token URL (once: then it is
+   *  shown and retried like the others, with a new token each time), and is final for a fixed token. */
   private refused(error: Error): void {
+    const renewable = this.tokens?.refreshable ?? false;
+    const refusal: Refusal = { ...refusalOf(error), renewable };
+    const end = tokenEndOf(refusal);
     const now = this.now();
+    if (end !== null && renewable && !this.renewed) {
+      void this.renew().then(() => this.reconnect());
+      return;
+    }
+    if (end === "revoked" || (end === "expired" && !renewable)) {
+      this.attempt += 1;
+      this.dispatch({ type: "refused", refusal, now, retryAt: null, final: true });
+      return;
+    }
     const delay = retryDelayMs(this.state.refusedInARow + 1, this.random());
-    this.dispatch({ type: "refused", refusal: refusalOf(error), now, retryAt: now + delay });
+    this.dispatch({ type: "refused", refusal, now, retryAt: now + delay });
     const attempt = ++this.attempt;
     this.setTimer(() => {
       if (attempt === this.attempt) this.retryNow();
     }, delay);
   }
 
-  /** Tries a refused connection again at once (the "Retry now" button, or the timer). */
+  /** Tries a refused connection again at once (the "Retry now" button, or the timer). With a token
+   *  URL, a refusal of the token is tried with a new one. */
   retryNow(): void {
     if (this.state.phase !== "refused" || this.socket.connected || this.socket.active) return;
+    const refusal = this.state.refusal;
     this.attempt += 1; // the pending timer, if any, is void
     this.dispatch({ type: "retrying" });
-    this.socket.connect();
+    if (refusal?.code === "token_unavailable") {
+      this.tokens?.retryNow();
+    } else if (
+      this.tokens?.refreshable &&
+      refusal !== null &&
+      (refusal.code === "unauthorized" || tokenEndOf(refusal) !== null)
+    ) {
+      void this.renew().then(() => this.reconnect());
+    } else {
+      this.socket.connect();
+    }
   }
 
   // -- the subscription -----------------------------------------------------------------------

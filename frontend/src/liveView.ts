@@ -9,8 +9,11 @@ export type Phase = "connecting" | "live" | "reconnecting" | "catching_up" | "re
 /** The server refused the connection (phase `refused`): what it said, and when the next try is. */
 export interface ActiveRefusal extends Refusal {
   at: number;
-  /** When the next attempt is due; null while it is under way. */
+  /** When the next attempt is due; null while it is under way, or when there is none (`final`). */
   retryAt: number | null;
+  /** Not tried again by itself: the token ended (expired or revoked) and no new one can be had.
+   *  "Retry now" still tries. */
+  final: boolean;
 }
 
 /** A `subscribe` sent and not yet answered. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REFUSAL_RETRY, explainRefusal, refusalOf, retryDelayMs, retryText, secondsUntil } from "./refusal";
+import { REFUSAL_RETRY, explainRefusal, refusalOf, retryDelayMs, retryText, secondsUntil, tokenEndOf } from "./refusal";
 
 describe("retry delays after refusals", () => {
   it("double from 0.5 s up to the 20 s cap (no jitter at random = 0.5)", () => {
@@ -59,6 +59,39 @@ describe("what a refusal means", () => {
     expect(explainRefusal({ code: "maintenance", message: "back at noon" }).summary).toBe("back at noon");
   });
 
+  it("says when the token ended, from the events' codes or an unauthorized refusal's message", () => {
+    expect(tokenEndOf({ code: "token_expired", message: "" })).toBe("expired");
+    expect(tokenEndOf({ code: "token_revoked", message: "" })).toBe("revoked");
+    expect(tokenEndOf({ code: "unauthorized", message: "the token has expired" })).toBe("expired");
+    expect(tokenEndOf({ code: "unauthorized", message: "the token was revoked" })).toBe("revoked");
+    expect(tokenEndOf({ code: "unauthorized", message: "a token is required" })).toBeNull();
+    expect(tokenEndOf({ code: "forbidden", message: "the token has expired" })).toBeNull();
+  });
+
+  it("a token that ended: a clear sentence, and what to do", () => {
+    expect(explainRefusal({ code: "token_expired", message: "the token expired" })).toMatchObject({
+      label: "Token expired",
+      title: "Your token expired: open the dashboard at /#token=<a new token>",
+    });
+    expect(explainRefusal({ code: "unauthorized", message: "the token has expired" }).title).toBe(
+      "Your token expired: open the dashboard at /#token=<a new token>",
+    );
+    expect(explainRefusal({ code: "token_revoked", message: "the token was revoked" })).toMatchObject({
+      label: "Token revoked",
+      title: "Your token was revoked",
+    });
+    // With a token URL an expired token is no dead end.
+    expect(explainRefusal({ code: "unauthorized", message: "the token has expired", renewable: true })).toMatchObject({
+      title: "The server refused the connection: the token expired",
+      detail: "the token expired, getting a new one",
+    });
+    expect(explainRefusal({ code: "forbidden", message: "" }).title).toBe(
+      "The server refused the connection: the token was not accepted",
+    );
+    expect(explainRefusal({ code: "too_many_connections", message: "" }).title).toBe("The server is full");
+    expect(explainRefusal({ code: "token_unavailable", message: "the token URL answered 502" }).label).toBe("No token");
+  });
+
   it("counts down to the next try in whole seconds", () => {
     expect(secondsUntil(10_500, 10_000)).toBe(1);
     expect(secondsUntil(14_001, 10_000)).toBe(5);
@@ -67,5 +100,6 @@ describe("what a refusal means", () => {
     expect(retryText({ at: 10_000, retryAt: 14_000 }, 9_300)).toBe("retrying in 4 s"); // a clock behind
     expect(retryText({ at: 10_000, retryAt: 14_000 }, 14_200)).toBe("retrying now…");
     expect(retryText({ at: 10_000, retryAt: null }, 10_000)).toBe("retrying now…");
+    expect(retryText({ at: 10_000, retryAt: null, final: true }, 10_000)).toBe("not retrying by itself");
   });
 });

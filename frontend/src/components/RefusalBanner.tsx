@@ -10,16 +10,15 @@ interface Props {
   onRetry: () => void;
 }
 
-/** The server refused the live connection: what it said, what it means, when the next try is.
- *  Not a live region: the countdown ticks every second; the announcer says it once. */
+/** The server refused the live connection (or the token ended): what it said, what it means, when
+ *  the next try is (none for a final one). Not a live region: the countdown ticks every second; the
+ *  announcer says it once. */
 export function RefusalBanner({ refusal, inARow, now, onRetry }: Props) {
   const text = explainRefusal(refusal);
   const full = refusal.code === "too_many_connections";
   return (
     <section className={`card refusal${full ? " refusal-full" : ""}`} aria-labelledby="refusal-title" data-testid="refusal">
-      <h2 id="refusal-title">
-        {full ? "The server is full" : `The server refused the connection: ${text.summary}`}
-      </h2>
+      <h2 id="refusal-title">{text.title}</h2>
       <p>{text.help}</p>
       <p className="refusal-detail">
         <span>
@@ -29,7 +28,7 @@ export function RefusalBanner({ refusal, inARow, now, onRetry }: Props) {
         <span className="refusal-retry" data-testid="refusal-retry">
           {capitalize(retryText(refusal, now))}
         </span>
-        <button type="button" className="button small" onClick={onRetry} disabled={refusal.retryAt === null}>
+        <button type="button" className="button small" onClick={onRetry} disabled={refusal.retryAt === null && !refusal.final}>
           Retry now
         </button>
       </p>

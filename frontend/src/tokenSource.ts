@@ -1,0 +1,408 @@
+// The dashboard's access token and where it comes from: the URL fragment (never sent to a server),
+// then this tab's sessionStorage (docs/protocol.md, "Dashboard and /live.html token sources").
+//
+// - `#token=<token>`: a fixed token (a JWT or a shared token). Kept in sessionStorage, per tab, so
+//   that two tabs can hold two identities. A JWT is not refreshed: when it expires, the page says so.
+// - `#token-url=<url>&grant=<grant>`: a refreshable source. `POST {"grant": "<grant>"}` (or `{}`) to
+//   the URL, same origin, answers `{"token": "..."}`; a new token is asked before the current one
+//   expires (at 80 % of its remaining lifetime, at most 60 s before its `exp`), and again with
+//   growing, capped delays while the URL fails. The URL and the grant are kept in sessionStorage, so
+//   that a reload works.
+// A token kept in localStorage by an older dashboard is still read when this tab holds none (it is
+// never written there any more). A token that is not a JWT (a shared token) never expires.
+//
+// The clock, the timers and fetch are injected, so that all of it is unit-tested without a browser.
+
+import { type RetrySchedule, retryDelayMs } from "./refusal";
+
+export const TOKEN_KEY = "orders-live-token";
+export const TOKEN_URL_KEY = "orders-live-token-url";
+export const GRANT_KEY = "orders-live-grant";
+
+/** Where the token comes from. */
+export type TokenOrigin =
+  | { kind: "none" }
+  | { kind: "fixed"; token: string }
+  | { kind: "url"; url: string; grant: string | null };
+
+export const NO_TOKEN: TokenOrigin = { kind: "none" };
+
+/** What the fragment says about tokens (`given`, null: nothing), and the fragment without those keys
+ *  (`rest`, without "#"); `found` when there was a key to take out of the address bar. */
+export function readFragment(hash: string): { given: TokenOrigin | null; rest: string; found: boolean } {
+  const params = new URLSearchParams(hash.startsWith("#") ? hash.slice(1) : hash);
+  const token = params.get("token");
+  const url = params.get("token-url");
+  const grant = params.get("grant");
+  let given: TokenOrigin | null = null;
+  if (url) given = { kind: "url", url, grant: grant || null };
+  else if (token) given = { kind: "fixed", token };
+  const found = params.has("token") || params.has("token-url") || params.has("grant");
+  for (const key of ["token", "token-url", "grant"]) params.delete(key);
+  return { given, rest: params.toString(), found };
+}
+
+/** The part of the Web Storage API used here (a Map-backed fake in tests). */
+export interface KeyStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+function attempt<T>(fn: () => T, otherwise: T): T {
+  try {
+    return fn();
+  } catch {
+    return otherwise; // storage turned off: the token lives as long as the page
+  }
+}
+
+/** Keeps a token origin given in the fragment in this tab's storage (replacing the other kind). */
+export function keepOrigin(origin: TokenOrigin, session: KeyStore | null): void {
+  if (session === null) return;
+  attempt(() => {
+    for (const key of [TOKEN_KEY, TOKEN_URL_KEY, GRANT_KEY]) session.removeItem(key);
+    if (origin.kind === "fixed") session.setItem(TOKEN_KEY, origin.token);
+    if (origin.kind === "url") {
+      session.setItem(TOKEN_URL_KEY, origin.url);
+      if (origin.grant !== null) session.setItem(GRANT_KEY, origin.grant);
+    }
+  }, undefined);
+}
+
+/** The token origin this tab holds; without one, a token an older version kept in `legacy`
+ *  (localStorage); without that, none. */
+export function storedOrigin(session: KeyStore | null, legacy: KeyStore | null): TokenOrigin {
+  const read = (store: KeyStore | null, key: string) => (store === null ? null : attempt(() => store.getItem(key), null));
+  const url = read(session, TOKEN_URL_KEY);
+  if (url) return { kind: "url", url, grant: read(session, GRANT_KEY) || null };
+  const token = read(session, TOKEN_KEY) || read(legacy, TOKEN_KEY);
+  return token ? { kind: "fixed", token } : NO_TOKEN;
+}
+
+/** The origin for a page whose fragment is `hash`: the one it gives (kept in `session`), or the one
+ *  kept. `rest` and `found` as in readFragment. */
+export function originFor(
+  hash: string,
+  session: KeyStore | null,
+  legacy: KeyStore | null,
+): { origin: TokenOrigin; rest: string; found: boolean } {
+  const { given, rest, found } = readFragment(hash);
+  if (given !== null) keepOrigin(given, session);
+  return { origin: given ?? storedOrigin(session, legacy), rest, found };
+}
+
+// -- JWT expiry ---------------------------------------------------------------------------------
+
+/** The payload of a JWT (three base64url parts, the middle one a JSON object), not verified; null
+ *  for anything else (a shared token). */
+export function jwtClaims(token: string): Record<string, unknown> | null {
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[1] === "") return null;
+  try {
+    const base64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const claims: unknown = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const seconds = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
+
+/** When the token expires, in ms since the epoch: its `exp`; null when it does not (not a JWT, no exp). */
+export function tokenExpiry(token: string | undefined): number | null {
+  if (token === undefined) return null;
+  const exp = seconds(jwtClaims(token)?.exp);
+  return exp === null ? null : exp * 1_000;
+}
+
+/** Whether the token is good for at least `marginMs` more (a token that does not expire always is). */
+export function lastsBeyond(token: string | undefined, now: number, marginMs = 5_000): boolean {
+  if (token === undefined) return false;
+  const expiry = tokenExpiry(token);
+  return expiry === null || expiry > now + marginMs;
+}
+
+/** The refresh schedule: at `share` of the remaining lifetime, at most `maxLeadMs` before `exp`,
+ *  never sooner than `minDelayMs` after the token came. */
+export interface RefreshSchedule {
+  share: number;
+  maxLeadMs: number;
+  minDelayMs: number;
+}
+
+export const TOKEN_REFRESH: RefreshSchedule = { share: 0.8, maxLeadMs: 60_000, minDelayMs: 1_000 };
+
+/** The delays between attempts while the token URL fails: 1 s doubling up to 30 s, ±20 %. */
+export const TOKEN_RETRY: RetrySchedule = { baseMs: 1_000, factor: 2, maxMs: 30_000, jitter: 0.2 };
+
+/**
+ * How long after `now` (when the token came) to ask for the next one; null for a token that does
+ * not expire. The remaining lifetime is `exp - now`; when that cannot be right (this clock is ahead
+ * of the issuer's by more than the lifetime, or behind it: the token seems to live longer than
+ * `exp - iat`), it is `exp - iat`. The refresh comes at `share` of it, but never more than
+ * `maxLeadMs` before the end: a 300 s token at 240 s, a 1 h token 60 s before its end.
+ */
+export function refreshDelayMs(token: string, now: number, schedule: RefreshSchedule = TOKEN_REFRESH): number | null {
+  const claims = jwtClaims(token);
+  const exp = seconds(claims?.exp);
+  if (exp === null) return null;
+  let remaining = exp * 1_000 - now;
+  const iat = seconds(claims?.iat);
+  if (iat !== null && exp > iat) {
+    const lifetime = (exp - iat) * 1_000;
+    if (remaining <= 0 || remaining > lifetime) remaining = lifetime;
+  }
+  const lead = Math.min(remaining * (1 - schedule.share), schedule.maxLeadMs);
+  return Math.max(schedule.minDelayMs, Math.round(remaining - lead));
+}
+
+// -- the source ---------------------------------------------------------------------------------
+
+/** The token URL failed: why, and when the next attempt is (null: none by itself). */
+export interface TokenError {
+  message: string;
+  retryAt: number | null;
+}
+
+/** What the live connection, the REST API and the event streams need of a token source. */
+export interface Tokens {
+  /** A new token can be had (a token URL); a fixed token or none cannot be renewed. */
+  readonly refreshable: boolean;
+  /** The token to send now; undefined without one (open mode, or before a token URL answered). */
+  current(): string | undefined;
+  /** A new token from the token URL (the attempt under way, if any, retried until one comes); the
+   *  current token of a fixed source. */
+  fresh(): Promise<string | undefined>;
+  /** Called with every new token (a scheduled refresh, or fresh()). */
+  onToken(listener: (token: string) => void): () => void;
+  /** Called after every failed attempt of the token URL. */
+  onError(listener: (error: TokenError) => void): () => void;
+  /** Tries the token URL at once if it is waiting to try again. */
+  retryNow(): void;
+}
+
+export interface TokenSourceOptions {
+  fetchImpl?: typeof fetch;
+  now?: () => number;
+  setTimer?: (fn: () => void, ms: number) => unknown;
+  clearTimer?: (timer: unknown) => void;
+  /** A number in [0, 1) for the jitter of the retry delays. */
+  random?: () => number;
+  /** The page's origin: a token URL on another origin is refused. Default: `location.origin`. */
+  pageOrigin?: string;
+}
+
+class TokenUrlError extends Error {
+  constructor(
+    message: string,
+    /** Trying again would not help (a token URL on another origin). */
+    readonly permanent = false,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiting {
+  promise: Promise<string>;
+  resolve: (token: string) => void;
+}
+
+export class TokenSource implements Tokens {
+  readonly refreshable: boolean;
+  private token: string | undefined;
+  private readonly tokenListeners = new Set<(token: string) => void>();
+  private readonly errorListeners = new Set<(error: TokenError) => void>();
+  /** A refresh asked for and not answered yet (an attempt under way, or waiting to try again). */
+  private waiting: Waiting | null = null;
+  private inFlight = false;
+  private failures = 0;
+  private timer: unknown = null;
+  /** When the next scheduled refresh is due. */
+  private refreshDue: number | null = null;
+  private error: TokenError | null = null;
+  private stopped = false;
+  private readonly fetchImpl: typeof fetch;
+  private readonly now: () => number;
+  private readonly setTimer: (fn: () => void, ms: number) => unknown;
+  private readonly clearTimer: (timer: unknown) => void;
+  private readonly random: () => number;
+  private readonly pageOrigin: string | undefined;
+
+  constructor(
+    readonly origin: TokenOrigin,
+    options: TokenSourceOptions = {},
+  ) {
+    this.refreshable = origin.kind === "url";
+    this.token = origin.kind === "fixed" ? origin.token : undefined;
+    this.fetchImpl = options.fetchImpl ?? ((...args) => fetch(...args));
+    this.now = options.now ?? Date.now;
+    this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+    this.clearTimer = options.clearTimer ?? ((timer) => clearTimeout(timer as ReturnType<typeof setTimeout>));
+    this.random = options.random ?? Math.random;
+    this.pageOrigin = options.pageOrigin ?? (typeof location === "undefined" ? undefined : location.origin);
+  }
+
+  current = (): string | undefined => this.token;
+
+  /** When the current token expires (ms since the epoch); null when it does not. */
+  expiresAt(): number | null {
+    return tokenExpiry(this.token);
+  }
+
+  /** When the next refresh is due (ms since the epoch); null when none is scheduled. */
+  refreshAt(): number | null {
+    return this.refreshDue;
+  }
+
+  /** The last failure of the token URL, until a token comes. */
+  lastError(): TokenError | null {
+    return this.error;
+  }
+
+  onToken(listener: (token: string) => void): () => void {
+    this.tokenListeners.add(listener);
+    return () => this.tokenListeners.delete(listener);
+  }
+
+  onError(listener: (error: TokenError) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  /** Asks the token URL for the first token (a fixed source has it already). */
+  start(): void {
+    this.stopped = false;
+    if (this.refreshable && this.token === undefined) void this.fresh();
+  }
+
+  /** No more refreshes or retries. */
+  stop(): void {
+    this.stopped = true;
+    this.cancelTimer();
+  }
+
+  fresh(): Promise<string | undefined> {
+    if (!this.refreshable) return Promise.resolve(this.token);
+    if (this.waiting === null) {
+      let resolve: (token: string) => void = () => {};
+      const promise = new Promise<string>((r) => (resolve = r));
+      this.waiting = { promise, resolve };
+      this.stopped = false;
+      this.cancelTimer(); // a scheduled refresh: this is it
+      this.attempt();
+    }
+    return this.waiting.promise;
+  }
+
+  retryNow(): void {
+    if (this.waiting === null || this.inFlight) return;
+    this.cancelTimer();
+    this.attempt();
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.timer = null;
+    this.refreshDue = null;
+  }
+
+  private attempt(): void {
+    this.timer = null;
+    this.inFlight = true;
+    this.request().then(
+      (token) => this.obtained(token),
+      (error: unknown) => this.failed(error),
+    );
+  }
+
+  private obtained(token: string): void {
+    this.inFlight = false;
+    this.failures = 0;
+    this.error = null;
+    this.token = token;
+    const waiting = this.waiting;
+    this.waiting = null;
+    const delay = refreshDelayMs(token, this.now());
+    if (delay !== null && !this.stopped) {
+      this.refreshDue = this.now() + delay;
+      this.timer = this.setTimer(() => {
+        this.timer = null;
+        this.refreshDue = null;
+        void this.fresh();
+      }, delay);
+    }
+    for (const listener of [...this.tokenListeners]) listener(token);
+    waiting?.resolve(token);
+  }
+
+  private failed(error: unknown): void {
+    this.inFlight = false;
+    this.failures += 1;
+    const permanent = error instanceof TokenUrlError && error.permanent;
+    const message = error instanceof Error ? error.message : String(error);
+    let retryAt: number | null = null;
+    if (!permanent && !this.stopped) {
+      const delay = retryDelayMs(this.failures, this.random(), TOKEN_RETRY);
+      retryAt = this.now() + delay;
+      this.timer = this.setTimer(() => this.attempt(), delay);
+    }
+    this.error = { message, retryAt };
+    for (const listener of [...this.errorListeners]) listener(this.error);
+  }
+
+  /** One request to the token URL: its token, or an error that says why not. */
+  private async request(): Promise<string> {
+    if (this.origin.kind !== "url") throw new TokenUrlError("no token URL", true);
+    const { url, grant } = this.origin;
+    let target = url;
+    if (this.pageOrigin !== undefined) {
+      let resolved: URL;
+      try {
+        resolved = new URL(url, this.pageOrigin);
+      } catch {
+        throw new TokenUrlError(`the token URL ${url} is not a URL`, true);
+      }
+      if (resolved.origin !== this.pageOrigin) {
+        throw new TokenUrlError(`the token URL ${url} is not on this page's origin`, true);
+      }
+      target = resolved.href;
+    }
+    let response: Response;
+    try {
+      response = await this.fetchImpl(target, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(grant === null ? {} : { grant }),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch {
+      throw new TokenUrlError(`the token URL ${url} is not reachable`);
+    }
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+    if (!response.ok) {
+      const error = typeof record.error === "object" && record.error !== null ? (record.error as Record<string, unknown>) : {};
+      const code = typeof error.code === "string" ? ` ${error.code}` : "";
+      const said = typeof error.message === "string" ? `: ${error.message}` : "";
+      throw new TokenUrlError(`the token URL answered ${response.status}${code}${said}`);
+    }
+    if (typeof record.token !== "string" || record.token === "") {
+      throw new TokenUrlError("the token URL's answer holds no token");
+    }
+    return record.token;
+  }
+}
+
+/** A source with a fixed token (or none): for tests and for code that takes a token as it is. */
+export function fixedTokens(token?: string): TokenSource {
+  return new TokenSource(token ? { kind: "fixed", token } : NO_TOKEN);
+}
