@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jwt
+
 from orders_live.domain.identity import ROLES
 from orders_live.identity.minting import load_private_key, mint_token, parse_ttl
 from orders_live.settings import Settings
@@ -44,8 +46,12 @@ def add_token_parser(commands: Any) -> None:
 
 def run_token_command(args: argparse.Namespace) -> int:
     settings = Settings()
-    secret = args.secret or (args.secret_file.read_text().strip() if args.secret_file else None)
-    private_key = load_private_key(args.private_key) if args.private_key else None
+    try:
+        secret = args.secret or (args.secret_file.read_text().strip() if args.secret_file else None) or None
+        private_key = load_private_key(args.private_key) if args.private_key else None
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"cannot use that key: {exc}", file=sys.stderr)
+        return 2
     if secret is None and private_key is None:
         secret = settings.jwt_secret
     if secret is None and private_key is None:
@@ -66,7 +72,7 @@ def run_token_command(args: argparse.Namespace) -> int:
             customer_claim=settings.jwt_customer_claim,
             extra={"jti": args.jti} if args.jti else None,
         )
-    except ValueError as exc:
+    except (ValueError, jwt.PyJWTError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     print(token)
