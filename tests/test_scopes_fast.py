@@ -169,7 +169,7 @@ async def test_scoped_snapshots_windows_pages_and_counts_hold_only_the_customers
     hub: Hub, source: MemoryDatabase
 ) -> None:
     ada = [await create(source, "Ada", status=("pending", "shipped")[n % 2]) for n in range(5)]
-    for n in range(7):
+    for _ in range(7):
         await create(source, "Bo", status="pending")
     await settle(hub, source)
     whole, pending, window = Sink(), Sink(), Sink()

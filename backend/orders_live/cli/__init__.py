@@ -15,10 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from orders_live.agent import Agent, AgentOptions, OfflinePlanner
 from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
-from orders_live.cli.demo import DemoIdentities
 from orders_live.cli.token import add_token_parser, run_token_command
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
@@ -28,7 +26,6 @@ from orders_live.client.watch import Watcher
 from orders_live.domain.order import STATUSES
 from orders_live.log_format import configure_logging
 from orders_live.runtime.supervisor import Supervisor
-from orders_live.service import Service
 from orders_live.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -148,6 +145,11 @@ def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
 
 
 async def _serve(settings: Settings, rate: float | None = None) -> None:
+    # Here, not at the top: the commands that only talk to a service start without them.
+    from orders_live.agent import Agent, AgentOptions, OfflinePlanner
+    from orders_live.cli.demo import DemoIdentities
+    from orders_live.service import Service
+
     demo = DemoIdentities(settings) if rate is not None and DemoIdentities.wanted(settings) else None
     service = Service(demo.settings, routes=demo.routes()) if demo else Service(settings)
     stop = asyncio.Event()

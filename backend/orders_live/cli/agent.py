@@ -17,7 +17,6 @@ import aiohttp
 
 from orders_live.agent.agent import Agent, AgentOptions
 from orders_live.agent.ask import ask
-from orders_live.agent.chat_model import ChatModel
 from orders_live.agent.guardrails import Limits
 from orders_live.agent.metrics import AgentMetrics
 from orders_live.agent.planner import ModelFailed, NeedsModel, OfflinePlanner, Planner
@@ -75,6 +74,8 @@ def add_agent_parsers(client_command: Callable[[str, str], argparse.ArgumentPars
 def _planner(args: argparse.Namespace) -> Planner:
     if not args.model:
         return OfflinePlanner()
+    from orders_live.agent.chat_model import ChatModel  # the openai client, only when a model is used
+
     return ChatModel(args.model, args.base_url, os.environ.get("OPENAI_API_KEY"), timeout=args.model_timeout)
 
 
