@@ -353,3 +353,25 @@ def test_a_hard_open_files_limit_below_max_connections_is_warned_about(
         assert "WARNING" in next(line for line in log.splitlines() if "open-files limit 256" in line)
     finally:
         assert process.stop() == 0
+
+
+async def test_the_pages_past_an_updated_order_are_served(service: Any) -> None:
+    """nx-27017 stored an update's date zoned and an insert's naive, and then failed every date
+    range over an updated order: 'Load older' answered 503 once any order had changed."""
+    base = f"{service.url}/api/orders"
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for n in range(5):
+            async with session.post(base, json={"customer_name": f"C{n}", "product_name": "P"}) as response:
+                ids.append((await response.json())["id"])
+        async with session.patch(f"{base}/{ids[1]}", json={"status": "shipped"}) as response:
+            assert response.status == 200
+        seen: list[int] = []
+        url = f"{base}?limit=2"
+        while url:
+            async with session.get(url) as response:
+                assert response.status == 200, await response.text()
+                page = await response.json()
+            seen += [order["id"] for order in page["orders"]]
+            url = f"{base}?limit=2&before={page['next_before']}" if page["next_before"] else ""
+    assert seen == [ids[1], ids[4], ids[3], ids[2], ids[0]]  # the updated one is the newest

@@ -60,6 +60,19 @@ def order_from_document(doc: dict[str, Any]) -> Order:
     )
 
 
+def touching(update: dict[str, Any], nx: bool) -> dict[str, Any]:
+    """``update`` plus setting ``updated_at`` to now (milliseconds), stored so that the server
+    can sort and compare it with the dates inserts store. MongoDB: ``$currentDate``. nx-27017
+    stores a ``$currentDate`` as a zoned date and an insert's date as a naive one, and then
+    fails any date range over an updated order ("can't compare offset-naive and offset-aware
+    datetimes"), while a ``$set`` of a date becomes a string that sorts apart: so there the date
+    is set in the extended-JSON form its inserts are stored in."""
+    if not nx:
+        return {**update, "$currentDate": {"updated_at": True}}
+    now = utc_now().replace(tzinfo=None).isoformat(timespec="microseconds")
+    return {**update, "$set": {**update.get("$set", {}), "updated_at": {"$date": now}}}
+
+
 def customer_of(doc: Any) -> str | None:
     customer = doc.get("customer_name") if isinstance(doc, dict) else None
     return customer if isinstance(customer, str) else None

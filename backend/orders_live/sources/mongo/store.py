@@ -12,7 +12,7 @@ from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, 
 from orders_live.domain.page import Cursor, IndexRow, newest_first
 from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.mongo.connection import MongoConnection
-from orders_live.sources.mongo.documents import order_from_document, parse_id, status_of
+from orders_live.sources.mongo.documents import order_from_document, parse_id, status_of, touching
 
 INDEX_BATCH = 10_000
 NEWEST_SLACK = 64  # extra rows read past a cursor's instant, for the orders that share it
@@ -121,9 +121,7 @@ class MongoOrderStore:
         async with self.connection.answering():
             doc = await self.orders.find_one_and_update(
                 selector,
-                # $currentDate, not a $set of a date: nx-27017 stores a $set date as a string,
-                # which then sorts apart from the dates inserts store (newest-first pages break).
-                {"$set": patch.changes(), "$currentDate": {"updated_at": True}, "$inc": {"version": 1}},
+                touching({"$set": patch.changes(), "$inc": {"version": 1}}, bool(self.connection.nx)),
                 return_document=ReturnDocument.AFTER,
             )
         if doc is None:
