@@ -6,7 +6,7 @@
   identity (a staff member and a customer): the printed URLs carry them in their fragment,
   which never reaches a server. Its tokens live five minutes, so the dashboard refreshes them
   in-band while you watch. The endpoint exists only in the demo.
-- Token files for the command line (``data/tokens/*.jwt``: viewer, staff, and one customer),
+- Token files for the command line (``data/tokens/*.jwt``: viewer, staff, agent, and one customer),
   written again well before they expire: ``orders-live watch --token-file`` follows them.
 - The simulator writes as staff and the agent runs as ``agent``, each with a fresh token from
   a provider.
@@ -34,6 +34,7 @@ CUSTOMER = "Ada Lovelace"  # one of the simulator's customers
 FILES: dict[str, tuple[Role, str | None]] = {
     "viewer": ("viewer", None),
     "staff": ("staff", None),
+    "agent": ("agent", None),
     "customer": ("customer", CUSTOMER),
 }
 
