@@ -8,6 +8,7 @@ one with every subscription live; connections and writes count per identity."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import socketio
 
 from conftest import running_service, settings_for, sse_events, until
 from orders_live.client.live_orders import LiveOrders
+from orders_live.domain.order import OrderCreate
 from orders_live.identity.minting import mint_token
 from orders_live.service import Service
 
@@ -367,3 +369,38 @@ async def test_only_the_agent_appends_to_the_action_log(jwt_service: Service, ro
         assert body["customer_name"] == "Ada"  # set by the service, from the feed
     else:
         assert body["error"]["code"] == "forbidden"
+
+
+async def test_a_revoked_stream_that_stopped_reading_is_closed_within_a_second(
+    jwt_service: Service, revoked: Path
+) -> None:
+    """The stream cannot write its last event to a client that reads nothing: its socket is
+    closed anyway."""
+    doomed = token("viewer", "viewer:stalled")
+    async with aiohttp.ClientSession() as session:
+        ticket = await stream_ticket(session, jwt_service, doomed)
+    host, port = jwt_service.settings.host, jwt_service.port
+    loop = asyncio.get_running_loop()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        request = f"GET /api/changes/stream?ticket={ticket} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+        await loop.sock_sendall(sock, request.encode())
+        streams = jwt_service.streams
+        assert streams is not None and jwt_service.source is not None
+        await until(lambda: streams.streams == 1, within=5, what="the stream to open")
+        for n in range(8_000):  # far more than the socket buffers hold: the stream's writes stall
+            await jwt_service.source.store.create(OrderCreate(customer_name=f"C{n}", product_name="x" * 100))
+            if n % 20 == 0:
+                await asyncio.sleep(0)  # let the feed fan out as it goes, not in one batch of all of them
+        conflating = {"outcome": "conflated"}  # the stream's queue is full: it is stalled
+        await until(
+            lambda: (jwt_service.registry.get_sample_value("orders_live_slow_clients_total", conflating) or 0) > 0,
+            within=10,
+            what="the stream to stall",
+        )
+        await asyncio.to_thread(revoked.write_text, "viewer:stalled\n")
+        started = time.monotonic()
+        await until(lambda: streams.streams == 0, within=3, what="the revoked stream to be closed")
+        assert time.monotonic() - started < 1.5  # the file is looked at every 0.25 s, then 1 s at most

@@ -135,7 +135,7 @@ class AgentActionsApi:
             after = _number(query, "after", 0, MAX_ID, fields)
         if fields:
             raise ApiError(422, "validation_failed", "the query has invalid parameters", fields)
-        with self.open.holding(identity) as ending:
+        with self.open.holding(identity, request) as ending:
             async with self.database.bounded():
                 live = await self.tail.join(filters)  # before the backlog: nothing falls between
             ending.then(lambda *_: live.ready.set())

@@ -9,26 +9,39 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from aiohttp import web
+
 from orders_live.domain.identity import Identity
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.sessions import Sessions, TooManyConnections
 
 Act = Callable[[str, dict[str, Any]], None]
+ENDING_WITHIN = 1.0  # seconds an ended stream has to write its last event before its socket is closed
 
 
 class StreamEnding:
     """How a stream learns that its token ended: ``then(act)`` runs ``act(event, payload)`` once
     the session ends (at once if it already has); the stream writes that event and closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
         self._act: Act | None = None
         self.why: tuple[str, dict[str, Any]] | None = None
+        self.backstop: asyncio.TimerHandle | None = None
 
     def __call__(self, event: str, payload: dict[str, Any]) -> None:
         self.why = (event, payload)
+        # A client that reads slowly must not keep an ended (a revoked) stream open: its
+        # socket is closed if the stream has not ended by itself within ENDING_WITHIN.
+        self.backstop = asyncio.get_running_loop().call_later(ENDING_WITHIN, self._close)
         if self._act is not None:
             self._act(event, payload)
+
+    def _close(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()  # close() would wait for a client that reads nothing
 
     def then(self, act: Act) -> None:
         self._act = act
@@ -45,10 +58,10 @@ class OpenStreams:
         return len(self._tasks)
 
     @contextlib.contextmanager
-    def holding(self, identity: Identity) -> Iterator[StreamEnding]:
+    def holding(self, identity: Identity, request: web.Request) -> Iterator[StreamEnding]:
         """The calling handler's stream, for as long as the block runs; 429 when its identity
         holds all of its connections, 503 when the server is full."""
-        ending = StreamEnding()
+        ending = StreamEnding(request)
         try:
             session = self.sessions.open(identity, ending)
         except TooManyConnections:
@@ -67,6 +80,8 @@ class OpenStreams:
                 self.budget.give_back()
         finally:
             self.sessions.close(session)
+            if ending.backstop is not None:
+                ending.backstop.cancel()
 
     async def close(self) -> None:
         """End every open stream."""

@@ -197,7 +197,7 @@ class EventStreams:
         since = position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         limit = window(request.query.get("limit"))
         await feed_ready(self.hub)
-        with self.open.holding(identity) as ending:
+        with self.open.holding(identity, request) as ending:
             return await self._stream(request, wanted, since, limit, ending)
 
     async def _stream(

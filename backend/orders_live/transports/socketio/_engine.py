@@ -201,10 +201,11 @@ class Channel:
             pause = min(0.1, pause * 2)
 
     def drop(self) -> None:
-        """Close the client's connection without a disconnect packet, so that it reconnects."""
+        """Close the client's connection without a disconnect packet, so that it reconnects; at
+        once, dropping what is buffered (close() would wait for a client that reads nothing)."""
         transport = getattr(self._request, "transport", None)
         if transport is not None:
-            transport.close()
+            transport.abort()
 
 
 class Engine:

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 READY_WAIT = 10.0
 FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
 REFUSED_CLOSE_WITHIN = 5.0  # a refused long-polling client is closed once it polls; past this, by ping timeout
-ENDING_FLUSH = 1.0  # seconds an ending session's last event may take to leave before the disconnect
+ENDING_FLUSH = 0.5  # seconds an ended session's last event may take to leave before the disconnect
+ENDING_DISCONNECT = 0.4  # and the disconnect packet, before the socket is simply closed (revocation: < 1 s)
 MAX_POSITION_LENGTH = 4096
 
 
@@ -193,7 +194,7 @@ class SocketGateway:
         with the token that just ended; it gets a fresh one first."""
         await connection.flush(ENDING_FLUSH)
         try:
-            async with asyncio.timeout(REFUSED_CLOSE_WITHIN):
+            async with asyncio.timeout(ENDING_DISCONNECT):
                 await self.sio.disconnect(connection.sid)
         except asyncio.CancelledError:
             raise
