@@ -978,10 +978,12 @@ def test_a_minted_hs256_token_verifies_with_the_rules_it_was_minted_for() -> Non
         customer="Ada",
         ttl=120,
         secret=SECRET,
-        issuer="https://issuer.example",
-        audience="orders-live",
-        role_claim="https://example.com/role",
-        customer_claim="tenant",
+        rules=JwtRules(
+            issuer="https://issuer.example",
+            audience="orders-live",
+            role_claim="https://example.com/role",
+            customer_claim="tenant",
+        ),
     )
     verifier = hs_verifier(
         issuer="https://issuer.example",

@@ -14,10 +14,11 @@ nothing is logged at ERROR level or with a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -462,6 +463,18 @@ class Watcher:
         return self.reader.frames
 
 
+@contextlib.asynccontextmanager
+async def open_shop(database_url: str, **overrides: Any) -> AsyncIterator[Shop]:
+    """A service in JWT mode on ``database_url``, a session without read timeouts (streams stay
+    open), and the database opened as another client would."""
+    async with (
+        running_service(scope_settings(database_url, **overrides)) as service,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
+        opened(database_url) as direct,
+    ):
+        yield Shop(service, session, direct)
+
+
 async def list_all(shop: Shop, who: str, status: str | None = None, limit: int = 3) -> list[dict[str, Any]]:
     """Every REST list page of ``who``, following next_before."""
     pages: list[dict[str, Any]] = []
@@ -483,12 +496,8 @@ async def list_all(shop: Shop, who: str, status: str | None = None, limit: int =
 @pytest.mark.socketio
 async def test_every_reader_gets_exactly_its_scope(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="orders_live")
-    async with (
-        running_service(scope_settings(database_url)) as service,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url) as shop:
+        service, session = shop.service, shop.session
         initial: dict[str, dict[str, Order]] = {}
         for customer in (*CUSTOMERS, ABSENT):
             initial[customer] = {
@@ -670,12 +679,8 @@ async def test_catch_up_replays_exactly_the_scope(
     a resync whose snapshot is exact is the other right answer, never a wrong view."""
     caplog.set_level(logging.DEBUG, logger="orders_live")
     overrides = {} if history == "memory" else {"history_size": 8}
-    async with (
-        running_service(scope_settings(database_url, **overrides)) as service,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url, **overrides) as shop:
+        service, session = shop.service, shop.session
         ada = [
             await shop.create("staff", "Ada", f"Ada's {n}", s) for n, s in enumerate(("pending", "pending", "shipped"))
         ]
@@ -781,12 +786,8 @@ async def test_rest_pages_hold_exactly_ones_orders(database_url: str, caplog: py
     exactly the orders it may see, newest first, each once, with its own counts; after orders
     were updated (a status move, a rename, a move between customers), as a shop's would be."""
     caplog.set_level(logging.DEBUG, logger="orders_live")
-    async with (
-        running_service(scope_settings(database_url)) as service,
-        aiohttp.ClientSession() as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url) as shop:
+        _service, _session = shop.service, shop.session
         made = []
         for n in range(5):
             for customer in (*CUSTOMERS, ABSENT):
@@ -807,12 +808,8 @@ async def test_rest_pages_hold_exactly_ones_orders(database_url: str, caplog: py
 
 async def test_rest_confines_each_identity(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="orders_live")
-    async with (
-        running_service(scope_settings(database_url)) as service,
-        aiohttp.ClientSession() as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url) as shop:
+        service, session = shop.service, shop.session
         ada = await shop.create("staff", "Ada", "Ada's lamp")
         bo = await shop.create("staff", "Bo", "Bo's desk", "shipped")
         for n in range(4):
@@ -950,12 +947,8 @@ async def test_rest_confines_each_identity(database_url: str, caplog: pytest.Log
 @pytest.mark.socketio
 async def test_socketio_refuses_clearly(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="orders_live")
-    async with (
-        running_service(scope_settings(database_url)) as service,
-        aiohttp.ClientSession() as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url) as shop:
+        service, _session = shop.service, shop.session
         ada = await shop.create("staff", "Ada", "Ada's lamp")
         bo = await shop.create("staff", "Bo", "Bo's desk")
 
@@ -1047,12 +1040,8 @@ def record(order_id: int | None, version: int | None = 1, kind: str = "action") 
 
 async def test_the_action_log_is_scoped(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="orders_live")
-    async with (
-        running_service(scope_settings(database_url)) as service,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as session,
-        opened(database_url) as direct,
-    ):
-        shop = Shop(service, session, direct)
+    async with open_shop(database_url) as shop:
+        service, session = shop.service, shop.session
         ada = await shop.create("staff", "Ada", "Ada's lamp", "shipped")
         bo = await shop.create("staff", "Bo", "Bo's desk", "shipped")
         ada_later = await shop.create("staff", "Ada", "Ada's kettle", "shipped")

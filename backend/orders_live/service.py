@@ -13,7 +13,6 @@ from aiohttp import web
 from orders_live.domain.source import Source
 from orders_live.hub import Hub
 from orders_live.identity.authenticator import Authenticator, IdentityOptions
-from orders_live.identity.jwt_tokens import JwtRules
 from orders_live.identity.limits import IdentityLimits
 from orders_live.process_limits import raise_open_files_limit
 from orders_live.settings import Settings
@@ -233,13 +232,7 @@ def identity_options(settings: Settings) -> IdentityOptions:
         write_token=settings.write_token,
         jwt_secret=settings.jwt_secret,
         jwt_public_keys=settings.jwt_public_keys,
-        rules=JwtRules(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            role_claim=settings.jwt_role_claim,
-            customer_claim=settings.jwt_customer_claim,
-            leeway=settings.jwt_leeway,
-        ),
+        rules=settings.jwt_rules(),
         revoked=settings.revoked,
         ticket_secret=settings.ticket_secret,
     )

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orders_live.identity.jwt_tokens import JwtRules
+
 
 class Settings(BaseSettings):
     """Every setting, with its environment variable (``ORDERS_LIVE_`` + name, upper case)."""
@@ -135,6 +137,16 @@ class Settings(BaseSettings):
     write_rate: float = Field(
         20.0, gt=0, description="REST writes per second one JWT identity (sub) may make (burst twice that)"
     )
+
+    def jwt_rules(self) -> JwtRules:
+        """What a JWT must carry besides its signature, as these settings say."""
+        return JwtRules(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            role_claim=self.jwt_role_claim,
+            customer_claim=self.jwt_customer_claim,
+            leeway=self.jwt_leeway,
+        )
 
     def instance_name(self, bound_port: int) -> str:
         """The configured name, else this machine's host name and the bound port."""

@@ -55,17 +55,13 @@ class DemoIdentities:
         return settings.jwt_public_keys is None
 
     def token(self, role: Role, sub: str, customer: str | None = None, ttl: float = FILE_TTL) -> str:
-        settings = self.settings
         return mint_token(
             role,
             sub=sub,
             customer=customer,
             ttl=ttl,
             secret=self.secret,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            role_claim=settings.jwt_role_claim,
-            customer_claim=settings.jwt_customer_claim,
+            rules=self.settings.jwt_rules(),
         )
 
     def routes(self) -> list[web.RouteDef]:

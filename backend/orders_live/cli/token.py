@@ -66,10 +66,7 @@ def run_token_command(args: argparse.Namespace) -> int:
             secret=secret,
             private_key=private_key,
             kid=args.kid,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            role_claim=settings.jwt_role_claim,
-            customer_claim=settings.jwt_customer_claim,
+            rules=settings.jwt_rules(),
             extra={"jti": args.jti} if args.jti else None,
         )
     except (ValueError, jwt.PyJWTError) as exc:

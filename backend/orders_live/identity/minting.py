@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from orders_live.domain.identity import ROLES, Role
+from orders_live.identity.jwt_tokens import JwtRules
+
+DEFAULT_RULES = JwtRules()
 
 
 def algorithm_for(key: Any) -> str:
@@ -41,13 +44,11 @@ def mint_token(
     secret: str | None = None,
     private_key: Any = None,
     kid: str | None = None,
-    issuer: str | None = None,
-    audience: str | None = None,
-    role_claim: str = "role",
-    customer_claim: str = "customer",
+    rules: JwtRules = DEFAULT_RULES,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """A signed JWT for ``role`` (and ``customer``), valid ``ttl`` seconds from now."""
+    """A signed JWT for ``role`` (and ``customer``), valid ``ttl`` seconds from now, with the
+    claims ``rules`` (the service's) name and check: the role and customer claims, iss, aud."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "customer" and not customer:
@@ -57,17 +58,17 @@ def mint_token(
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": sub or (f"customer:{customer}" if role == "customer" else f"{role}:{uuid.uuid4().hex[:8]}"),
-        role_claim: role,
+        rules.role_claim: role,
         "iat": now,
         "exp": now + max(1, round(ttl)),
         "jti": uuid.uuid4().hex,
     }
     if customer is not None:
-        claims[customer_claim] = customer
-    if issuer is not None:
-        claims["iss"] = issuer
-    if audience is not None:
-        claims["aud"] = audience
+        claims[rules.customer_claim] = customer
+    if rules.issuer is not None:
+        claims["iss"] = rules.issuer
+    if rules.audience is not None:
+        claims["aud"] = rules.audience
     claims.update(extra or {})
     headers = {"kid": kid} if kid else None
     if secret is not None:
