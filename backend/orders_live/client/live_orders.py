@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,6 +36,7 @@ import socketio
 
 from orders_live.client.live_view import LiveView
 from orders_live.client.refusals import AccessRefused, LiveOrdersDied, Refused, SubscribeRefused, refusal
+from orders_live.client.token_refresh import keep_fresh
 from orders_live.client.tokens import Tokens, TokenSource
 from orders_live.domain.order import OrderJson
 from orders_live.runtime.backoff import Backoff
@@ -47,7 +47,6 @@ State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
 EVENTS_CAPACITY = 10_000
 SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack, or for the next snapshot page
 MAX_MESSAGE = 4 * 1024 * 1024  # aiohttp's WebSocket message limit, told to the server, which pages below it
-REFRESH_ANSWER = 10.0  # seconds a refresh_token may wait for its ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +226,7 @@ class LiveOrders:
                 await self._subscribe(sio)
                 self._backoff.reset()
                 if not self.tokens.fixed:
-                    refresher = asyncio.create_task(self._refresh(sio, token), name="live-orders-refresh")
+                    refresher = asyncio.create_task(keep_fresh(sio, self.tokens, token), name="live-orders-refresh")
                 await sio.wait()  # until the connection drops
                 error: Exception = ConnectionError(f"lost the connection to {url}")
             except asyncio.CancelledError:
@@ -257,38 +256,6 @@ class LiveOrders:
             return await self.tokens.get() != refused
         except Exception:
             return False
-
-    async def _refresh(self, sio: socketio.AsyncClient, token: str | None) -> None:
-        """Before ``token`` expires, get the next one and hand it to the live connection. A
-        provider with nothing newer yet, or a refused refresh, is asked again a little later,
-        until the token's end; past it the server ends the connection and the reconnect takes
-        the provider's latest token."""
-        current = token
-        while (due := Tokens.refresh_at(current)) is not None:
-            await asyncio.sleep(max(0.0, due - time.time()))
-            exp = Tokens.expiry(current) or time.time()
-            retry = min(5.0, max(0.25, (exp - time.time()) / 4))
-            try:
-                fresh = await self.tokens.get()
-            except Exception as exc:
-                log.warning("could not get a fresh token (%s); trying again in %.1f s", exc, retry)
-                await asyncio.sleep(retry)
-                continue
-            if fresh is None or fresh == current:
-                await asyncio.sleep(retry)  # nothing newer yet
-                continue
-            try:
-                ack = await sio.call("refresh_token", {"token": fresh}, timeout=REFRESH_ANSWER)
-            except (socketio.exceptions.TimeoutError, socketio.exceptions.SocketIOError) as exc:
-                log.warning("refreshing the token got no answer (%s)", type(exc).__name__)
-                await asyncio.sleep(retry)
-                continue
-            if isinstance(ack, dict) and ack.get("ok"):
-                current = fresh
-                continue
-            error = ack.get("error", {}) if isinstance(ack, dict) else {}
-            log.warning("the server refused the refreshed token: %s (%s)", error.get("message"), error.get("code"))
-            await asyncio.sleep(retry)
 
     async def _on_token_ended(self, message: Any = None) -> None:
         """The server is about to end the connection: the reconnect takes a fresh token."""

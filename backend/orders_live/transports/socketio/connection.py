@@ -23,9 +23,9 @@ from orders_live.domain.identity import OPEN, Identity
 from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
-from orders_live.transports.sessions import Session
 from orders_live.transports.snapshot_pages import snapshot_packets
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
+from orders_live.transports.socketio.admission import Admitted
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,7 @@ class ClientConnection:
         report_slow: SlowClientReport | None = None,
     ) -> None:
         self.sid = sid
-        self.identity: Identity = OPEN  # who connected (a refresh may move its exp)
-        self.session: Session | None = None  # ends the connection when the token expires or is revoked
-        self.who = "?"  # the client's address, for the log
+        self.admitted: Admitted | None = None  # who connected, its session (set once admitted)
         self.subscriptions: dict[str, Subscription] = {}
         self.channel = channel
         self.engine = engine
@@ -81,6 +79,11 @@ class ClientConnection:
         self.batches = 0
         self.broken = False
         self.page_bytes = 512 * 1024  # the largest snapshot page this client is sent
+
+    @property
+    def identity(self) -> Identity:
+        """Who connected (a refresh may move its exp, never who it is)."""
+        return self.admitted.identity if self.admitted is not None else OPEN
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"socketio.writer.{self.sid}")

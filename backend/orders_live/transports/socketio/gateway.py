@@ -14,22 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
-
-from socketio.exceptions import ConnectionRefusedError
 
 from orders_live.domain.page import MAX_WINDOW
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.hub import Hub, NotReady
-from orders_live.identity.limits import RateLimit
-from orders_live.identity.refusals import AccessDenied
-from orders_live.transports.access import AccessPolicy, ConnectionBudget, auth_token
+from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
-from orders_live.transports.sessions import Sessions, TooManyConnections, open_sessions
+from orders_live.transports.sessions import Sessions, open_sessions
 from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES
 from orders_live.transports.socketio._engine import Engine
+from orders_live.transports.socketio.admission import Admission
+from orders_live.transports.socketio.admission import refusal as _error
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
 from orders_live.transports.socketio.library_errors import quiet_library_parse_errors
 
@@ -41,10 +38,6 @@ REFUSED_CLOSE_WITHIN = 5.0  # a refused long-polling client is closed once it po
 ENDING_FLUSH = 0.5  # seconds an ended session's last event may take to leave before the disconnect
 ENDING_DISCONNECT = 0.4  # and the disconnect packet, before the socket is simply closed (revocation: < 1 s)
 MAX_POSITION_LENGTH = 4096
-
-
-def _error(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 def _remote(environ: dict[str, Any]) -> str:
@@ -72,12 +65,9 @@ class SocketGateway:
         self.page_bytes = page_bytes
         self.policy = policy or AccessPolicy([])
         self.budget = budget or ConnectionBudget(10_000)
-        self.sessions = sessions if sessions is not None else open_sessions()
-        self.authenticator = self.sessions.authenticator
-        self.limits = self.sessions.limits
-        self.token_grace = token_grace
+        sessions = sessions if sessions is not None else open_sessions()
+        self.admission = Admission(sessions, self.budget, subscribe_rate, token_grace)
         self.max_subscriptions, self.subscribe_rate = max_subscriptions, subscribe_rate
-        self.rate_per_sid: dict[str, RateLimit] = {}  # identities not counted per sub (shared tokens, open)
         self.hub, self.metrics = hub, metrics
         self.queue_capacity = queue_capacity
         self.socket_send_buffer = socket_send_buffer
@@ -136,32 +126,7 @@ class SocketGateway:
 
     # -- connections -----------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        who = _remote(environ)
-        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        token = auth_token(auth, query, urls_allowed=self.authenticator.mode != "jwt")
-        try:
-            identity = self.authenticator.identify(token, "read", who)
-        except AccessDenied as exc:
-            raise ConnectionRefusedError(exc.message, {"code": exc.code}) from None
-        try:  # the identity's own limit first: it cannot take the budget everyone shares
-            session = self.sessions.open(
-                identity, lambda event, payload: self._end(sid, event, payload), self.token_grace
-            )
-        except TooManyConnections:
-            log.info(
-                "refused a connection of %s from %s: its %d connections are open",
-                identity.sub,
-                who,
-                self.limits.max_connections,
-            )
-            message = f"this identity has {self.limits.max_connections} connections open already"
-            raise ConnectionRefusedError(message, {"code": "too_many_connections"}) from None
-        if not self.budget.take():
-            self.sessions.close(session)
-            log.warning("refused a connection from %s: %d connections already", who, self.budget.open)
-            raise ConnectionRefusedError("the server is full", {"code": "too_many_connections"})
-        if not self.limits.counted(identity):
-            self.rate_per_sid[sid] = RateLimit(self.subscribe_rate)
+        admitted = self.admission.admit(environ, auth, _remote(environ), lambda e, p: self._end(sid, e, p))
         request = environ.get("aiohttp.request")
         if request is not None:
             bound_send_buffer(request.transport, self.socket_send_buffer)
@@ -175,7 +140,7 @@ class SocketGateway:
             report_slow=self.metrics.slow_client,
         )
         connection.page_bytes = self._page_bytes_for(auth)
-        connection.identity, connection.session, connection.who = identity, session, who
+        connection.admitted = admitted
         self.connection_per_sid[sid] = connection
         connection.start()
 
@@ -213,10 +178,8 @@ class SocketGateway:
         connection = self.connection_per_sid.pop(sid, None)
         if connection is None:
             return
-        self.budget.give_back()
-        if connection.session is not None:
-            self.sessions.close(connection.session)
-        self.rate_per_sid.pop(sid, None)
+        if connection.admitted is not None:
+            self.admission.release(connection.admitted)
         for subscription in connection.subscriptions.values():
             self.hub.close_view(subscription)
         connection.subscriptions.clear()
@@ -252,17 +215,9 @@ class SocketGateway:
         connection = self.connection_per_sid.get(sid)
         if connection is None:
             return None
-        if not self._rate_allows(connection):
+        if connection.admitted is not None and not self.admission.rate_allows(connection.admitted):
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe calls a second")
         return await self._open(connection, payload)
-
-    def _rate_allows(self, connection: ClientConnection) -> bool:
-        """Subscribes (and refreshes) count per identity, or, for shared tokens, per connection."""
-        allowed = self.limits.subscribe_allowed(connection.identity)
-        if allowed is not None:
-            return allowed
-        rate = self.rate_per_sid.get(connection.sid)
-        return rate is None or rate.allow()
 
     async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any] | None:
         scope = connection.identity.scope
@@ -345,21 +300,9 @@ class SocketGateway:
 
     # -- refresh_token ---------------------------------------------------------------------
     async def _refresh(self, sid: str, payload: Any = None, *_: Any) -> dict[str, Any] | None:
-        """A new token for the same holder: the connection's ``exp`` moves; its subscriptions
-        are untouched. A refused refresh leaves the old token in force."""
         connection = self.connection_per_sid.get(sid)
-        if connection is None:
+        if connection is None or connection.admitted is None:
             return None
-        if not self._rate_allows(connection):
+        if not self.admission.rate_allows(connection.admitted):
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe or refresh calls a second")
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            return _error("unauthorized", "a token is required", {"token": "required: the new token, a string"})
-        try:
-            fresh = self.authenticator.refreshed(connection.identity, token, connection.who)
-        except AccessDenied as exc:
-            return _error(exc.code, exc.message)
-        connection.identity = fresh
-        if connection.session is not None:
-            self.sessions.refresh(connection.session, fresh)
-        return {"ok": True, "exp": fresh.exp}
+        return self.admission.refresh(connection.admitted, payload)
