@@ -404,3 +404,20 @@ async def test_a_revoked_stream_that_stopped_reading_is_closed_within_a_second(
         started = time.monotonic()
         await until(lambda: streams.streams == 0, within=3, what="the revoked stream to be closed")
         assert time.monotonic() - started < 1.5  # the file is looked at every 0.25 s, then 1 s at most
+
+
+async def test_a_stream_whose_client_left_gives_its_slots_back_within_a_second_or_two(jwt_service: Service) -> None:
+    """A quiet stream is not written to for up to a keep-alive (15 s): it must not hold its
+    identity's connection slots that long after its client left (EventSource reconnects)."""
+    ada = token("customer", "customer:Ada", customer="Ada")
+    streams = jwt_service.streams
+    assert streams is not None
+    async with aiohttp.ClientSession() as session:
+        for _ in range(5):  # more than the identity's 3 slots, one after the other
+            ticket = await stream_ticket(session, jwt_service, ada)
+            async with session.get(f"{jwt_service.url}/api/changes/stream?ticket={ticket}") as response:
+                assert response.status == 200
+                async for name, _, _ in sse_events(response):
+                    if name == "caught_up":
+                        break
+            await until(lambda: streams.streams == 0, within=3, what="the left stream to end")

@@ -168,6 +168,8 @@ class Service:
         hub.instance = settings.instance_name(self.port)
         await hub.start()
         hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
+        hub.tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
+        hub.tasks.start("agent_actions.sweep", agent_actions.open.sweep)
         action_tail.start()
         log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
 

@@ -1,6 +1,11 @@
 """The open event streams of one endpoint: each holds a connection slot (its identity's, then the
 service's) while it runs, ends when its token expires or is revoked, and all of them end when
-the service stops (their clients reconnect, elsewhere if need be)."""
+the service stops (their clients reconnect, elsewhere if need be).
+
+aiohttp does not cancel a handler whose client left (it would cancel every handler so, writes
+included): a quiet stream would learn it only at its next write, up to a keep-alive later,
+and hold its slots until then. ``sweep`` (one supervised task per endpoint) looks at every
+open stream's socket once a second and ends those whose client has gone."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from orders_live.transports.sessions import Sessions, TooManyConnections
 
 Act = Callable[[str, dict[str, Any]], None]
 ENDING_WITHIN = 1.0  # seconds an ended stream has to write its last event before its socket is closed
+SWEEP_EVERY = 1.0  # seconds between looks for streams whose client has gone
 
 
 class StreamEnding:
@@ -52,7 +58,7 @@ class StreamEnding:
 class OpenStreams:
     def __init__(self, budget: ConnectionBudget, sessions: Sessions) -> None:
         self.budget, self.sessions = budget, sessions
-        self._tasks: set[asyncio.Task[Any]] = set()  # the handler task of each open stream
+        self._tasks: dict[asyncio.Task[Any], web.Request] = {}  # the handler task of each open stream
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -72,16 +78,25 @@ class OpenStreams:
                 raise ApiError(503, "too_many_connections", "the server is full")
             task = asyncio.current_task()
             assert task is not None
-            self._tasks.add(task)
+            self._tasks[task] = request
             try:
                 yield ending
             finally:
-                self._tasks.discard(task)
+                self._tasks.pop(task, None)
                 self.budget.give_back()
         finally:
             self.sessions.close(session)
             if ending.backstop is not None:
                 ending.backstop.cancel()
+
+    async def sweep(self) -> None:
+        """End, once a second, the streams whose client has gone (a supervised task)."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            for task, request in list(self._tasks.items()):
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    task.cancel()
 
     async def close(self) -> None:
         """End every open stream."""
