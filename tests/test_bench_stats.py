@@ -46,11 +46,12 @@ def test_gaps_duplicates_reordering_and_missing_tails_are_counted() -> None:
 
 
 def test_counts_add_up_across_clients_and_the_table_has_a_row_per_result() -> None:
-    assert merge_counts([{"received": 2, "lost": 1, "duplicated": 0, "out_of_order": 0}] * 2) == {
+    assert merge_counts([{"received": 2, "lost": 1, "duplicated": 0, "out_of_order": 0, "foreign": 1}] * 2) == {
         "received": 4,
         "lost": 2,
         "duplicated": 0,
         "out_of_order": 0,
+        "foreign": 2,
     }
     row = {
         "transport": "socketio",

@@ -30,6 +30,7 @@ METRICS = (  # read from each instance's /metrics
     "orders_live_fanout_batch_changes_sum",
     "orders_live_fanout_batch_changes_count",
     "orders_live_changes_out_total",
+    "orders_live_fanout_seconds_sum",
 )
 
 
@@ -142,8 +143,9 @@ class Deployment:
             found += [server, *server.children(recursive=True)]
         return found
 
-    async def metrics(self) -> list[tuple[float, float, float]]:
-        """Per instance, from its own /metrics: (changes fanned out, fan-outs, deliveries) so far."""
+    async def metrics(self) -> list[tuple[float, ...]]:
+        """Per instance, from its own /metrics: (changes fanned out, fan-outs, deliveries, seconds
+        spent fanning out) so far."""
         found = []
         async with aiohttp.ClientSession() as session:
             for url in self.urls:
@@ -154,8 +156,28 @@ class Deployment:
                     name, _, value = line.partition(" ")
                     if name in values:
                         values[name] = float(value)
-                found.append((values[METRICS[0]], values[METRICS[1]], values[METRICS[2]]))
+                found.append(tuple(values[name] for name in METRICS))
         return found
+
+    async def connected(self) -> float:
+        """Clients connected to the instances now, every transport (their /metrics)."""
+        total = 0.0
+        async with aiohttp.ClientSession() as session:
+            for url in self.urls:
+                async with session.get(f"{url}/metrics") as response:
+                    for line in (await response.text()).splitlines():
+                        if line.startswith("orders_live_connected_clients{"):
+                            total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    async def until_no_clients(self, within: float) -> float:
+        """Until no client is connected, or ``within`` seconds: how many are left."""
+        deadline = time.monotonic() + within
+        while True:
+            left = await self.connected()
+            if not left or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(0.5)  # the next look
 
     async def stop(self) -> None:
         if self.front is not None:
@@ -167,9 +189,15 @@ class Deployment:
 
 
 async def start_deployment(
-    folder: Path, database_url: str | None, through_nginx: bool, database_pid: int | None = None
+    folder: Path,
+    database_url: str | None,
+    through_nginx: bool,
+    database_pid: int | None = None,
+    env: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Deployment:
-    """One instance, or (``through_nginx``) two on the same database behind nginx."""
+    """One instance, or (``through_nginx``) two on the same database behind nginx. ``env``: more
+    settings for each instance (JWT mode); ``headers``: what a read needs then (a token)."""
     if through_nginx and not database_url:
         raise ValueError("two instances share one database: give its URL")
     if through_nginx and not nginx_available():
@@ -185,13 +213,13 @@ async def start_deployment(
             if database_url:
                 args += ["--database-url", database_url]
             name = f"bench-{n + 1}" if through_nginx else "bench"
-            env = {**os.environ, "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": name}
+            settings = {**os.environ, **(env or {}), "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": name}
             services.append(
                 await asyncio.create_subprocess_exec(
-                    *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                    *args, env=settings, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
                 )
             )
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=headers) as session:
             await asyncio.gather(
                 *(until_ready(session, url, service) for url, service in zip(deployment.urls, services, strict=True))
             )

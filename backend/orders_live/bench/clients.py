@@ -1,11 +1,10 @@
-"""The benchmark's load generator: many lean clients in one process.
+"""The benchmark's lean clients: Socket.IO over a WebSocket, SSE and polling, parsed straight
+from the bytes, many to a process (``bench/generator.py`` runs them).
 
-Run as ``python -m orders_live.bench.clients '<json config>'``. It opens the clients,
-prints ``READY``, and on a ``STOP`` line (or end of input) prints one JSON report.
-Sampled clients parse and timestamp every change; the rest only count them, so that
-a thousand clients fit on a shared 2-core machine. The report includes this
-process's own CPU time and event-loop lag, so a run where the generator, not the
-service, was the bottleneck can be marked invalid.
+Sampled clients parse and timestamp every change; the rest only count them (and, when scoped
+to a customer, count the changes that name another customer), so that a thousand clients fit
+on a shared 2-core machine. A client may hold a token: Socket.IO sends it in its CONNECT
+packet's ``auth``, SSE trades it for a stream ticket first, polling sends it as a header.
 """
 
 from __future__ import annotations
@@ -15,14 +14,13 @@ import base64
 import json
 import os
 import struct
-import sys
 import time
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
-from orders_live.bench.stats import SequenceCheck, summary
+from orders_live.bench.stats import SequenceCheck
 
 STAMP = "bench "
 
@@ -35,14 +33,38 @@ def _stamp_latency(order: dict[str, Any], now: float) -> float | None:
 
 
 class Counter:
-    """What one client saw."""
+    """What one client saw. ``customer``: the customer it is scoped to, and ``scope`` the ids of
+    that customer's orders (None for both: it sees every order)."""
 
-    def __init__(self, sampled: bool) -> None:
+    def __init__(self, sampled: bool, customer: str | None = None, scope: set[int] | None = None) -> None:
         self.sampled = sampled
-        self.check = SequenceCheck()
+        self.customer = customer
+        self.check = SequenceCheck(scope=scope)
         self.latencies: list[float] = []
         self.counted = 0
+        self.foreign = 0  # a counting client's changes of another customer's orders
+        self.foreign_snapshot = 0  # and orders of another customer in its snapshot
         self.bytes = 0
+        self.marker = b'"customer_name":' + json.dumps(customer).encode() if customer is not None else None
+
+    def count(self, payload: bytes, changes: int) -> None:
+        """A counting client's look at a frame of ``changes`` changes (0: a snapshot page): how
+        many orders in it are not its customer's (compact JSON: the service's)."""
+        self.counted += changes
+        if self.marker is not None:
+            foreign = payload.count(b'"customer_name":') - payload.count(self.marker)
+            if changes:
+                self.foreign += foreign
+            else:
+                self.foreign_snapshot += foreign
+
+    def report(self) -> dict[str, Any]:
+        """What the runner needs of this client (JSON)."""
+        if self.sampled:
+            last = {str(k): v for k, v in self.check.last.items()}
+            return {"customer": self.customer, **self.check.counts(), "last": last}
+        counts = {"counted": self.counted, "foreign": self.foreign, "foreign_snapshot": self.foreign_snapshot}
+        return {"customer": self.customer, **counts}
 
     def snapshot(self, orders: list[dict[str, Any]]) -> None:
         for order in orders:
@@ -63,8 +85,11 @@ class Counter:
 class SocketClient(asyncio.Protocol):
     """Engine.IO v4 / Socket.IO v5 over a WebSocket, parsed straight from the bytes."""
 
-    def __init__(self, counter: Counter, host: str, port: int, ready: asyncio.Future[None]) -> None:
+    def __init__(
+        self, counter: Counter, host: str, port: int, ready: asyncio.Future[None], token: str | None = None
+    ) -> None:
         self.counter, self.host, self.port, self.ready = counter, host, port, ready
+        self.connect = "40" + json.dumps({"token": token}, separators=(",", ":")) if token else "40"
         self.buffer = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -121,21 +146,31 @@ class SocketClient(asyncio.Protocol):
         if payload == b"2":
             self.send("3")
         elif payload.startswith(b"0{"):
-            self.send("40")
+            self.send(self.connect)
         elif payload.startswith(b"40"):
             self.send('420["subscribe",{}]')
+        elif payload.startswith(b"44"):  # connect_error: the token was refused
+            self._failed(payload)
         elif payload.startswith(b'42["snapshot"'):
             if self.counter.sampled:  # a page of the snapshot, before the ack
                 self.counter.snapshot(json.loads(payload[2:])[1]["orders"])
+            else:
+                self.counter.count(payload, 0)
         elif payload.startswith(b"430"):
-            if not self.ready.done():
+            if b'"ok":false' in payload:
+                self._failed(payload)
+            elif not self.ready.done():
                 self.ready.set_result(None)
         elif payload.startswith(b'42["order_change'):
             if self.counter.sampled:
                 event, body = json.loads(payload[2:])
                 self.counter.changes(body["changes"] if event == "order_changes" else [body])
             else:
-                self.counter.counted += payload.count(b'"op":')
+                self.counter.count(payload, payload.count(b'"op":'))
+
+    def _failed(self, payload: bytes) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(RuntimeError(f"the service refused a client: {payload[:300]!r}"))
 
 
 class ChunkedBody:
@@ -171,15 +206,20 @@ class ChunkedBody:
 
 
 class SseClient(asyncio.Protocol):
-    def __init__(self, counter: Counter, host: str, port: int, ready: asyncio.Future[None]) -> None:
+    """``GET /api/changes/stream`` (with ``?ticket=``, a stream ticket, for a client with a token)."""
+
+    def __init__(
+        self, counter: Counter, host: str, port: int, ready: asyncio.Future[None], ticket: str | None = None
+    ) -> None:
         self.counter, self.host, self.port, self.ready = counter, host, port, ready
+        self.path = f"/api/changes/stream?ticket={quote(ticket, safe='')}" if ticket else "/api/changes/stream"
         self.buffer = bytearray()
         self.head: bytearray | None = bytearray()  # the response's headers, until they end
         self.chunked: ChunkedBody | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         cast(asyncio.Transport, transport).write(
-            f"GET /api/changes/stream HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
         )
 
     def data_received(self, data: bytes) -> None:
@@ -191,6 +231,9 @@ class SseClient(asyncio.Protocol):
                 return
             headers, data = bytes(self.head[:end]).lower(), bytes(self.head[end + 4 :])
             self.head = None
+            if not headers.startswith(b"http/1.1 200") and not self.ready.done():
+                self.ready.set_exception(RuntimeError(f"the service refused a stream: {headers[:300]!r}"))
+                return
             if b"transfer-encoding: chunked" in headers:
                 self.chunked = ChunkedBody()
         self.buffer += self.chunked.feed(data) if self.chunked is not None else data
@@ -200,6 +243,8 @@ class SseClient(asyncio.Protocol):
             if b"event: snapshot" in block:
                 if self.counter.sampled:  # a page of the snapshot, before caught_up
                     self.counter.snapshot(json.loads(block.split(b"data: ", 1)[1])["orders"])
+                else:
+                    self.counter.count(block, 0)
             elif b"event: caught_up" in block:
                 if not self.ready.done():
                     self.ready.set_result(None)
@@ -207,20 +252,28 @@ class SseClient(asyncio.Protocol):
                 if self.counter.sampled:
                     self.counter.changes([json.loads(block.split(b"data: ", 1)[1])])
                 else:
-                    self.counter.counted += 1
+                    self.counter.count(block, 1)
 
 
 class Poller:
     """Polls ``GET /api/changes?since=`` every ``interval`` seconds (the baseline)."""
 
-    def __init__(self, counter: Counter, url: str, interval: float, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        counter: Counter,
+        url: str,
+        interval: float,
+        session: aiohttp.ClientSession,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.counter, self.url, self.interval, self.session = counter, url, interval, session
+        self.headers = headers or {}
         self.requests = 0
         self.empty = 0
         self.position = ""
 
     async def start(self) -> None:
-        async with self.session.get(f"{self.url}/api/orders?limit=1000") as response:
+        async with self.session.get(f"{self.url}/api/orders?limit=1000", headers=self.headers) as response:
             body = await response.json()
         self.position = body["position"]
         self.counter.snapshot(body["orders"])
@@ -228,7 +281,8 @@ class Poller:
     async def run(self) -> None:
         await asyncio.sleep(self.interval * (hash(id(self)) % 1000) / 1000)  # spread the polls
         while True:
-            async with self.session.get(f"{self.url}/api/changes", params={"since": self.position}) as response:
+            params = {"since": self.position}
+            async with self.session.get(f"{self.url}/api/changes", params=params, headers=self.headers) as response:
                 body = await response.json()
             self.requests += 1
             self.position = body["position"]
@@ -237,85 +291,3 @@ class Poller:
             else:
                 self.empty += 1
             await asyncio.sleep(self.interval)
-
-
-def sampled_clients(clients: int, sample: int) -> set[int]:
-    """``sample`` of ``clients`` indexes, evenly spread from the first to the last."""
-    if sample >= clients:
-        return set(range(clients))
-    return {n * clients // sample for n in range(sample)}
-
-
-async def _lag_probe(lags: list[float]) -> None:
-    while True:
-        started = time.monotonic()
-        await asyncio.sleep(0.05)
-        lags.append((time.monotonic() - started - 0.05) * 1000)
-
-
-async def main(config: dict[str, Any]) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    # The sampled clients are spread over the connection order: the service writes to its
-    # clients in the order they joined, so the first ones would see every change early.
-    sampled_ids = sampled_clients(config["clients"], config["sample"])
-    parts = urlsplit(config["url"])
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    counters = [Counter(n in sampled_ids) for n in range(config["clients"])]
-    kind = config["transport"]
-    pollers: list[Poller] = []
-    tasks: list[asyncio.Task[None]] = []
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    try:
-        if kind == "polling":
-            pollers = [Poller(c, config["url"], config["poll_interval"], session) for c in counters]
-            for poller in pollers:
-                await poller.start()
-            tasks = [asyncio.create_task(p.run(), name="bench-poller") for p in pollers]
-        else:
-            protocol = SocketClient if kind == "socketio" else SseClient
-            for counter in counters:
-                ready: asyncio.Future[None] = loop.create_future()
-                await loop.create_connection(lambda c=counter, r=ready: protocol(c, host, port, r), host, port)
-                await asyncio.wait_for(ready, 30)
-        lags: list[float] = []
-        tasks.append(asyncio.create_task(_lag_probe(lags), name="bench-lag-probe"))
-        cpu_before = time.process_time()
-        print("READY", flush=True)
-        await loop.run_in_executor(None, sys.stdin.readline)
-        cpu = time.process_time() - cpu_before
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await session.close()
-    sampled = [c for c in counters if c.sampled]
-    return {
-        "latencies": [latency for c in sampled for latency in c.latencies],
-        "checks": [vars(c.check) | {"last": c.check.last} for c in sampled],
-        "counted": [c.counted for c in counters if not c.sampled],
-        "bytes": sum(c.bytes for c in counters),
-        "cpu_seconds": cpu,
-        "loop_lag_ms": summary(lags),
-        "requests": sum(p.requests for p in pollers),
-        "empty": sum(p.empty for p in pollers),
-    }
-
-
-def _run(config: dict[str, Any]) -> dict[str, Any]:
-    """On uvloop when it is installed: the generator's own cost per message is part of every
-    latency it measures (docs/performance.md, "The load generator")."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main(config))
-    return uvloop.run(main(config))
-
-
-if __name__ == "__main__":
-    report = _run(json.loads(sys.argv[1]))
-    os.set_blocking(sys.stdout.fileno(), True)  # an event loop may have left it non-blocking: no partial report
-    report["checks"] = [
-        {k: v for k, v in check.items() if k != "seen"} | {"last": {str(k): v for k, v in check["last"].items()}}
-        for check in report["checks"]
-    ]
-    print(json.dumps(report), flush=True)

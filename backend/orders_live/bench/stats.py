@@ -1,10 +1,12 @@
-"""The benchmark's arithmetic: percentiles, and loss / duplicate / order counting."""
+"""The benchmark's arithmetic: percentiles; loss, duplicate, order and foreign-change counting;
+the marginal CPU per delivery above a run without deliveries."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -26,12 +28,18 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+COUNTS = ("received", "lost", "duplicated", "out_of_order", "foreign")
+
+
 @dataclass
 class SequenceCheck:
     """Versions of each order as one client received them, against what was written.
 
     A version above the next expected one is a gap (``lost`` by the difference); one at
     or below the last seen is a ``duplicate`` when it was seen, else ``out_of_order``.
+    A client scoped to some orders (``scope``: their ids; None: every order) must see only
+    those: an order outside it, in its snapshot or in a change, is ``foreign`` (and not
+    checked further), and only the orders in it are owed (``finish``).
     """
 
     last: dict[int, int] = field(default_factory=dict)
@@ -40,14 +48,25 @@ class SequenceCheck:
     lost: int = 0
     duplicated: int = 0
     out_of_order: int = 0
+    foreign: int = 0
+    scope: set[int] | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {key: getattr(self, key) for key in COUNTS}
 
     def start(self, order_id: int, version: int) -> None:
         """The version a client starts from (its snapshot)."""
+        if self.scope is not None and order_id not in self.scope:
+            self.foreign += 1
+            return
         self.last[order_id] = version
         self.seen[order_id] = {version}
 
     def add(self, order_id: int, version: int) -> None:
         self.received += 1
+        if self.scope is not None and order_id not in self.scope:
+            self.foreign += 1
+            return
         last = self.last.get(order_id, 0)
         seen = self.seen.setdefault(order_id, set())
         if version in seen:
@@ -64,13 +83,65 @@ class SequenceCheck:
     def finish(self, final_versions: dict[int, int]) -> None:
         """Count as lost whatever never arrived up to each order's final version."""
         for order_id, final in final_versions.items():
+            if self.scope is not None and order_id not in self.scope:
+                continue
             self.lost += max(0, final - self.last.get(order_id, 0))
             self.last[order_id] = max(final, self.last.get(order_id, 0))
 
 
 def merge_counts(checks: Iterable[dict[str, int]]) -> dict[str, int]:
-    total = {"received": 0, "lost": 0, "duplicated": 0, "out_of_order": 0}
+    total = dict.fromkeys(COUNTS, 0)
     for check in checks:
         for key in total:
-            total[key] += check[key]
+            total[key] += check.get(key, 0)
     return total
+
+
+def count_check(expected: int, counted: int, foreign: int, foreign_snapshot: int = 0) -> dict[str, int]:
+    """A counting client's figures: it received ``counted`` changes, ``foreign`` of them of
+    orders outside its scope (and ``foreign_snapshot`` such orders in its snapshot), and was
+    owed ``expected``: fewer of its own is loss, more is duplication (it cannot tell order)."""
+    own = counted - foreign
+    return {
+        "received": counted,
+        "lost": max(0, expected - own),
+        "duplicated": max(0, own - expected),
+        "out_of_order": 0,
+        "foreign": foreign + foreign_snapshot,
+    }
+
+
+def marginal_us_per_delivery(
+    cpu_s: float, window_s: float, deliveries: int, baseline_cpu_s: float, baseline_window_s: float
+) -> float:
+    """Server CPU per delivery above a run without deliveries (same writes, same number of
+    connections, none of them receiving): ``(CPU/s − baseline CPU/s) × window / deliveries``,
+    in µs. The baseline's CPU/s is what the writes (request, database, feed, index, history)
+    and the idle connections cost; what is left is the delivering."""
+    if not deliveries:
+        return math.nan
+    above = cpu_s / window_s - baseline_cpu_s / baseline_window_s
+    return above * window_s / deliveries * 1e6
+
+
+def attach_baselines(results: list[dict[str, Any]]) -> None:
+    """Give each scoped or unscoped result the no-delivery baseline run (``scope`` ``idle``) of
+    the same transport, clients and rate, if there is one: its CPU per core, and the marginal
+    CPU per delivery above it (``marginal_us_per_delivery``)."""
+    idle = {_shape(r): r for r in results if r.get("scope") == "idle"}
+    for result in results:
+        baseline = idle.get(_shape(result))
+        if result.get("scope") in (None, "idle") or baseline is None:
+            continue
+        result["baseline_cpu_per_core"] = baseline["server_cpu_per_core"]
+        result["server_marginal_us_per_delivery"] = marginal_us_per_delivery(
+            result["server_cpu_s"],
+            result["window_s"],
+            result["deliveries"],
+            baseline["server_cpu_s"],
+            baseline["window_s"],
+        )
+
+
+def _shape(result: dict[str, Any]) -> tuple[Any, ...]:
+    return (result["transport"], result["clients"], result["writes_per_s"], result.get("instances"))

@@ -71,6 +71,24 @@ def add_bench_parser(commands: Any) -> None:
             "the embedded database (default nx-27017)"
         ),
     )
+    bench.add_argument(
+        "--customers",
+        type=int,
+        metavar="N",
+        help=(
+            "JWT mode: the writer's orders spread over N customers ('Customer 000'…); client i holds a customer "
+            "token for customer i mod N and subscribes to {}; each case is preceded by a no-delivery baseline "
+            "(clients scoped to customers that own no order) for the marginal CPU per delivery"
+        ),
+    )
+    bench.add_argument(
+        "--unscoped",
+        action="store_true",
+        help="with --customers: every client holds a viewer token instead (each write reaches every client)",
+    )
+    bench.add_argument(
+        "--no-baseline", dest="baseline", action="store_false", help="with --customers: skip the no-delivery baseline"
+    )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
 
 
@@ -82,27 +100,54 @@ def run_bench_command(args: argparse.Namespace) -> None:
         sizes = [int(size.replace("_", "")) for size in args.orders.split(",")]
         asyncio.run(_bench_tables(sizes, args.database_url, args.database, Path(args.out)))
         return
+    if args.customers is not None and args.customers < 1:
+        raise SystemExit("--customers: at least 1")
+    if (args.unscoped or not args.baseline) and args.customers is None:
+        raise SystemExit("--unscoped and --no-baseline go with --customers N")
     try:
-        from orders_live.bench.runner import Bench, Case, run_bench
+        from orders_live.bench.runner import Bench, run_bench
+        from orders_live.bench.scopes import Scopes
     except ImportError as exc:
         raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
-    rates = [float(rate) for rate in args.rates.split(",")]
-    cases = [Case("socketio", args.clients, rate, args.duration) for rate in rates]
-    if args.sse_clients:
-        cases += [Case("sse", args.sse_clients, rate, args.duration) for rate in sorted({min(rates), 50.0})]
-    if args.poll_clients:
-        cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval))
+    cases = _cases(args)
     if (args.external_writer or args.through_nginx) and not args.database_url:
         asyncio.run(_bench_with_embedded(cases, args))
         return
-    bench = Bench(args.processes, args.sample, args.database_url, args.external_writer, args.through_nginx)
+    scopes = Scopes(args.customers) if args.customers is not None else None
+    bench = Bench(
+        args.processes, args.sample, args.database_url, args.external_writer, args.through_nginx, None, scopes
+    )
     asyncio.run(run_bench(cases, Path(args.out), bench))
+
+
+def _cases(args: argparse.Namespace) -> list[Any]:
+    """Socket.IO at each rate, SSE at the lowest and 50, polling at the lowest. With
+    ``--customers``, the clients hold customer (or, ``--unscoped``, viewer) tokens, and each
+    push case follows its no-delivery baseline (same transport, clients and rate)."""
+    from orders_live.bench.runner import Case
+    from orders_live.bench.scopes import Mode
+
+    scoped = args.customers is not None
+    mode: Mode | None = ("viewer" if args.unscoped else "customer") if scoped else None
+
+    def push(transport: str, clients: int, rate: float) -> list[Case]:
+        baseline = [Case(transport, clients, rate, args.duration, scope="idle")] if scoped and args.baseline else []
+        return [*baseline, Case(transport, clients, rate, args.duration, scope=mode)]
+
+    rates = [float(rate) for rate in args.rates.split(",")]
+    cases = [case for rate in rates for case in push("socketio", args.clients, rate)]
+    if args.sse_clients:
+        cases += [case for rate in sorted({min(rates), 50.0}) for case in push("sse", args.sse_clients, rate)]
+    if args.poll_clients:
+        cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval, scope=mode))
+    return cases
 
 
 async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
     """The external writer needs the database's address, and two instances one database to
     share: an embedded one started here."""
     from orders_live.bench.runner import Bench, run_bench
+    from orders_live.bench.scopes import Scopes
 
     folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
@@ -118,7 +163,8 @@ async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> No
     url = await server.start()
     pid = server.process.pid if server.process is not None else None  # its CPU is reported as the database's
     try:
-        bench = Bench(args.processes, args.sample, url, args.external_writer, args.through_nginx, pid)
+        scopes = Scopes(args.customers) if args.customers is not None else None
+        bench = Bench(args.processes, args.sample, url, args.external_writer, args.through_nginx, pid, scopes)
         await run_bench(cases, Path(args.out), bench)
     finally:
         await server.stop()

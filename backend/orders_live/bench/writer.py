@@ -1,0 +1,104 @@
+"""The bench's writer and the orders it writes: it updates them in turn at a fixed rate, each
+write stamped with its start time (``clients.STAMP``), through the REST API or, with
+``--external-writer``, straight to the database from another process
+(``orders_live.sources.direct_writer``, which also inserts).
+
+The orders: the first ``ORDERS`` of the table (created when missing) or, with customers, as
+many per customer, the k-th owned by customer k mod N (``scopes.owners``), so that writing them
+in turn writes to the customers in turn. ``listing`` reads the whole table back (each order's
+version and customer), before and after a case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import aiohttp
+
+from orders_live.bench.accounting import Listing
+from orders_live.bench.clients import STAMP
+from orders_live.bench.scopes import order_count, orders_by_customer, owners
+
+ORDERS = 50  # the writer cycles through this many orders (with customers: at least this many)
+
+
+async def listing(url: str, headers: dict[str, str]) -> Listing:
+    """Every order's version and customer now (the external writer inserts too): the REST list,
+    page by page."""
+    found: Listing = {}
+    before: str | None = None
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            query = f"limit=1000&before={before}" if before else "limit=1000"
+            page = await (await session.get(f"{url}/api/orders?{query}")).json()
+            found.update((o["id"], (o["version"], o["customer_name"])) for o in page["orders"])
+            before = page["next_before"]
+            if before is None:
+                return found
+
+
+async def writer_orders(url: str, headers: dict[str, str], customers: int | None) -> list[int]:
+    """The ids the writer cycles through, in its order; the orders missing are created."""
+    if customers is None:
+        async with aiohttp.ClientSession() as session:
+            existing = (await (await session.get(f"{url}/api/orders?limit=1000")).json())["orders"]
+            for n in range(len(existing), ORDERS):
+                await session.post(f"{url}/api/orders", json={"customer_name": f"Bench {n}", "product_name": "-"})
+            orders = (await (await session.get(f"{url}/api/orders?limit=1000")).json())["orders"]
+        return sorted(o["id"] for o in orders)[:ORDERS]
+    wanted = owners(customers, order_count(customers, ORDERS))
+    held = orders_by_customer({k: owner for k, (_, owner) in (await listing(url, headers)).items()})
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for customer in sorted(set(wanted)):
+            for _ in range(wanted.count(customer) - len(held.get(customer, []))):
+                body = {"customer_name": customer, "product_name": "-"}
+                async with session.post(f"{url}/api/orders", json=body) as response:
+                    if response.status != 201:
+                        raise RuntimeError(f"creating an order failed: {response.status} {await response.text()}")
+    held = orders_by_customer({k: owner for k, (_, owner) in (await listing(url, headers)).items()})
+    return [held[customer][k // customers] for k, customer in enumerate(wanted)]
+
+
+async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: float, duration: float) -> int:
+    """Updates at ``rate`` per second (scheduled, not waited for), each stamped with its start
+    time; how many were acknowledged."""
+    done = 0
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def one(n: int) -> None:
+            nonlocal done
+            body = {"product_name": f"{STAMP}{time.time():.6f}"}
+            async with session.patch(f"{url}/api/orders/{ids[n % len(ids)]}", json=body) as response:
+                if response.status == 200:
+                    done += 1
+
+        start = loop.time()
+        tasks = []
+        for n in range(int(rate * duration)):
+            delay = start + n / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n), name=f"bench-write-{n}"))
+        await asyncio.gather(*tasks)
+    return done
+
+
+async def write_externally(database_url: str, ids: list[int], rate: float, duration: float) -> int:
+    """Updates and inserts, sent straight to the database by ``orders_live.sources.direct_writer``."""
+    config = {"url": database_url, "ids": ids, "rate": rate, "duration": duration}
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orders_live.sources.direct_writer",
+        json.dumps(config),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await writer.communicate()
+    if writer.returncode != 0:
+        raise RuntimeError(f"the external writer failed ({writer.returncode})")
+    return int(json.loads(out.decode().strip().splitlines()[-1])["writes"])
