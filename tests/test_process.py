@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -209,3 +211,48 @@ async def test_a_served_process_runs_on_uvloop_and_pushes_over_sse_and_socketio(
         await until(lambda: any(c["id"] == created["id"] for c in listener.changes()), what="the Socket.IO change")
     finally:
         await listener.close()
+
+
+async def test_the_demo_runs_with_identities_and_ctrl_c_stops_it_cleanly(data_dir: Path, embedded: str) -> None:
+    """`orders-live demo` as a person runs it: it prints a staff and a customer URL whose grants
+    give tokens of those identities, keeps token files for the command line, a customer sees
+    only its orders, and Ctrl-C ends it with exit 0 and no traceback."""
+    port = free_port()
+    log = data_dir.parent / "demo.log"
+    with log.open("wb") as out:
+        demo = await asyncio.create_subprocess_exec(
+            *ORDERS_LIVE,
+            *("demo", "--port", str(port), "--data-dir", str(data_dir), "--database", embedded),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        await until(lambda: "as customer Ada Lovelace:" in log.read_text(), within=30, what="the demo's URLs")
+        grants = dict(
+            re.findall(r"as (staff|customer Ada Lovelace):\s+\S+#token-url=/demo/token&grant=(\S+)", log.read_text())
+        )
+        assert set(grants) == {"staff", "customer Ada Lovelace"}
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/demo/token", json={"grant": grants["customer Ada Lovelace"]}) as response:
+                assert response.status == 200
+                ada = (await response.json())["token"]
+            async with session.post(f"{base}/demo/token", json={"grant": "not-a-grant"}) as response:
+                assert response.status == 401
+            await until(lambda: (data_dir / "tokens" / "staff.jwt").exists(), within=10, what="the token files")
+            staff = (data_dir / "tokens" / "staff.jwt").read_text().strip()
+            for owner in ("Ada Lovelace", "Grace Hopper"):
+                body = {"customer_name": owner, "product_name": "Lamp"}
+                async with session.post(
+                    f"{base}/api/orders", json=body, headers={"Authorization": f"Bearer {staff}"}
+                ) as r:
+                    assert r.status == 201, await r.text()
+            async with session.get(f"{base}/api/orders?limit=1000", headers={"Authorization": f"Bearer {ada}"}) as r:
+                mine = (await r.json())["orders"]
+        assert mine and {order["customer_name"] for order in mine} == {"Ada Lovelace"}
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        code = await asyncio.wait_for(demo.wait(), 30)
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text

@@ -200,7 +200,11 @@ class LiveOrders:
         while True:
             url = self.urls[attempt % len(self.urls)]
             attempt += 1
-            sio = socketio.AsyncClient(reconnection=False, websocket_extra_options={"max_msg_size": MAX_MESSAGE})
+            # handle_sigint=False: a library does not take over the process's Ctrl-C (the demo's agent is one
+            # client in a serving process, which stops by its own handler).
+            sio = socketio.AsyncClient(
+                reconnection=False, handle_sigint=False, websocket_extra_options={"max_msg_size": MAX_MESSAGE}
+            )
             self._sio = sio
             refusals: list[Any] = []
 
