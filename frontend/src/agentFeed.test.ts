@@ -432,6 +432,28 @@ describe("AgentFeed with stream tickets", () => {
     expect(sources[0].url).toBe("/api/agent/actions/stream?ticket=t1");
   });
 
+  it("token_revoked with a token URL whose new token is revoked too: one new token, then said, and not asked again", async () => {
+    const source = tokenUrlSource();
+    const revoked = json(401, { error: { code: "unauthorized", message: "the token was revoked" } });
+    const { feed, sources, timers, tickets } = setup({
+      tokens: source.tokens,
+      now: () => source.clock.now,
+      tickets: [json(201, { ticket: "t1", expires_in: 30 }), revoked],
+    });
+    feed.start();
+    await flush();
+    sources[0].open();
+    sources[0].fire("caught_up", { seq: 0 });
+    sources[0].fire("token_revoked", { message: "the token was revoked" });
+    await flush();
+    await flush();
+    expect(source.requests).toHaveLength(2); // one new token from the token URL
+    expect(tickets()).toHaveLength(2); // its ticket is refused as revoked too
+    expect(sources).toHaveLength(1);
+    expect(timers).toHaveLength(0); // nothing is tried again by itself
+    expect(feed.getState()).toMatchObject({ phase: "unavailable", detail: tokenEndedText("revoked"), retryAt: null });
+  });
+
   it("stop() while a ticket is asked opens nothing", async () => {
     const { feed, sources } = setup({ token: "tok" });
     feed.start();

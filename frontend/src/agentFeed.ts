@@ -16,7 +16,8 @@
 import { type AgentAction, type AgentState, initialAgentState, reduceAgent } from "./agentActions";
 import { tokenEndOf } from "./refusal";
 import { type TicketAnswer, describeTicketFailure, requestTicket } from "./streamTickets";
-import { type Tokens, lastsBeyond } from "./tokenSource";
+import { lastsBeyond } from "./tokenExpiry";
+import type { Tokens } from "./tokenSource";
 
 export const AGENT_STREAM = "/api/agent/actions/stream";
 
@@ -117,6 +118,9 @@ export class AgentFeed {
   private noTickets = false;
   /** The next stream takes a new token from the token URL first (the token was refused, or ended). */
   private renewFirst = false;
+  /** A new token was taken because the last one was refused or ended, and no stream got through
+   *  since: a revoked refusal now is final (the token URL gives revoked tokens), as in LiveStore. */
+  private renewed = false;
   private readonly fetchImpl: typeof fetch;
   private readonly now: () => number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
@@ -189,6 +193,7 @@ export class AgentFeed {
     let token = tokens.current();
     // A ticket carries the token's exp: one about to expire (or none yet) is renewed first.
     if (tokens.refreshable && (this.renewFirst || !lastsBeyond(token, this.now()))) {
+      this.renewed = this.renewed || this.renewFirst;
       this.renewFirst = false;
       token = await tokens.fresh();
     }
@@ -209,7 +214,8 @@ export class AgentFeed {
   private ticketFailed(answer: Exclude<TicketAnswer, { kind: "ticket" | "unsupported" }>): void {
     if (answer.kind === "refused" && answer.status === 401) {
       const end = tokenEndOf({ code: answer.code ?? "unauthorized", message: answer.message });
-      if (this.options.tokens?.refreshable) {
+      const refreshable = this.options.tokens?.refreshable ?? false;
+      if (refreshable && !(end === "revoked" && this.renewed)) {
         this.renewFirst = true;
       } else if (end !== null) {
         this.dispatch({ type: "ended", detail: tokenEndedText(end) });
@@ -253,6 +259,7 @@ export class AgentFeed {
     es.addEventListener("caught_up", (event) => {
       if (!current()) return;
       this.failures = 0;
+      this.renewed = false;
       this.dispatch({ type: "caught_up", data: data(event) });
     });
     // The stream ends at its token's exp (or at a revocation): a new one at once, with a new ticket.

@@ -4,7 +4,8 @@ import { type LiveSocket, LiveStore } from "./liveStore";
 import type { Counts, Order, SubscribeAck } from "./protocol";
 import { explainRefusal } from "./refusal";
 import { flush, jwt, tokenUrlSource } from "./tokenFixtures";
-import { type Tokens, fixedTokens, jwtClaims } from "./tokenSource";
+import { jwtClaims } from "./tokenExpiry";
+import { type Tokens, fixedTokens } from "./tokenSource";
 
 type Listener = (...args: unknown[]) => void;
 

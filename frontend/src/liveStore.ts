@@ -32,7 +32,8 @@ import {
   wireFilter,
 } from "./protocol";
 import { type Refusal, type TokenEnd, refusalOf, retryDelayMs, tokenEndOf } from "./refusal";
-import { type Tokens, lastsBeyond } from "./tokenSource";
+import { lastsBeyond } from "./tokenExpiry";
+import type { Tokens } from "./tokenSource";
 
 /** What the store needs of a socket.io-client Socket (a fake one in tests). */
 export interface LiveSocket {

@@ -6,7 +6,8 @@ import { AgentFeed } from "./agentFeed";
 import { OrdersApi } from "./api";
 import { LiveStore } from "./liveStore";
 import { isStatus } from "./protocol";
-import { type KeyStore, TokenSource, originFor, readFragment } from "./tokenSource";
+import { type KeyStore, originFor, readFragment } from "./tokenOrigin";
+import { TokenSource } from "./tokenSource";
 import "./styles.css";
 
 const params = new URLSearchParams(window.location.search);

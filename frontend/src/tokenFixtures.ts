@@ -1,7 +1,8 @@
 // Shared by the tests of tokenSource.ts, liveStore.ts and agentFeed.ts: unsigned JWTs, a storage
 // in memory, and a token URL source on a fake clock with fake timers.
 
-import { type KeyStore, TokenSource } from "./tokenSource";
+import type { KeyStore } from "./tokenOrigin";
+import { TokenSource } from "./tokenSource";
 
 const base64url = (text: string) =>
   btoa(String.fromCharCode(...new TextEncoder().encode(text)))

@@ -2,21 +2,21 @@ import { describe, expect, it } from "vitest";
 import { retryDelayMs } from "./refusal";
 import { MemoryStorage, flush, jwt, tokenUrlSource } from "./tokenFixtures";
 import {
+  jwtClaims,
+  lastsBeyond,
+  refreshDelayMs,
+  tokenExpiry,
+} from "./tokenExpiry";
+import {
   GRANT_KEY,
   TOKEN_KEY,
-  TOKEN_RETRY,
   TOKEN_URL_KEY,
-  TokenSource,
-  fixedTokens,
-  jwtClaims,
   keepOrigin,
-  lastsBeyond,
   originFor,
   readFragment,
-  refreshDelayMs,
   storedOrigin,
-  tokenExpiry,
-} from "./tokenSource";
+} from "./tokenOrigin";
+import { TOKEN_RETRY, TokenSource, fixedTokens } from "./tokenSource";
 
 const json = (status: number, body: unknown) =>
   new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });

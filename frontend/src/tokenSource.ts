@@ -1,5 +1,5 @@
 // The dashboard's access token and where it comes from: the URL fragment (never sent to a server),
-// then this tab's sessionStorage (docs/protocol.md, "Dashboard and /live.html token sources").
+// then this tab's sessionStorage (docs/protocol.md, "The dashboard's and /live.html's tokens").
 //
 // - `#token=<token>`: a fixed token (a JWT or a shared token). Kept in sessionStorage, per tab, so
 //   that two tabs can hold two identities. A JWT is not refreshed: when it expires, the page says so.
@@ -14,152 +14,13 @@
 // The clock, the timers and fetch are injected, so that all of it is unit-tested without a browser.
 
 import { type RetrySchedule, retryDelayMs } from "./refusal";
+import { refreshDelayMs, tokenExpiry } from "./tokenExpiry";
+import { NO_TOKEN, type TokenOrigin } from "./tokenOrigin";
 
-export const TOKEN_KEY = "orders-live-token";
-export const TOKEN_URL_KEY = "orders-live-token-url";
-export const GRANT_KEY = "orders-live-grant";
-
-/** Where the token comes from. */
-export type TokenOrigin =
-  | { kind: "none" }
-  | { kind: "fixed"; token: string }
-  | { kind: "url"; url: string; grant: string | null };
-
-export const NO_TOKEN: TokenOrigin = { kind: "none" };
-
-/** What the fragment says about tokens (`given`, null: nothing), and the fragment without those keys
- *  (`rest`, without "#"); `found` when there was a key to take out of the address bar. */
-export function readFragment(hash: string): { given: TokenOrigin | null; rest: string; found: boolean } {
-  const params = new URLSearchParams(hash.startsWith("#") ? hash.slice(1) : hash);
-  const token = params.get("token");
-  const url = params.get("token-url");
-  const grant = params.get("grant");
-  let given: TokenOrigin | null = null;
-  if (url) given = { kind: "url", url, grant: grant || null };
-  else if (token) given = { kind: "fixed", token };
-  const found = params.has("token") || params.has("token-url") || params.has("grant");
-  for (const key of ["token", "token-url", "grant"]) params.delete(key);
-  return { given, rest: params.toString(), found };
-}
-
-/** The part of the Web Storage API used here (a Map-backed fake in tests). */
-export interface KeyStore {
-  getItem(key: string): string | null;
-  setItem(key: string, value: string): void;
-  removeItem(key: string): void;
-}
-
-function attempt<T>(fn: () => T, otherwise: T): T {
-  try {
-    return fn();
-  } catch {
-    return otherwise; // storage turned off: the token lives as long as the page
-  }
-}
-
-/** Keeps a token origin given in the fragment in this tab's storage (replacing the other kind). */
-export function keepOrigin(origin: TokenOrigin, session: KeyStore | null): void {
-  if (session === null) return;
-  attempt(() => {
-    for (const key of [TOKEN_KEY, TOKEN_URL_KEY, GRANT_KEY]) session.removeItem(key);
-    if (origin.kind === "fixed") session.setItem(TOKEN_KEY, origin.token);
-    if (origin.kind === "url") {
-      session.setItem(TOKEN_URL_KEY, origin.url);
-      if (origin.grant !== null) session.setItem(GRANT_KEY, origin.grant);
-    }
-  }, undefined);
-}
-
-/** The token origin this tab holds; without one, a token an older version kept in `legacy`
- *  (localStorage); without that, none. */
-export function storedOrigin(session: KeyStore | null, legacy: KeyStore | null): TokenOrigin {
-  const read = (store: KeyStore | null, key: string) => (store === null ? null : attempt(() => store.getItem(key), null));
-  const url = read(session, TOKEN_URL_KEY);
-  if (url) return { kind: "url", url, grant: read(session, GRANT_KEY) || null };
-  const token = read(session, TOKEN_KEY) || read(legacy, TOKEN_KEY);
-  return token ? { kind: "fixed", token } : NO_TOKEN;
-}
-
-/** The origin for a page whose fragment is `hash`: the one it gives (kept in `session`), or the one
- *  kept. `rest` and `found` as in readFragment. */
-export function originFor(
-  hash: string,
-  session: KeyStore | null,
-  legacy: KeyStore | null,
-): { origin: TokenOrigin; rest: string; found: boolean } {
-  const { given, rest, found } = readFragment(hash);
-  if (given !== null) keepOrigin(given, session);
-  return { origin: given ?? storedOrigin(session, legacy), rest, found };
-}
-
-// -- JWT expiry ---------------------------------------------------------------------------------
-
-/** The payload of a JWT (three base64url parts, the middle one a JSON object), not verified; null
- *  for anything else (a shared token). */
-export function jwtClaims(token: string): Record<string, unknown> | null {
-  const parts = token.split(".");
-  if (parts.length !== 3 || parts[1] === "") return null;
-  try {
-    const base64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
-    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
-    const claims: unknown = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
-    return typeof claims === "object" && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
-const seconds = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
-
-/** When the token expires, in ms since the epoch: its `exp`; null when it does not (not a JWT, no exp). */
-export function tokenExpiry(token: string | undefined): number | null {
-  if (token === undefined) return null;
-  const exp = seconds(jwtClaims(token)?.exp);
-  return exp === null ? null : exp * 1_000;
-}
-
-/** Whether the token is good for at least `marginMs` more (a token that does not expire always is). */
-export function lastsBeyond(token: string | undefined, now: number, marginMs = 5_000): boolean {
-  if (token === undefined) return false;
-  const expiry = tokenExpiry(token);
-  return expiry === null || expiry > now + marginMs;
-}
-
-/** The refresh schedule: at `share` of the remaining lifetime, at most `maxLeadMs` before `exp`,
- *  never sooner than `minDelayMs` after the token came. */
-export interface RefreshSchedule {
-  share: number;
-  maxLeadMs: number;
-  minDelayMs: number;
-}
-
-export const TOKEN_REFRESH: RefreshSchedule = { share: 0.8, maxLeadMs: 60_000, minDelayMs: 1_000 };
+// -- the source ---------------------------------------------------------------------------------
 
 /** The delays between attempts while the token URL fails: 1 s doubling up to 30 s, ±20 %. */
 export const TOKEN_RETRY: RetrySchedule = { baseMs: 1_000, factor: 2, maxMs: 30_000, jitter: 0.2 };
-
-/**
- * How long after `now` (when the token came) to ask for the next one; null for a token that does
- * not expire. The remaining lifetime is `exp - now`; when that cannot be right (this clock is ahead
- * of the issuer's by more than the lifetime, or behind it: the token seems to live longer than
- * `exp - iat`), it is `exp - iat`. The refresh comes at `share` of it, but never more than
- * `maxLeadMs` before the end: a 300 s token at 240 s, a 1 h token 60 s before its end.
- */
-export function refreshDelayMs(token: string, now: number, schedule: RefreshSchedule = TOKEN_REFRESH): number | null {
-  const claims = jwtClaims(token);
-  const exp = seconds(claims?.exp);
-  if (exp === null) return null;
-  let remaining = exp * 1_000 - now;
-  const iat = seconds(claims?.iat);
-  if (iat !== null && exp > iat) {
-    const lifetime = (exp - iat) * 1_000;
-    if (remaining <= 0 || remaining > lifetime) remaining = lifetime;
-  }
-  const lead = Math.min(remaining * (1 - schedule.share), schedule.maxLeadMs);
-  return Math.max(schedule.minDelayMs, Math.round(remaining - lead));
-}
-
-// -- the source ---------------------------------------------------------------------------------
 
 /** The token URL failed: why, and when the next attempt is (null: none by itself). */
 export interface TokenError {
