@@ -23,7 +23,7 @@ skip_without_a_dashboard()
 
 import aiohttp  # noqa: E402
 import pytest_asyncio  # noqa: E402
-from playwright.async_api import Browser, Locator, Page, expect  # noqa: E402
+from playwright.async_api import Browser, Locator, Page, Request, expect  # noqa: E402
 
 from conftest import free_port, running_service, settings_for  # noqa: E402
 from orders_live.agent import Agent, OfflinePlanner  # noqa: E402
@@ -46,8 +46,15 @@ class Dashboard:
         self.page = page
         self.errors: list[str] = []
         self.streams: list[str] = []  # the URLs of the Agent panel's event streams
+        self.tickets = 0  # stream tickets asked for (POST /api/stream-tickets)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("request", lambda r: self.streams.append(r.url) if "/api/agent/actions/stream" in r.url else None)
+        page.on("request", self._request)
+
+    def _request(self, request: Request) -> None:
+        if "/api/agent/actions/stream" in request.url:
+            self.streams.append(request.url)
+        if request.method == "POST" and urlsplit(request.url).path == "/api/stream-tickets":
+            self.tickets += 1
 
     @classmethod
     async def open(cls, browser: Browser, url: str) -> Dashboard:
@@ -188,8 +195,14 @@ async def test_with_tokens_the_panel_reads_with_the_dashboards_token(database_ur
     async with running_service(settings) as service:
         order = await shipped_order(service.url, token=write)
         tab = await Dashboard.open(browser, f"{service.url}/#token={read}")
-        # EventSource cannot send headers: the dashboard's token goes in the query.
-        assert tab.streams and all(parse_qs(urlsplit(url).query).get("token") == [read] for url in tab.streams)
+        # EventSource cannot send headers: each stream is let in with a stream ticket taken with the
+        # token (POST /api/stream-tickets), and the token itself never goes in the address.
+        assert tab.streams
+        for url in tab.streams:
+            query = parse_qs(urlsplit(url).query)
+            assert query.get("ticket") and "token" not in query, url
+            assert read not in url
+        assert tab.tickets >= len(tab.streams)
         message = f"Your order #{order['id']} has shipped."
         stored = await record(service.url, action(order, message), token=write)
         await expect(tab.record(stored["seq"]).get_by_test_id("agent-text")).to_have_text(message, timeout=SOON)

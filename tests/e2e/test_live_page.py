@@ -76,15 +76,20 @@ class LiveTab:
         self.page = page
         self.errors: list[str] = []
         self.streams: list[Request] = []
+        self.tickets = 0  # stream tickets asked for (POST /api/stream-tickets)
         self.response: Response | None = None
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on(
             "console",
             lambda message: self.errors.append(message.text) if "Content Security Policy" in message.text else None,
         )
-        page.on(
-            "request", lambda request: self.streams.append(request) if "/api/changes/stream" in request.url else None
-        )
+        page.on("request", self._request)
+
+    def _request(self, request: Request) -> None:
+        if "/api/changes/stream" in request.url:
+            self.streams.append(request)
+        if request.method == "POST" and urlsplit(request.url).path == "/api/stream-tickets":
+            self.tickets += 1
 
     @classmethod
     async def open(
@@ -458,7 +463,12 @@ async def test_with_a_read_token_the_page_takes_it_from_the_fragment_and_says_wh
         tab = await LiveTab.open(browser, f"{service.url}/live.html?status=pending#token={token}")
         await expect(tab.rows()).to_have_count(1)
         assert tab.page.url == f"{service.url}/live.html?status=pending"  # the token left the address bar
-        assert query_of(tab.streams[0]) == {"status": "pending", "token": token}  # EventSource sends no headers
+        # EventSource sends no headers: the stream is let in with a ticket taken with the token
+        # (POST /api/stream-tickets); the token itself never goes in a URL.
+        stream = query_of(tab.streams[0])
+        assert stream.keys() == {"status", "ticket"} and stream["status"] == "pending", stream
+        assert token not in tab.streams[0].url
+        assert tab.tickets >= 1
         # Kept in this browser: the page opened again without it still gets in.
         await tab.page.goto(f"{service.url}/live.html")
         await tab.expect_state("live")
