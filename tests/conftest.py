@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pymongo
 import pytest
 import pytest_asyncio
 import socketio
@@ -207,8 +208,14 @@ def nx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NxServer]:
 
 
 @pytest.fixture
-def mongo_url(nx: NxServer) -> str:
-    return nx.url(f"t_{uuid.uuid4().hex[:12]}")
+def mongo_url(nx: NxServer) -> Iterator[str]:
+    """A fresh database on the session's nx-27017, dropped afterwards: nx keeps at most 100
+    database files open, and past that it closes the least recently used one that no change
+    stream holds, which, once a long suite has left a hundred behind, is the newest."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield nx.url(name)
+    with pymongo.MongoClient(nx.url(name), serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(name)
 
 
 class PgServer:

@@ -37,7 +37,10 @@ def expired(sub: str = "viewer:1") -> str:
     return mint_token("viewer", sub=sub, secret=SECRET, extra={"exp": int(time.time()) - 10})
 
 
-STAFF = {"Authorization": f"Bearer {token('staff', 'staff:1')}"}
+def staff() -> dict[str, str]:
+    """A staff bearer minted now: a token minted when the module is collected would run out
+    before these tests run at the end of a long suite."""
+    return {"Authorization": f"Bearer {token('staff', 'staff:1')}"}
 
 
 @pytest.fixture
@@ -100,7 +103,7 @@ class Client:
 
 
 async def create(service: Service, customer: str = "Ada") -> dict[str, Any]:
-    async with aiohttp.ClientSession(headers=STAFF) as session:
+    async with aiohttp.ClientSession(headers=staff()) as session:
         body = {"customer_name": customer, "product_name": "Lamp"}
         async with session.post(f"{service.url}/api/orders", json=body) as response:
             assert response.status == 201, await response.text()
@@ -341,7 +344,7 @@ async def test_connections_count_per_identity_before_the_shared_budget(jwt_servi
 
 
 async def test_writes_count_per_identity(jwt_service: Service) -> None:
-    async with aiohttp.ClientSession(headers=STAFF) as session:
+    async with aiohttp.ClientSession(headers=staff()) as session:
         statuses = []
         for _ in range(15):  # the burst is 10 (write_rate 5)
             body = {"customer_name": "Ada", "product_name": "Lamp"}
