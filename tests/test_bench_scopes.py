@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from orders_live.bench.accounting import account
+from orders_live.bench.accounting import Listing, account
 from orders_live.bench.clients import Counter
 from orders_live.bench.report import markdown, scope_comparison, stable_rates, write_report
 from orders_live.bench.scopes import (
@@ -144,7 +144,13 @@ def test_a_counting_client_spots_another_customers_order_in_a_frame() -> None:
     assert (unscoped.counted, unscoped.foreign) == (3, 0)
     page = {"orders": [_order(1, "Customer 001"), _order(3, "Customer 002")], "counts": {"pending": 2}}
     counter.count(("42" + json.dumps(["snapshot", page], separators=(",", ":"))).encode(), 0)  # a snapshot page
-    assert counter.report() == {"customer": "Customer 001", "counted": 3, "foreign": 2, "foreign_snapshot": 1}
+    assert counter.report() == {
+        "customer": "Customer 001",
+        "order": None,
+        "counted": 3,
+        "foreign": 2,
+        "foreign_snapshot": 1,
+    }
 
 
 def test_a_sampled_client_checks_its_changes_against_its_scope() -> None:
@@ -290,3 +296,15 @@ def test_results_json_stays_strict_json_when_a_run_has_no_deliveries(tmp_path: A
     assert written["results"][0]["server_us_per_delivery"] is None
     assert written["results"][0]["latency_ms"]["p50"] is None
     assert "| marginal µs/delivery | fan-out µs/delivery |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_client_of_one_order_is_owed_that_orders_changes_only() -> None:
+    before: Listing = {1: (1, "Customer 000"), 2: (1, "Customer 000"), 3: (1, "Customer 001")}
+    after: Listing = {1: (3, "Customer 000"), 2: (2, "Customer 000"), 3: (4, "Customer 001")}
+    report = {
+        "checks": [],
+        "counted": [{"customer": None, "order": 2, "counted": 1, "foreign": 0, "foreign_snapshot": 0}],
+    }
+    owed, counts = account("socketio", [report], before, after)
+    assert owed == 1  # order 2 went from v1 to v2; orders 1 and 3 are not its client's
+    assert counts["lost"] == 0 and counts["duplicated"] == 0

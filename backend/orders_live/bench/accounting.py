@@ -1,6 +1,7 @@
 """What each client was owed, against what it got: lost, duplicated, out of order, foreign.
 
-A client is owed the changes of the orders it sees (every order, or its customer's) between two
+A client is owed the changes of the orders it sees (every order, its customer's, or its one
+order's) between two
 listings of the table, one before the case and one after it settled. A sampled client's
 ``SequenceCheck`` is finished against the final versions of the orders in its scope; a counting
 client's count is compared with what it was owed (``stats.count_check``).
@@ -26,22 +27,24 @@ def account(
     changes = expected_changes({order_id: version for order_id, (version, _) in before.items()}, final)
     held = orders_by_customer({order_id: owner for order_id, (_, owner) in after.items()})
 
-    def scope_of(customer: str | None) -> set[int] | None:
-        return None if customer is None else set(held.get(customer, ()))
+    def scope_of(raw: dict[str, Any]) -> set[int] | None:
+        if raw.get("order") is not None:  # subscribed to one order
+            return {int(raw["order"])}
+        return None if raw["customer"] is None else set(held.get(raw["customer"], ()))
 
     checks, owed = [], 0
     for report in reports:
         for raw in report["checks"]:
             check = SequenceCheck(
                 last={int(k): v for k, v in raw["last"].items()},
-                scope=scope_of(raw["customer"]),
+                scope=scope_of(raw),
                 **{k: raw[k] for k in COUNTS},
             )
             check.finish(final)
             checks.append(check.counts())
             owed += expected_for(check.scope, changes)
         for raw in report["counted"]:
-            expected = expected_for(scope_of(raw["customer"]), changes)
+            expected = expected_for(scope_of(raw), changes)
             if transport != "polling":
                 checks.append(count_check(expected, raw["counted"], raw["foreign"], raw["foreign_snapshot"]))
             owed += expected

@@ -34,11 +34,14 @@ def _stamp_latency(order: dict[str, Any], now: float) -> float | None:
 
 class Counter:
     """What one client saw. ``customer``: the customer it is scoped to, and ``scope`` the ids of
-    that customer's orders (None for both: it sees every order)."""
+    that customer's orders (None for both: it sees every order); ``order``: the one order it
+    subscribed to, if it did (its scope is then that order)."""
 
-    def __init__(self, sampled: bool, customer: str | None = None, scope: set[int] | None = None) -> None:
+    def __init__(
+        self, sampled: bool, customer: str | None = None, scope: set[int] | None = None, order: int | None = None
+    ) -> None:
         self.sampled = sampled
-        self.customer = customer
+        self.customer, self.order = customer, order
         self.check = SequenceCheck(scope=scope)
         self.latencies: list[float] = []
         self.counted = 0
@@ -62,9 +65,9 @@ class Counter:
         """What the runner needs of this client (JSON)."""
         if self.sampled:
             last = {str(k): v for k, v in self.check.last.items()}
-            return {"customer": self.customer, **self.check.counts(), "last": last}
+            return {"customer": self.customer, "order": self.order, **self.check.counts(), "last": last}
         counts = {"counted": self.counted, "foreign": self.foreign, "foreign_snapshot": self.foreign_snapshot}
-        return {"customer": self.customer, **counts}
+        return {"customer": self.customer, "order": self.order, **counts}
 
     def snapshot(self, orders: list[dict[str, Any]]) -> None:
         for order in orders:
@@ -86,10 +89,17 @@ class SocketClient(asyncio.Protocol):
     """Engine.IO v4 / Socket.IO v5 over a WebSocket, parsed straight from the bytes."""
 
     def __init__(
-        self, counter: Counter, host: str, port: int, ready: asyncio.Future[None], token: str | None = None
+        self,
+        counter: Counter,
+        host: str,
+        port: int,
+        ready: asyncio.Future[None],
+        token: str | None = None,
+        order: int | None = None,  # subscribe to this one order, not to every order
     ) -> None:
         self.counter, self.host, self.port, self.ready = counter, host, port, ready
         self.connect = "40" + json.dumps({"token": token}, separators=(",", ":")) if token else "40"
+        self.subscribe = '420["subscribe",' + json.dumps({"id": order} if order else {}) + "]"
         self.buffer = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -148,7 +158,7 @@ class SocketClient(asyncio.Protocol):
         elif payload.startswith(b"0{"):
             self.send(self.connect)
         elif payload.startswith(b"40"):
-            self.send('420["subscribe",{}]')
+            self.send(self.subscribe)
         elif payload.startswith(b"44"):  # connect_error: the token was refused
             self._failed(payload)
         elif payload.startswith(b'42["snapshot"'):

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from orders_live.bench.clients import Counter, Poller, SocketClient, SseClient
-from orders_live.bench.scopes import SECRET_ENV, Mode, client_customer, client_token, spread_sample
+from orders_live.bench.scopes import SECRET_ENV, Mode, client_customer, client_order, client_token, spread_sample
 from orders_live.bench.stats import summary
 
 Scope = tuple[Mode | None, int, dict[str, list[int]]]  # what clients hold, customers, their order ids
@@ -88,17 +88,29 @@ async def _lag_probe(lags: list[float]) -> None:
         lags.append((time.monotonic() - started - 0.05) * 1000)
 
 
-def _identities(config: dict[str, Any]) -> list[tuple[str | None, str | None]]:
-    """Each client's customer (None: it sees every order) and token (None: open mode)."""
+def _identities(config: dict[str, Any]) -> list[tuple[str | None, str | None, int | None]]:
+    """Each client's customer (None: it sees every order), token (None: open mode) and the one
+    order it subscribes to (None: every order in its scope)."""
     scope = config.get("scope")
     if scope is None:
-        return [(None, None)] * config["clients"]
+        return [(None, None, None)] * config["clients"]
     secret = os.environ[SECRET_ENV]
-    mode, customers, first = scope["mode"], scope["customers"], scope["first"]
+    mode, customers, first, orders = scope["mode"], scope["customers"], scope["first"], scope["orders"]
     return [
-        (client_customer(mode, first + n, customers), client_token(mode, first + n, customers, secret))
+        (
+            client_customer(mode, first + n, customers),
+            client_token(mode, first + n, customers, secret),
+            client_order(mode, first + n, customers, orders),
+        )
         for n in range(config["clients"])
     ]
+
+
+def _scope_of(customer: str | None, order: int | None, orders: dict[str, list[int]]) -> set[int] | None:
+    """The orders a client sees: its one order, or its customer's, or (None) every order."""
+    if order is not None:
+        return {order}
+    return set(orders.get(customer, ())) if customer is not None else None
 
 
 async def _ticket(session: aiohttp.ClientSession, url: str, token: str) -> str:
@@ -121,8 +133,8 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     identities = _identities(config)
     orders: dict[str, list[int]] = (config.get("scope") or {}).get("orders", {})
     counters = [
-        Counter(n in sampled, customer, set(orders.get(customer, ())) if customer is not None else None)
-        for n, (customer, _) in enumerate(identities)
+        Counter(n in sampled, customer, _scope_of(customer, order, orders), order)
+        for n, (customer, _, order) in enumerate(identities)
     ]
     kind = config["transport"]
     pollers: list[Poller] = []
@@ -134,17 +146,17 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
                 Poller(
                     c, config["url"], config["poll_interval"], session, {"Authorization": f"Bearer {t}"} if t else None
                 )
-                for c, (_, t) in zip(counters, identities, strict=True)
+                for c, (_, t, _) in zip(counters, identities, strict=True)
             ]
             for poller in pollers:
                 await poller.start()
             tasks = [asyncio.create_task(p.run(), name="bench-poller") for p in pollers]
         else:
-            for counter, (_, token) in zip(counters, identities, strict=True):
+            for counter, (_, token, order) in zip(counters, identities, strict=True):
                 ready: asyncio.Future[None] = loop.create_future()
                 if kind == "socketio":
                     await loop.create_connection(
-                        lambda c=counter, r=ready, t=token: SocketClient(c, host, port, r, t), host, port
+                        lambda c=counter, r=ready, t=token, o=order: SocketClient(c, host, port, r, t, o), host, port
                     )
                 else:
                     ticket = await _ticket(session, config["url"], token) if token else None

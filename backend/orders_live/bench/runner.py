@@ -39,6 +39,7 @@ QUIET = 20.0  # seconds a case waits at most for the last one's clients to be go
 SCOPE_LABELS: dict[Mode, str] = {
     "customer": "customer-scoped",
     "viewer": "unscoped (viewer)",
+    "order": "unscoped, one order each (viewer)",
     "idle": "no deliveries (baseline)",
 }
 

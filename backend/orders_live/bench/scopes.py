@@ -5,6 +5,9 @@ Three kinds of case (``Case.scope``), on the same service, orders and writer:
 - ``customer``: client ``i`` holds a customer token for ``Customer {i mod N}`` and subscribes to
   ``{}``; it must get exactly the changes of that customer's orders, and nothing of another's.
 - ``viewer``: every client holds a viewer token (``--unscoped``): each write reaches every client.
+- ``order``: every client holds a viewer token and subscribes to one order (``{"id": n}``),
+  the first order of ``Customer {i mod N}`` (``--unscoped-orders``): each write reaches as many
+  clients as a ``customer`` run's do, with no scope: what a scope costs beyond the narrower fan-out.
 - ``idle``: every client is scoped to a customer no order belongs to (``Idle {i mod N}``), so it
   receives nothing: the run's CPU is that of the writes and of idle connections alone, the fixed
   cost the other two are measured against (``stats.marginal_us_per_delivery``).
@@ -25,7 +28,7 @@ from typing import Literal
 
 from orders_live.identity.minting import mint_token
 
-Mode = Literal["customer", "viewer", "idle"]
+Mode = Literal["customer", "viewer", "order", "idle"]
 SECRET_ENV = "ORDERS_LIVE_BENCH_JWT_SECRET"  # how the client processes get the secret (not argv)
 WRITE_RATE = 100_000  # the service's write rate per identity: the REST writer is never limited
 TOKEN_TTL = 6 * 3600.0  # seconds: longer than any sweep
@@ -59,6 +62,13 @@ def client_customer(mode: Mode | None, index: int, customers: int) -> str | None
     if mode == "idle":
         return idle_name(index % customers)
     return None
+
+
+def client_order(mode: Mode | None, index: int, customers: int, orders: dict[str, list[int]]) -> int | None:
+    """The one order an ``order`` run's client ``index`` subscribes to (None: any other run)."""
+    if mode != "order":
+        return None
+    return orders[customer_name(index % customers)][0]
 
 
 def client_token(mode: Mode, index: int, customers: int, secret: str) -> str:

@@ -87,6 +87,14 @@ def add_bench_parser(commands: Any) -> None:
         help="with --customers: every client holds a viewer token instead (each write reaches every client)",
     )
     bench.add_argument(
+        "--unscoped-orders",
+        action="store_true",
+        help=(
+            "with --customers: every client holds a viewer token and subscribes to one order, customer i mod N's"
+            " (each write reaches as many clients as in the scoped run, with no scope; Socket.IO only)"
+        ),
+    )
+    bench.add_argument(
         "--no-baseline", dest="baseline", action="store_false", help="with --customers: skip the no-delivery baseline"
     )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
@@ -102,8 +110,10 @@ def run_bench_command(args: argparse.Namespace) -> None:
         return
     if args.customers is not None and args.customers < 1:
         raise SystemExit("--customers: at least 1")
-    if (args.unscoped or not args.baseline) and args.customers is None:
-        raise SystemExit("--unscoped and --no-baseline go with --customers N")
+    if (args.unscoped or args.unscoped_orders or not args.baseline) and args.customers is None:
+        raise SystemExit("--unscoped, --unscoped-orders and --no-baseline go with --customers N")
+    if args.unscoped_orders and (args.unscoped or args.sse_clients or args.poll_clients):
+        raise SystemExit("--unscoped-orders is a Socket.IO run of its own: give --sse-clients 0 --poll-clients 0")
     try:
         from orders_live.bench.runner import Bench, run_bench
         from orders_live.bench.scopes import Scopes
@@ -128,7 +138,9 @@ def _cases(args: argparse.Namespace) -> list[Any]:
     from orders_live.bench.scopes import Mode
 
     scoped = args.customers is not None
-    mode: Mode | None = ("viewer" if args.unscoped else "customer") if scoped else None
+    mode: Mode | None = None
+    if scoped:
+        mode = "viewer" if args.unscoped else "order" if args.unscoped_orders else "customer"
 
     def push(transport: str, clients: int, rate: float) -> list[Case]:
         baseline = [Case(transport, clients, rate, args.duration, scope="idle")] if scoped and args.baseline else []
