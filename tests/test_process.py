@@ -248,6 +248,7 @@ async def test_the_demo_runs_with_identities_and_ctrl_c_stops_it_cleanly(data_di
                 ) as r:
                     assert r.status == 201, await r.text()
             async with session.get(f"{base}/api/orders?limit=1000", headers={"Authorization": f"Bearer {ada}"}) as r:
+                assert r.status == 200, await r.text()
                 mine = (await r.json())["orders"]
         assert mine and {order["customer_name"] for order in mine} == {"Ada Lovelace"}
     finally:

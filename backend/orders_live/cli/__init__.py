@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -28,7 +28,11 @@ from orders_live.log_format import configure_logging
 from orders_live.runtime.supervisor import Supervisor
 from orders_live.settings import Settings
 
+if TYPE_CHECKING:
+    from orders_live.service import Service
+
 DEFAULT_URL = "http://127.0.0.1:8080"
+LIVE_WAIT = 30.0  # seconds: how long start-up waits for the change feed before printing its URLs
 DEMO_PENDING_AFTER = 60.0  # seconds: the demo's agent drafts follow-ups for orders pending a minute
 
 
@@ -159,6 +163,7 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     traffic = Supervisor()  # the demo's simulated traffic and agent: a death is logged and it starts again
     try:
         await service.start()
+        await _until_live(service)
         banner = [f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"]
         if demo is not None:
             banner = ["orders-live is running (Ctrl-C stops it); open the dashboard", *demo.urls(service.url)]
@@ -183,6 +188,22 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     finally:
         await traffic.stop()
         await service.stop()
+
+
+async def _until_live(service: Service) -> None:
+    """The URLs are printed once the change feed is live (a dashboard opened at once gets its
+    orders, not ``unavailable``), or after ``LIVE_WAIT`` with a line that says it is not yet."""
+    from orders_live.hub import NotReady
+
+    try:
+        if service.hub is not None:
+            await service.hub.wait_ready(LIVE_WAIT)
+    except NotReady:
+        logging.getLogger(__name__).warning(
+            "the change feed is not live after %.0f s (see the lines above): the dashboard shows "
+            "it as connecting until it is",
+            LIVE_WAIT,
+        )
 
 
 async def _simulate(url: str, rate: float, count: int | None, seed: int | None, token: TokenSource) -> None:
