@@ -7,6 +7,7 @@
 
 import type { ApiErrorBody, Order, OrdersPage, Status } from "./protocol";
 import type { Tokens } from "./tokenSource";
+import { jsonOrNull } from "./responseBody";
 
 export interface OrderDraft {
   customer_name: string;
@@ -107,12 +108,7 @@ export class OrdersApi {
       };
     }
     if (response.status === 204) return { ok: true, value: null as T };
-    let parsed: unknown = null;
-    try {
-      parsed = await response.json();
-    } catch {
-      parsed = null;
-    }
+    const parsed = await jsonOrNull(response);
     if (response.ok) return { ok: true, value: parsed as T };
     return { ok: false, status: response.status, ...errorOf(response, parsed) };
   }

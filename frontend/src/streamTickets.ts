@@ -3,6 +3,8 @@
 // within `expires_in` seconds (30), so every new EventSource needs a new one. Tickets work in every
 // mode; a service older than them answers 404, and then the token goes in the URL as before.
 
+import { jsonOrNull, recordOf } from "./responseBody";
+
 export const STREAM_TICKETS = "/api/stream-tickets";
 
 export type TicketAnswer =
@@ -27,18 +29,12 @@ export async function requestTicket(fetchImpl: typeof fetch, token: string | und
     return { kind: "unreachable" };
   }
   if (response.status === 404) return { kind: "unsupported" };
-  let body: unknown = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  const record = recordOf(await jsonOrNull(response));
   if (response.ok && typeof record.ticket === "string" && record.ticket !== "") {
     const expiresIn = typeof record.expires_in === "number" ? record.expires_in : null;
     return { kind: "ticket", ticket: record.ticket, expiresIn };
   }
-  const error = typeof record.error === "object" && record.error !== null ? (record.error as Record<string, unknown>) : {};
+  const error = recordOf(record.error);
   return {
     kind: "refused",
     status: response.status,

@@ -15,6 +15,7 @@
 
 import { type RetrySchedule, retryDelayMs } from "./refusal";
 import { refreshDelayMs, tokenExpiry } from "./tokenExpiry";
+import { jsonOrNull, recordOf } from "./responseBody";
 import { NO_TOKEN, type TokenOrigin } from "./tokenOrigin";
 
 // -- the source ---------------------------------------------------------------------------------
@@ -243,15 +244,9 @@ export class TokenSource implements Tokens {
     } catch {
       throw new TokenUrlError(`the token URL ${url} is not reachable`);
     }
-    let body: unknown = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+    const record = recordOf(await jsonOrNull(response));
     if (!response.ok) {
-      const error = typeof record.error === "object" && record.error !== null ? (record.error as Record<string, unknown>) : {};
+      const error = recordOf(record.error);
       const code = typeof error.code === "string" ? ` ${error.code}` : "";
       const said = typeof error.message === "string" ? `: ${error.message}` : "";
       throw new TokenUrlError(`the token URL answered ${response.status}${code}${said}`);
