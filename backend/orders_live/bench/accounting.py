@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orders_live.bench.scopes import expected_changes, expected_for, orders_by_customer
+from orders_live.bench.scopes import expected_changes, expected_for, orders_by_customer, orders_seen
 from orders_live.bench.stats import COUNTS, SequenceCheck, count_check, merge_counts
 
 Listing = dict[int, tuple[int, str]]  # every order: id → (version, customer_name)
@@ -28,9 +28,7 @@ def account(
     held = orders_by_customer({order_id: owner for order_id, (_, owner) in after.items()})
 
     def scope_of(raw: dict[str, Any]) -> set[int] | None:
-        if raw.get("order") is not None:  # subscribed to one order
-            return {int(raw["order"])}
-        return None if raw["customer"] is None else set(held.get(raw["customer"], ()))
+        return orders_seen(raw["customer"], raw.get("order"), held)
 
     checks, owed = [], 0
     for report in reports:

@@ -30,7 +30,15 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from orders_live.bench.clients import Counter, Poller, SocketClient, SseClient
-from orders_live.bench.scopes import SECRET_ENV, Mode, client_customer, client_order, client_token, spread_sample
+from orders_live.bench.scopes import (
+    SECRET_ENV,
+    Mode,
+    client_customer,
+    client_order,
+    client_token,
+    orders_seen,
+    spread_sample,
+)
 from orders_live.bench.stats import summary
 
 Scope = tuple[Mode | None, int, dict[str, list[int]]]  # what clients hold, customers, their order ids
@@ -106,13 +114,6 @@ def _identities(config: dict[str, Any]) -> list[tuple[str | None, str | None, in
     ]
 
 
-def _scope_of(customer: str | None, order: int | None, orders: dict[str, list[int]]) -> set[int] | None:
-    """The orders a client sees: its one order, or its customer's, or (None) every order."""
-    if order is not None:
-        return {order}
-    return set(orders.get(customer, ())) if customer is not None else None
-
-
 async def _ticket(session: aiohttp.ClientSession, url: str, token: str) -> str:
     """A stream ticket for an EventSource-like client (it cannot send the token itself)."""
     async with session.post(f"{url}/api/stream-tickets", headers={"Authorization": f"Bearer {token}"}) as response:
@@ -133,7 +134,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     identities = _identities(config)
     orders: dict[str, list[int]] = (config.get("scope") or {}).get("orders", {})
     counters = [
-        Counter(n in sampled, customer, _scope_of(customer, order, orders), order)
+        Counter(n in sampled, customer, orders_seen(customer, order, orders), order)
         for n, (customer, _, order) in enumerate(identities)
     ]
     kind = config["transport"]

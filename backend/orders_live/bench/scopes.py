@@ -135,3 +135,10 @@ def spread_sample(
         taken[customer_of(pick)] = taken.get(customer_of(pick), 0) + 1
         chosen.append(pick)
     return chosen
+
+
+def orders_seen(customer: str | None, order: int | None, held: dict[str, list[int]]) -> set[int] | None:
+    """The orders a client sees: its one order, or its customer's, or (None) every order."""
+    if order is not None:
+        return {order}
+    return set(held.get(customer, ())) if customer is not None else None

@@ -163,7 +163,9 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
     traffic = Supervisor()  # the demo's simulated traffic and agent: a death is logged and it starts again
     try:
         await service.start()
-        await _until_live(service)
+        await _until_live(service, stop)
+        if stop.is_set():
+            return
         banner = [f"orders-live is running: open {service.url}/  (Ctrl-C stops it)"]
         if demo is not None:
             banner = ["orders-live is running (Ctrl-C stops it); open the dashboard", *demo.urls(service.url)]
@@ -190,15 +192,21 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
         await service.stop()
 
 
-async def _until_live(service: Service) -> None:
+async def _until_live(service: Service, stop: asyncio.Event) -> None:
     """The URLs are printed once the change feed is live (a dashboard opened at once gets its
-    orders, not ``unavailable``), or after ``LIVE_WAIT`` with a line that says it is not yet."""
-    from orders_live.hub import NotReady
-
+    orders, not ``unavailable``), or after ``LIVE_WAIT`` with a line that says it is not yet.
+    Ctrl-C during the wait stops at once."""
+    if service.hub is None:
+        return
+    live = asyncio.create_task(service.hub.wait_ready(LIVE_WAIT), name="cli.until-live")
+    stopping = asyncio.create_task(stop.wait(), name="cli.stop-wait")
     try:
-        if service.hub is not None:
-            await service.hub.wait_ready(LIVE_WAIT)
-    except NotReady:
+        await asyncio.wait({live, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (live, stopping):
+            task.cancel()
+        await asyncio.gather(live, stopping, return_exceptions=True)
+    if not stop.is_set() and live.done() and not live.cancelled() and live.exception() is not None:
         logging.getLogger(__name__).warning(
             "the change feed is not live after %.0f s (see the lines above): the dashboard shows "
             "it as connecting until it is",
