@@ -124,6 +124,28 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(
         default_factory=list, description="origins allowed cross-site (CORS and Socket.IO); empty: same origin only"
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host header values accepted (name or name:port); empty: the bind address and localhost names;"
+            " * accepts any (behind a proxy that sets Host). Other hosts get 421 before routing"
+        ),
+    )
+    remote_writes: bool = Field(
+        False,
+        description="with no tokens configured, accept writes from peers other than loopback (refused by default)",
+    )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="when set, /metrics and /readyz details require it (Authorization: Bearer); /readyz says only ready",
+    )
+    auth_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="seconds a Socket.IO socket may stay open without an accepted connect before the server closes it",
+    )
     max_connections: int = Field(10_000, ge=1, description="Socket.IO and SSE connections at once")
     max_connections_per_identity: int = Field(
         20, ge=1, description="Socket.IO and SSE connections one JWT identity (sub) may hold at once"
