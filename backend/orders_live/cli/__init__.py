@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ import aiohttp
 
 from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
+from orders_live.cli.interruption import run_command, until_stopped
 from orders_live.cli.token import add_token_parser, run_token_command
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
@@ -132,6 +131,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _event_loop(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    return lambda main: _run_loop(main, name)
+
+
 def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
     """asyncio's loop, or uvloop's when asked for and installed."""
     log = logging.getLogger(__name__)
@@ -148,7 +151,7 @@ def _run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
     asyncio.run(main)
 
 
-async def _serve(settings: Settings, rate: float | None = None) -> None:
+async def _serve(settings: Settings, rate: float | None, stop: asyncio.Event) -> None:
     # Here, not at the top: the commands that only talk to a service start without them.
     from orders_live.agent import Agent, AgentOptions, OfflinePlanner
     from orders_live.cli.demo import DemoIdentities
@@ -156,10 +159,6 @@ async def _serve(settings: Settings, rate: float | None = None) -> None:
 
     demo = DemoIdentities(settings) if rate is not None and DemoIdentities.wanted(settings) else None
     service = Service(demo.settings, routes=demo.routes()) if demo else Service(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     traffic = Supervisor()  # the demo's simulated traffic and agent: a death is logged and it starts again
     try:
         await service.start()
@@ -233,20 +232,27 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level if serving else "WARNING", settings.log_format)
     try:
         if args.command in ("serve", "demo"):
-            _run_loop(_serve(_settings(args), args.rate if args.command == "demo" else None), settings.event_loop)
+            rate = args.rate if args.command == "demo" else None
+            serving_settings = _settings(args)
+            run_command(
+                lambda stop: _serve(serving_settings, rate, stop),
+                _event_loop(settings.event_loop),
+                "orders-live stopped",
+            )
         elif args.command == "watch":
             wanted: dict[str, Any] = {"status": args.status} if args.status else {}
             if args.id is not None:
                 wanted = {"id": args.id}
-            with contextlib.suppress(KeyboardInterrupt):
-                watcher = Watcher(
-                    [args.url, *args.also],
-                    wanted,
-                    as_json=args.json,
-                    token=token_source(args.token, args.token_file),
-                    limit=args.limit,
-                )
-                asyncio.run(watcher.run())
+            watcher = Watcher(
+                [args.url, *args.also],
+                wanted,
+                as_json=args.json,
+                token=token_source(args.token, args.token_file),
+                limit=args.limit,
+            )
+            run_command(
+                lambda stop: until_stopped(watcher.run(), stop, "watch"), asyncio.run, "-- stopped", out=sys.stderr
+            )
         elif args.command == "agent":
             return run_agent_command(args)
         elif args.command == "ask":
@@ -256,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "token":
             return run_token_command(args)
         elif args.command == "simulate":
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(
-                    _simulate(args.url, args.rate, args.count, args.seed, token_source(args.token, args.token_file))
-                )
+            simulation = _simulate(
+                args.url, args.rate, args.count, args.seed, token_source(args.token, args.token_file)
+            )
+            run_command(
+                lambda stop: until_stopped(simulation, stop, "simulate"), asyncio.run, "-- stopped", out=sys.stderr
+            )
         elif args.command == "create":
             asyncio.run(
                 _with_client(

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 import socketio
 
 from orders_live.client.live_view import LiveView
@@ -202,8 +203,14 @@ class LiveOrders:
             attempt += 1
             # handle_sigint=False: a library does not take over the process's Ctrl-C (the demo's agent is one
             # client in a serving process, which stops by its own handler).
+            # Our own HTTP session, closed below: the library's own is left open when a cancel
+            # (Ctrl-C) interrupts its disconnect.
+            http = aiohttp.ClientSession()
             sio = socketio.AsyncClient(
-                reconnection=False, handle_sigint=False, websocket_extra_options={"max_msg_size": MAX_MESSAGE}
+                reconnection=False,
+                handle_sigint=False,
+                websocket_extra_options={"max_msg_size": MAX_MESSAGE},
+                http_session=http,
             )
             self._sio = sio
             refusals: list[Any] = []
@@ -248,7 +255,10 @@ class LiveOrders:
                 if refresher is not None:
                     refresher.cancel()
                     await asyncio.wait([refresher])
-                await _disconnect(sio)
+                try:
+                    await _disconnect(sio)
+                finally:
+                    await http.close()
             self._set_state("reconnecting")
             await self._backoff.wait(error)
 
