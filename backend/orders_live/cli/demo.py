@@ -25,6 +25,7 @@ from aiohttp import web
 from orders_live.domain.identity import Role
 from orders_live.identity.minting import mint_token
 from orders_live.settings import Settings
+from orders_live.transports.http.request_body import json_object
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,8 @@ class DemoIdentities:
             await asyncio.sleep(FILE_TTL / 3)
 
     async def _grant(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (ValueError, RecursionError):
-            body = None
-        grant = body.get("grant") if isinstance(body, dict) else None
+        body = await json_object(request)  # a body that is not a JSON object: 400 or 422
+        grant = body.get("grant")
         found = self.grants.get(grant) if isinstance(grant, str) else None
         if found is None:
             error = {"code": "unauthorized", "message": "not a grant of this demo", "fields": {}}

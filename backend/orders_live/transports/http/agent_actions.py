@@ -19,10 +19,8 @@ read and on the stream.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -43,6 +41,7 @@ from orders_live.transports.http.action_tail import ActionStream, ActionTail
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import DatabaseGuard
+from orders_live.transports.http.request_body import json_object
 from orders_live.transports.http.sse import HEADERS, sse_event
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.sessions import Sessions, open_sessions
@@ -93,7 +92,7 @@ class AgentActionsApi:
         identity_of(request).may_append_actions()
         _check_query(request.query, set())
         try:
-            new = parse_new_action(await _json_body(request))
+            new = parse_new_action(await json_object(request))
         except InvalidAgentAction as exc:
             raise ApiError(422, "validation_failed", "the record has invalid fields", exc.fields) from None
         customer = self.owner_of(new.order_id) if new.order_id is not None else None
@@ -244,16 +243,3 @@ def _filters(query: Mapping[str, str], fields: dict[str, str], customer: str | N
         order_version=order_version,
         customer=customer,
     )
-
-
-async def _json_body(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise ApiError(400, "unsupported_content_type", "send the body as application/json")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "validation_failed", "the body must be a JSON object", {"body": "must be an object"})
-    return body

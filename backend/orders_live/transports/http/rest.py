@@ -9,9 +9,7 @@ the order is not, or is no longer, its own."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -24,6 +22,7 @@ from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.feed_params import page_cursor, page_limit
 from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
+from orders_live.transports.http.request_body import json_object
 
 # A write is answered once its change is in the feed (read-your-writes), or after this long.
 WRITE_VISIBLE_WAIT = 2.0
@@ -75,7 +74,7 @@ class OrdersApi:
         return _order_response(found.to_json())
 
     async def create_order(self, request: web.Request) -> web.Response:
-        data = OrderCreate.model_validate(await _json_object(request))
+        data = OrderCreate.model_validate(await json_object(request))
         identity_of(request).may_create(data)
         async with self.database.bounded():
             order = await self.store.create(data)
@@ -84,7 +83,7 @@ class OrdersApi:
 
     async def update_order(self, request: web.Request) -> web.Response:
         order_id = _order_id(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         patch = OrderPatch.model_validate(body)
         if not patch.changes():
             raise ApiError(
@@ -153,19 +152,6 @@ def _if_match(request: web.Request) -> int | None:
             400, "invalid_header", 'If-Match must be a version, as 3 or "3"', {"If-Match": "must be a version number"}
         )
     return int(match.group(1) or match.group(2))
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(400, "unsupported_content_type", "send the body as application/json")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "validation_failed", "the body must be a JSON object", {"body": "must be an object"})
-    return body
 
 
 def _order_response(order: OrderJson, status: int = 200) -> web.Response:
