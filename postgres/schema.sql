@@ -33,6 +33,30 @@ CREATE INDEX IF NOT EXISTS orders_newest ON orders (updated_at, id);
 CREATE INDEX IF NOT EXISTS orders_customer_newest ON orders (customer_name, updated_at, id);
 CREATE INDEX IF NOT EXISTS orders_customer_status_newest ON orders (customer_name, status, updated_at, id);
 
+-- Names are text a person can read (domain/order.py, UNREADABLE): no C0 or C1 control
+-- character, no DEL, and none of the marks that reorder text (U+061C, U+200E/F, U+202A-E,
+-- U+2066-9) or break lines (U+2028/9); NUL and lone surrogates cannot be stored as text at all.
+-- Added after the first release, so added to existing tables NOT VALID: rows already stored
+-- do not stop the start, but every insert, and every update of such a row, is checked.
+DO $$
+DECLARE
+    unreadable CONSTANT text := '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]';
+    field text;
+BEGIN
+    FOREACH field IN ARRAY ARRAY['customer_name', 'product_name'] LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_constraint
+            WHERE conname = 'orders_' || field || '_readable' AND conrelid = 'orders'::regclass
+        ) THEN
+            EXECUTE format(
+                'ALTER TABLE orders ADD CONSTRAINT %I CHECK (%I !~ %L) NOT VALID',
+                'orders_' || field || '_readable', field, unreadable
+            );
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- One row per changed order row, in the order the changes were made.
 CREATE TABLE IF NOT EXISTS orders_live_changes (
     seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

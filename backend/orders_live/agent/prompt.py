@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from orders_live.agent.triggers import Trigger
+from orders_live.client.display import shown
 
 SYSTEM = (
     "You are the orders agent of a shop. You act only by calling the tools you are given, and only"
@@ -30,8 +31,9 @@ QUESTION_SYSTEM = (
 
 
 def trigger_conversation(trigger: Trigger) -> list[dict[str, Any]]:
-    # "<" escaped, so that no field can close the <order> quote early.
-    order = json.dumps(trigger.order, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+    # "<" escaped, so that no field can close the <order> quote early; and every character that
+    # is not printable (a name may hold anything a writer stored), so none can hide or reorder text.
+    order = shown(json.dumps(trigger.order, ensure_ascii=False, sort_keys=True)).replace("<", "\\u003c")
     task = TASKS[trigger.kind].format(id=trigger.order_id)
     return [
         {"role": "system", "content": SYSTEM},

@@ -1,5 +1,8 @@
 """``orders-live watch``: print each change as it arrives, one line each; reconnect by itself.
 
+Lines are printed with their unprintable characters escaped (``client/display.py``), so no
+name can move the cursor, retitle or clear the terminal.
+
 A refusal that retrying cannot change (a bad filter, a token every instance refuses) ends it:
 ``Watcher.run`` raises the ``Refused``, and the command prints it and exits with 1."""
 
@@ -9,6 +12,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from orders_live.client.display import shown
 from orders_live.client.live_orders import LiveEvent, LiveOrders
 from orders_live.client.tokens import TokenSource
 from orders_live.domain.order import OrderJson
@@ -66,7 +70,9 @@ class Watcher:
             self._say(payload, f"-- {event.kind}{why}: {held} ({counts}), live from here")
 
     def _say(self, payload: dict[str, Any], text: str) -> None:
-        line = json.dumps(payload, separators=(",", ":")) if self.as_json else text
+        # JSON's default escapes every character outside ASCII; a line of text escapes those
+        # that are not printable (a name may hold anything a writer stored: client/display.py).
+        line = json.dumps(payload, separators=(",", ":")) if self.as_json else shown(text)
         print(line, file=self.out, flush=True)
 
 

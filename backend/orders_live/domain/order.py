@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 Status = Literal["pending", "shipped", "delivered"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# What no name may hold, so that a name is text a person can read wherever it is shown: the C0
+# controls (NUL, TAB, LF, CR, ESC …), DEL and the C1 controls; lone surrogates (not text, and
+# not storable as UTF-8); the invisible marks that reorder the text around them (ALM U+061C,
+# LRM/RLM U+200E/F, the bidirectional embeddings and overrides U+202A–E, the isolates
+# U+2066–9); and the line and paragraph separators U+2028/9. PostgreSQL's table refuses the
+# same (sources/postgres/sql/schema.sql, ``orders_*_readable``).
+UNREADABLE = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
+_UNREADABLE = re.compile(f"[{UNREADABLE}]")
+READABLE_RULE = "must be readable text: no control characters, lone surrogates or bidirectional controls"
+
+
+def unreadable(text: str) -> str | None:
+    """Why ``text`` is not a readable name ("U+001B at character 1"), or None if it is."""
+    found = _UNREADABLE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
+def _readable(value: Any) -> Any:
+    """Checked before whitespace is stripped: a control character at either end is refused too."""
+    problem = unreadable(value) if isinstance(value, str) else None
+    if problem is not None:
+        raise PydanticCustomError("unreadable_text", f"{READABLE_RULE} (found {problem})")
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), BeforeValidator(_readable)
+]
+
+
+class UnreadableName(ValueError):
+    """A write the database refused because a name it keeps is not readable text: one stored
+    before the rule (or by another writer), which the write must replace."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"the stored {field} is not readable text")
+        self.fields = {field: f"{READABLE_RULE}; the stored one is not, so give a new one"}
+
 
 MAX_ID = 2**63 - 1  # order ids are positive bigints
 

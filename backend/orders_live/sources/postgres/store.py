@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status
+import asyncpg
+
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, UnreadableName
 from orders_live.domain.page import Cursor, IndexRow
 from orders_live.domain.source import OrderNotFound, VersionConflict
 from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row, status_of
 
 INDEX_BATCH = 10_000
+# The table's constraints that names be readable (sql/schema.sql), by the field each checks.
+_READABLE = {f"orders_{field}_readable": field for field in ("customer_name", "product_name")}
 
 
 def _newest(customer: bool, status: bool, cursor: bool) -> str:
@@ -103,10 +107,16 @@ class PostgresOrderStore:
     async def update(
         self, order_id: int, patch: OrderPatch, expected_version: int | None, owner: str | None = None
     ) -> Order:
-        async with self.connection.answering() as db:
-            row = await db.fetchrow(
-                _UPDATE, order_id, patch.customer_name, patch.product_name, patch.status, expected_version, owner
-            )
+        try:
+            async with self.connection.answering() as db:
+                row = await db.fetchrow(
+                    _UPDATE, order_id, patch.customer_name, patch.product_name, patch.status, expected_version, owner
+                )
+        except asyncpg.CheckViolationError as exc:
+            field = _READABLE.get(exc.constraint_name or "")
+            if field is None:
+                raise
+            raise UnreadableName(field) from None  # a row stored before the rule keeps its name
         if row is None:
             raise await self._refusal(order_id, owner)
         return order_from_row(row)

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from orders_live.domain.identity import Forbidden
+from orders_live.domain.order import UnreadableName
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return ApiError(403, "forbidden", exc.message, exc.fields).response()
     except ValidationError as exc:
         return ApiError(422, "validation_failed", "the request has invalid fields", fields_of(exc)).response()
+    except UnreadableName as exc:  # the database's rule (sources/postgres/sql/schema.sql)
+        return ApiError(422, "validation_failed", str(exc), exc.fields).response()
     except web.HTTPRequestEntityTooLarge:
         return ApiError(413, "body_too_large", "the request body is over the size limit").response()
     except web.HTTPException as exc:
