@@ -25,6 +25,7 @@ from orders_live.transports.http.access_log import PathOnlyAccessLog
 from orders_live.transports.http.action_tail import ActionTail
 from orders_live.transports.http.agent_actions import AgentActionsApi
 from orders_live.transports.http.errors import json_errors
+from orders_live.transports.http.host_guard import AllowedHosts, host_guard
 from orders_live.transports.http.live_page import LivePage
 from orders_live.transports.http.malformed_requests import quiet_malformed_requests
 from orders_live.transports.http.observability import Observability
@@ -80,14 +81,15 @@ class Service:
             raise
         except Exception as exc:
             log.warning("the database is not reachable yet (%s); writes will fail until it is", exc)
-        policy = AccessPolicy(settings.allowed_origins)
+        policy = AccessPolicy(settings.allowed_origins, remote_writes=settings.remote_writes)
+        hosts = AllowedHosts(settings.allowed_hosts, settings.host)
         self.authenticator = authenticator = Authenticator(identity_options(settings))
         limits = IdentityLimits(settings.max_connections_per_identity, settings.subscribe_rate, settings.write_rate)
         sessions = Sessions(authenticator, limits)
         budget = ConnectionBudget(settings.max_connections)
         metrics = TransportMetrics(self.registry)
         app = web.Application(
-            middlewares=[json_errors, access_middleware(policy, authenticator, limits)],
+            middlewares=[host_guard(hosts), json_errors, access_middleware(policy, authenticator, limits)],
             client_max_size=settings.max_body_bytes,
         )
         app.on_response_prepare.append(cors_headers(policy))
@@ -171,7 +173,7 @@ class Service:
         hub.tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
         hub.tasks.start("agent_actions.sweep", agent_actions.open.sweep)
         action_tail.start()
-        log.info("orders-live listening on %s (instance %s)", self.url, hub.instance)
+        log.info("orders-live listening on %s (instance %s), answering %s", self.url, hub.instance, hosts.describe())
 
     async def _database_url(self) -> str:
         if self.settings.database_url:

@@ -9,14 +9,23 @@ tokens only, ``?token=``. Refusals are logged without the token.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 
 class AccessPolicy:
-    """Which browser origins may use the API and Socket.IO."""
+    """Which browser origins may use the API and Socket.IO; whether, with no tokens configured,
+    peers other than this machine may write (``remote_writes``)."""
 
-    def __init__(self, allowed_origins: list[str]) -> None:
+    def __init__(self, allowed_origins: list[str], remote_writes: bool = False) -> None:
         self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
+        self.remote_writes = remote_writes
+
+    def open_write_allowed(self, peer: str | None) -> bool:
+        """With no tokens configured (open mode): may ``peer`` write? Only loopback, unless
+        ``remote_writes``. The peer is the socket's own address (a proxy's ``X-Forwarded-For``
+        is not trusted): behind a proxy on the same machine every client looks local."""
+        return self.remote_writes or is_loopback(peer)
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         if origin is None:
@@ -48,3 +57,14 @@ class ConnectionBudget:
 
     def give_back(self) -> None:
         self.open = max(0, self.open - 1)
+
+
+def is_loopback(address: str | None) -> bool:
+    """``address`` (a peer's IP, as the socket gives it) is this machine's loopback."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback

@@ -3,7 +3,9 @@
 Every ``/api/`` request but a CORS preflight is identified before its handler runs: by its
 ``Authorization: Bearer`` token, by a stream ticket (``?ticket=``, on the two event streams
 only), or, with shared tokens, by ``?token=``. The handler finds the ``Identity`` with
-``identity_of``. Writes also count against the identity's write rate.
+``identity_of``. Writes also count against the identity's write rate. With no tokens
+configured (open mode), writes come only from loopback peers unless ``remote_writes`` is set
+(403 ``remote_writes_off``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STREAMS = frozenset({"/api/changes/stream", "/api/agent/actions/stream"})  # where a ticket is taken
 TICKETS = "/api/stream-tickets"
 IDENTITY = web.RequestKey("identity", Identity)
+REMOTE_WRITES_OFF = (
+    "with no tokens configured, only this machine may write: set a write token"
+    " (ORDERS_LIVE_WRITE_TOKEN, or JWTs), or ORDERS_LIVE_REMOTE_WRITES=true"
+)
 
 
 def identity_of(request: web.Request) -> Identity:
@@ -55,6 +61,8 @@ def access_middleware(policy: AccessPolicy, authenticator: Authenticator, limits
             request[IDENTITY] = identity = _identify(request, authenticator, need)
         except AccessDenied as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
+        if not reading and authenticator.mode == "open" and not policy.open_write_allowed(request.remote):
+            raise ApiError(403, "remote_writes_off", REMOTE_WRITES_OFF)
         if not reading and not limits.write_allowed(identity):
             raise ApiError(429, "rate_limited", f"at most {limits.writes.rate:g} writes a second for one identity")
         return await handler(request)
