@@ -70,24 +70,38 @@ async def test_metrics_move_by_the_workload(service: Service) -> None:
     assert after["orders_live_ready"] == 1
 
 
-async def ready(session: aiohttp.ClientSession, service: Service) -> tuple[int, dict[str, Any]]:
-    async with session.get(f"{service.url}/readyz") as response:
+METRICS_TOKEN = "metrics-token-0123456789"
+
+
+async def ready(
+    session: aiohttp.ClientSession, service: Service, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.get(f"{service.url}/readyz", headers=headers) as response:
         return response.status, await response.json()
 
 
 @pytest.mark.parametrize("kind", ["nx", "pg"])
 async def test_readyz_fails_while_the_database_is_down_and_recovers(tmp_path: Path, kind: str) -> None:
-    """A database of its own, stopped and started again on the same port."""
+    """A database of its own, stopped and started again on the same port. The public hears
+    only ready or not; the problems go to the metrics token."""
     # (PostgreSQL's folder is not under tmp_path: as root, its server user must reach it.)
     pg_folder = Path(tempfile.mkdtemp(prefix="orders-live-pg-"))
     database: NxServer | PgServer = NxServer(tmp_path / "nx") if kind == "nx" else PgServer(pg_folder)
     url = database.url("ready") if kind == "nx" else database.url("postgres")
+    settings = settings_for(url, metrics_token=METRICS_TOKEN)
     try:
-        async with running_service(settings_for(url)) as service, aiohttp.ClientSession() as session:
-            assert (await ready(session, service))[0] == 200
+        async with running_service(settings) as service, aiohttp.ClientSession() as session:
+            assert await ready(session, service) == (200, {"ready": True})
             database.stop()
-            status, body = await ready(session, service)
-            assert status == 503
+
+            async def not_ready() -> bool:  # the database's answer serves /readyz for a second
+                return (await ready(session, service))[0] == 503
+
+            await until_async(not_ready, within=10, what="/readyz to say not ready")
+            assert await ready(session, service) == (503, {"ready": False})
+            status, body = await ready(session, service, METRICS_TOKEN)
+            assert status == 503 and body["ready"] is False
             assert any(problem.startswith("database") for problem in body["problems"])
             async with session.get(f"{service.url}/healthz") as response:
                 assert response.status == 200  # the process is up all the same

@@ -158,6 +158,7 @@ class Service:
             self.registry,
             lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams + agent_actions.streams},
             lambda: authenticator.problems,
+            metrics_token=settings.metrics_token,
         )
         app.add_routes(observability.routes())
         app.add_routes(LivePage().routes())

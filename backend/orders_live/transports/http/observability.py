@@ -1,9 +1,16 @@
 """``/healthz`` (the process is up), ``/readyz`` (database answering, change feed live, every
-background task running) and ``/metrics`` (the service's Prometheus registry)."""
+background task running) and ``/metrics`` (the service's Prometheus registry).
+
+``/readyz`` tells the public only ``{"ready": true|false}`` (200 or 503); its details (the
+position, or the problems) go to a request that carries the metrics token
+(``Authorization: Bearer``), or, when no metrics token is set, to loopback peers. ``/metrics``
+needs the metrics token when one is set. A wrong token gets 401 on both. The database is
+pinged at most once a second however often ``/readyz`` is asked (``DatabasePing``).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import hmac
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +21,10 @@ from prometheus_client.registry import Collector
 
 from orders_live.domain.source import Connection
 from orders_live.hub import Hub
+from orders_live.transports.access import is_loopback
+from orders_live.transports.http.access import bearer_token
+from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.readiness import DatabasePing
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,9 +69,12 @@ class Observability:
         registry: CollectorRegistry,
         connections: Callable[[], dict[str, int]],
         more_problems: Callable[[], list[str]] = list,
+        metrics_token: str | None = None,
     ) -> None:
-        self.hub, self.connection, self.registry = hub, connection, registry
+        self.hub, self.registry = hub, registry
+        self.database = DatabasePing(connection)
         self.more_problems = more_problems  # the service's other parts (the identity files)
+        self.metrics_token = metrics_token
         registry.register(StateCollector(hub, connections))
 
     def routes(self) -> list[web.RouteDef]:
@@ -69,22 +83,42 @@ class Observability:
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "up"})
 
-    async def readyz(self, _: web.Request) -> web.Response:
-        problems = []
-        try:
-            await self.connection.ping()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # whatever the driver raises: the answer is "not answering"
-            problems.append(f"database: {type(exc).__name__}")
+    async def readyz(self, request: web.Request) -> web.Response:
+        details = self._details_allowed(request)
+        database = await self.database.problem_now()
+        problems = [database] if database else []
         problems.extend(self.hub.problems)
         problems.extend(self.more_problems())
+        status = 503 if problems else 200
+        if not details:
+            return web.json_response({"ready": not problems}, status=status)
         if problems:
-            return web.json_response({"status": "not ready", "problems": problems}, status=503)
-        return web.json_response({"status": "ready", "position": self.hub.position})
+            return web.json_response({"ready": False, "status": "not ready", "problems": problems}, status=status)
+        return web.json_response({"ready": True, "status": "ready", "position": self.hub.position})
 
-    async def metrics(self, _: web.Request) -> web.Response:
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.metrics_token is not None and not self._token_given(request):
+            raise _unauthorized("the metrics token is required (Authorization: Bearer)")
         return web.Response(
             body=generate_latest(self.registry),
             headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
         )
+
+    def _details_allowed(self, request: web.Request) -> bool:
+        """With a metrics token set: the request carries it (a wrong one: 401). Without one:
+        the peer is loopback (behind a proxy on the same machine, every client is)."""
+        if self.metrics_token is None:
+            return is_loopback(request.remote)
+        if bearer_token(request) is None:
+            return False
+        if self._token_given(request):
+            return True
+        raise _unauthorized("this is not the metrics token")
+
+    def _token_given(self, request: web.Request) -> bool:
+        token, expected = bearer_token(request), self.metrics_token
+        return token is not None and expected is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

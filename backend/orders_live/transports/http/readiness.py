@@ -1,20 +1,23 @@
-"""Guards shared by the HTTP endpoints: wait (a little) for the change feed, and bound the
-database's time on a request."""
+"""Guards shared by the HTTP endpoints: wait (a little) for the change feed, bound the
+database's time on a request, and ask the database whether it answers at most once a second
+(``/readyz``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
-from orders_live.domain.source import DatabaseUnavailable
+from orders_live.domain.source import Connection, DatabaseUnavailable
 from orders_live.hub import Hub, NotReady
 from orders_live.transports.http.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 READY_WAIT = 5.0
+PING_EVERY = 1.0  # seconds a database ping's answer serves /readyz
 
 
 async def feed_ready(hub: Hub) -> None:
@@ -59,3 +62,40 @@ class DatabaseGuard:
         if not self.failing:
             log.warning("database requests are failing (%s): answering 503 until it answers", why)
             self.failing = True
+
+
+class DatabasePing:
+    """Whether the database answers (``Connection.ping``, itself bounded to 1 s), asked at most
+    once every ``every`` seconds: calls within that get the last answer, and calls that arrive
+    while a ping is out wait for it rather than sending their own. A public ``/readyz`` polled
+    in a loop thus costs the database one round trip a second."""
+
+    def __init__(
+        self, connection: Connection, every: float = PING_EVERY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.connection, self.every, self.clock = connection, every, clock
+        self.lock = asyncio.Lock()
+        self.problem: str | None = None
+        self.checked_at: float | None = None
+
+    async def problem_now(self) -> str | None:
+        """None when the database answered; else ``database: <error type>``."""
+        if self._fresh():
+            return self.problem
+        async with self.lock:
+            if not self._fresh():  # else a call ahead of this one has just asked
+                self.problem = await self._ping()
+                self.checked_at = self.clock()
+            return self.problem
+
+    def _fresh(self) -> bool:
+        return self.checked_at is not None and self.clock() - self.checked_at < self.every
+
+    async def _ping(self) -> str | None:
+        try:
+            await self.connection.ping()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever the driver raises: the answer is "not answering"
+            return f"database: {type(exc).__name__}"
+        return None
