@@ -89,3 +89,34 @@ def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None
     assert not any("profiles" in services[name] for name in ("mongo", "orders-live-1", "orders-live-2", "balancer"))
     schema = ROOT / "backend" / "orders_live" / "sources" / "postgres" / "sql" / "schema.sql"
     assert schema.resolve() == (ROOT / "postgres" / "schema.sql").resolve()  # the package's link to postgres/
+
+
+def test_only_nginx_publishes_a_port() -> None:
+    """The instances and the databases are reachable inside the compose network only: a client
+    from outside meets nginx, never an instance's own port (nor its /metrics)."""
+    services = compose()["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"balancer", "balancer-pg"}
+    for name in ("balancer", "balancer-pg"):
+        assert services[name]["image"].startswith("nginx:")
+        assert "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services[name]["volumes"]
+    assert services["balancer-pg"]["profiles"] == ["postgres"]
+    assert (
+        "./nginx/orders-live-pg-upstreams.conf:/etc/nginx/orders-live-upstreams.conf:ro"
+        in (services["balancer-pg"]["volumes"])
+    )
+    assert "orders-live-pg:8080" in (ROOT / "nginx" / "orders-live-pg-upstreams.conf").read_text()
+    balancer = (ROOT / "nginx" / "nginx.conf").read_text()
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", balancer)
+
+
+def test_the_instances_take_their_allowed_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx passes the client's Host: an operator whose users type a name sets it."""
+    for name in ("orders-live-1", "orders-live-2", "orders-live-pg"):
+        assert compose()["services"][name]["environment"]["ORDERS_LIVE_ALLOWED_HOSTS"] == (
+            "${ORDERS_LIVE_ALLOWED_HOSTS:-[]}"
+        )
+    monkeypatch.setenv("ORDERS_LIVE_ALLOWED_HOSTS", "[]")  # the default, as compose passes it
+    assert Settings().allowed_hosts == []
+    monkeypatch.setenv("ORDERS_LIVE_ALLOWED_HOSTS", '["orders.example"]')
+    assert Settings().allowed_hosts == ["orders.example"]
