@@ -7,6 +7,12 @@ with no Unix socket, logging to ``<data_dir>/postgres.log``. initdb and postgres
 run as root, so under root the server runs as the ``postgres`` user (Debian's package creates
 it) or else ``nobody``. It gets SIGTERM if the service dies, and is stopped (fast shutdown)
 after the service has closed its connections.
+
+The database superuser ``orders_live`` logs in with a random password (SCRAM-SHA-256), kept in
+``<data_dir>/postgres.password`` (mode 0600, the server's user's) and put into the URL the
+service uses: another local user who connects to 127.0.0.1 is refused. ``pg_hba.conf`` is
+rewritten at each start to allow nothing else. A cluster made before this (trust, no password
+file) gets a password at its next start, set in single-user mode before the server listens.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,7 +37,13 @@ from orders_live.sources.database_process import die_with_parent, free_port, sto
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-USER = "orders_live"  # the database superuser initdb creates (trust authentication, loopback only)
+PASSWORD_FILE = "postgres.password"  # in data_dir: the superuser's password
+USER = "orders_live"  # the database superuser initdb creates (password authentication, loopback only)
+HBA = """# Written by orders-live at each start (sources/postgres/embedded.py): the superuser, with its
+# password (SCRAM-SHA-256), over TCP on loopback; nothing else.
+host all orders_live 127.0.0.1/32 scram-sha-256
+host all orders_live ::1/128 scram-sha-256
+"""
 
 
 def server_binaries() -> Path:
@@ -99,6 +112,7 @@ class EmbeddedPostgres:
         self.database = database
         self.server_settings = dict(server_settings or {})
         self.process: asyncio.subprocess.Process | None = None
+        self.password: str | None = None  # read or made at start
 
     @property
     def cluster(self) -> Path:
@@ -108,16 +122,26 @@ class EmbeddedPostgres:
     def log_file(self) -> Path:
         return self.data_dir / "postgres.log"
 
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
+
     def url(self, database: str | None = None) -> str:
-        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database or self.database}"
+        login = f"{USER}:{self.password}" if self.password else USER
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{database or self.database}"
 
     async def start(self) -> str:
         binaries = server_binaries()
         user = server_user()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stop_stale_server()
+        had_password = self.password_file.is_file()
+        self.password = self._password(user)
         if not (self.cluster / "PG_VERSION").is_file():
             await self._initdb(binaries, user)
+        elif not had_password:
+            await self._set_password(binaries, user)
+        self._write_hba(user)
         self.port = self.port or free_port()
         options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": "", **self.server_settings}
         arguments = [f"--{name}={value}" for name, value in options.items()]
@@ -157,7 +181,8 @@ class EmbeddedPostgres:
                 str(self.cluster),
                 "-U",
                 USER,
-                "--auth=trust",
+                "--auth=scram-sha-256",
+                f"--pwfile={self.password_file}",
                 "-E",
                 "UTF8",
                 "--no-instructions",
@@ -168,6 +193,59 @@ class EmbeddedPostgres:
             )
             if await initdb.wait() != 0:
                 raise RuntimeError(f"initdb failed with {initdb.returncode}; see {self.log_file}")
+
+    def _password(self, user: pwd.struct_passwd | None) -> str:
+        """The superuser's password, from its file, else a new random one written there (0600,
+        owned by the server's user: initdb reads it)."""
+        path = self.password_file
+        if path.is_file():
+            path.chmod(0o600)
+            password = path.read_text().strip()
+            if password:
+                return password
+        password = secrets.token_hex(24)
+        fresh = path.with_name(f".{path.name}.new")
+        fresh.unlink(missing_ok=True)
+        descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(password + "\n")
+        if user is not None:
+            os.chown(fresh, user.pw_uid, user.pw_gid)
+        fresh.replace(path)
+        return password
+
+    async def _set_password(self, binaries: Path, user: pwd.struct_passwd | None) -> None:
+        """A cluster made with trust: set the superuser's password in single-user mode (the
+        server is not running, so nobody can connect meanwhile)."""
+        log.info("embedded PostgreSQL: giving %s a password (%s)", USER, self.password_file)
+        with self.log_file.open("ab") as output:
+            single = await asyncio.create_subprocess_exec(
+                str(binaries / "postgres"),
+                "--single",
+                "-D",
+                str(self.cluster),
+                "-c",
+                "password_encryption=scram-sha-256",
+                "postgres",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+                preexec_fn=become(user),
+            )
+            await single.communicate(f"ALTER ROLE {USER} PASSWORD '{self.password}';\n".encode())
+        if single.returncode != 0:
+            raise RuntimeError(f"could not set the embedded PostgreSQL's password; see {self.log_file}")
+
+    def _write_hba(self, user: pwd.struct_passwd | None) -> None:
+        """Password logins of the superuser over loopback, nothing else (no trust)."""
+        path = self.cluster / "pg_hba.conf"
+        fresh = path.with_name("pg_hba.conf.new")
+        fresh.write_text(HBA)
+        fresh.chmod(0o600)
+        if user is not None:
+            os.chown(fresh, user.pw_uid, user.pw_gid)
+        fresh.replace(path)
 
     async def _wait_until_answering(self) -> None:
         assert self.process is not None
