@@ -138,7 +138,10 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         None,
         min_length=16,
-        description="when set, /metrics and /readyz details require it (Authorization: Bearer); /readyz says only ready",
+        description=(
+            "when set, /metrics and /readyz's details require it (Authorization: Bearer; else 401);"
+            " unset: /metrics is open and /readyz's details go to loopback peers only"
+        ),
     )
     auth_timeout: float = Field(
         5.0,
