@@ -105,6 +105,8 @@ class Service:
             source,
             instance="pending",
             history_size=settings.history_size,
+            catch_up_rows=settings.catch_up_rows,
+            catch_up_timeout=settings.database_timeout,
             checkpoint_interval=settings.checkpoint_interval,
             registry=self.registry,
             page_orders=settings.snapshot_page_orders,

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         None, description="name under which this instance saves its resume position (default hostname:port)"
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
+    catch_up_rows: int = Field(
+        10_000,
+        ge=1,
+        description=(
+            "changes a catch-up may read back from the database's log, past memory; a client further behind"
+            " gets too_far_behind (a resync)"
+        ),
+    )
     snapshot_page_orders: int = Field(
         1_000, ge=1, le=10_000, description="orders per snapshot page (snapshots, windows and resyncs are paged)"
     )

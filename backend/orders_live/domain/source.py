@@ -18,6 +18,7 @@ from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, AgentAct
 from orders_live.domain.change import CaughtUp, Change
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status
 from orders_live.domain.page import Cursor, IndexRow
+from orders_live.domain.subscription import SubscriptionFilter
 
 PositionKey = tuple[int, str]  # positions of one database sort by this key
 
@@ -37,6 +38,15 @@ class VersionConflict(Exception):
 class DatabaseUnavailable(Exception):
     """The database did not answer (down, unreachable, or refusing): nothing was read, and
     a write may or may not have been applied. Sources raise it instead of driver errors."""
+
+
+class PositionAhead(Exception):
+    """The position is past the newest change the database's log holds: no instance handed it
+    out, and waiting will not make it come."""
+
+
+class TooManyChanges(Exception):
+    """More changes lie between two positions than a read may take."""
 
 
 class AlreadyRecorded(Exception):
@@ -96,6 +106,24 @@ class ChangeFeed(Protocol):
 
     def position_key(self, position: str) -> PositionKey | None:
         """A sort key for a position of this database, or None if it is not one."""
+        ...
+
+    async def check_position(self, position: str) -> None:
+        """Checks a position of this database against its log's bounds, without reading the
+        changes: PositionAhead past the newest change, HistoryLost when the log no longer holds
+        what follows it (retention passed it)."""
+        ...
+
+    async def changes_between(self, after: str, upto: str, wanted: SubscriptionFilter, budget: int) -> list[Change]:
+        """The changes after ``after`` up to and including ``upto``, in commit order, that may
+        concern ``wanted``: its filter is applied in the database's query, and what comes back
+        may hold more (the caller routes each change), never less. For an update or a delete
+        whose earlier status or customer the log did not record, the change is kept.
+
+        Bounded before the changes are read: TooManyChanges when more than ``budget`` changes
+        (of any order) lie in the range, PositionAhead and HistoryLost as ``check_position``;
+        StreamInvalidated when the collection went in the range. A read the database cannot
+        bound in advance counts the changes it reads and stops past ``budget``."""
         ...
 
 

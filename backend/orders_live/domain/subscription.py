@@ -59,6 +59,25 @@ class SubscriptionFilter:
             return bool(order["id"] == self.id)
         return True
 
+    def may_concern(self, change: Change) -> bool:
+        """Whether ``change`` may touch this filter's view: its order, its status or customer
+        before or after it, or a before that was not recorded. What a catch-up asks the database
+        for (``ChangeFeed.changes_between``); routing then decides (``Routing.seen_by``)."""
+        after, unrecorded = change.order, change.op != "insert"
+        if self.kind == "id" and change.id != self.id:
+            return False
+        if self.kind == "status" and not (
+            (after is not None and after["status"] == self.status)
+            or change.before_status == self.status
+            or (unrecorded and change.before_status is None)
+        ):
+            return False
+        return self.customer is None or (
+            (after is not None and after["customer_name"] == self.customer)
+            or change.before_customer == self.customer
+            or (unrecorded and change.before_customer is None)
+        )
+
     def within(self, customer: str | None) -> SubscriptionFilter:
         """This filter, confined to ``customer``'s orders (None: unchanged)."""
         return self if customer is None else replace(self, customer=customer)

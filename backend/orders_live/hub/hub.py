@@ -27,7 +27,7 @@ from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition
 from orders_live.hub.snapshot import PAGE_ORDERS, SnapshotReader
 from orders_live.hub.stats import HubStats
-from orders_live.hub.views import View, Views
+from orders_live.hub.views import ANONYMOUS, View, Views
 from orders_live.hub.write_waiters import WriteWaiters
 from orders_live.runtime.supervisor import Supervisor
 
@@ -41,6 +41,8 @@ class Hub:
         checkpoint_interval: float = 1.0,
         registry: CollectorRegistry | None = None,
         page_orders: int = PAGE_ORDERS,
+        catch_up_rows: int = 10_000,
+        catch_up_timeout: float = 5.0,
     ) -> None:
         self.source = source
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -53,7 +55,18 @@ class Hub:
         self.batcher = ReadBatcher(self.rooms, self.stats)
         flush = self.batcher.flush
         snapshots = SnapshotReader(source.store, self.index, self.feed, self._writes, flush, page_orders)
-        self.views = Views(source.feed, self.feed, self.index, self.history, self.rooms, self.stats, snapshots, flush)
+        self.views = Views(
+            source.feed,
+            self.feed,
+            self.index,
+            self.history,
+            self.rooms,
+            self.stats,
+            snapshots,
+            flush,
+            catch_up_rows,
+            catch_up_timeout,
+        )
         self.follower = Follower(
             source,
             self.feed,
@@ -116,15 +129,27 @@ class Hub:
 
     # -- subscribers ---------------------------------------------------------------
     async def open_view(
-        self, wanted: SubscriptionFilter, sink: Sink, since: str | None = None, limit: int | None = None
+        self,
+        wanted: SubscriptionFilter,
+        sink: Sink,
+        since: str | None = None,
+        limit: int | None = None,
+        client: str = ANONYMOUS,
     ) -> View:
         """Join ``wanted``'s room and return the replay after ``since``, or send a snapshot
-        (the newest ``limit`` orders, when given) through ``sink`` and return its end."""
-        return await self.views.open(wanted, sink, since, limit)
+        (the newest ``limit`` orders, when given) through ``sink`` and return its end.
+        ``client`` (``catch_up_client``): whose catch-up it is, for a fair share of the
+        catch-up slots. Raises PositionRefused and CatchUpBusy (see ``check_position``)."""
+        return await self.views.open(wanted, sink, since, limit, client)
 
-    async def changes_since(self, wanted: SubscriptionFilter, since: str) -> View:
+    async def changes_since(self, wanted: SubscriptionFilter, since: str, client: str = ANONYMOUS) -> View:
         """The same as ``open_view`` without joining: what a polling client gets."""
-        return await self.views.open(wanted, None, since)
+        return await self.views.open(wanted, None, since, None, client)
+
+    async def check_position(self, since: str | None, client: str = ANONYMOUS) -> None:
+        """Before a stream is opened: PositionRefused when ``since`` is past the newest change
+        of the database's log, CatchUpBusy when ``client`` got no catch-up slot to ask in time."""
+        await self.views.check_position(since, client)
 
     def close_view(self, subscription: Subscription) -> None:
         self.views.close(subscription)

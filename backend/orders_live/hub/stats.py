@@ -35,6 +35,11 @@ class HubStats:
             "From the last change's wall time to its fan-out (on nx-27017, from when it was read).",
             registry=registry,
         )
+        self.catch_up_changes_read = Counter(
+            "orders_live_catch_up_changes_read",
+            "Changes the database's log sent for catch-ups from positions older than memory (its filter applied).",
+            registry=registry,
+        )
         self.resyncs = Counter("orders_live_resyncs", "Resyncs sent, by reason.", ["reason"], registry=registry)
         self.task_deaths = Counter(
             "orders_live_task_deaths", "Background tasks that died and were restarted.", ["task"], registry=registry

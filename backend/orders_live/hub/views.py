@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from orders_live.domain.change import Change, HistoryLost, StreamInvalidated
 from orders_live.domain.order import OrderJson
 from orders_live.domain.page import Counts, Cursor
-from orders_live.domain.source import ChangeFeed
+from orders_live.domain.source import ChangeFeed, PositionAhead, TooManyChanges
 from orders_live.domain.subscription import ScopeUnknown, SubscriptionFilter
-from orders_live.hub.catch_up import TooFarBehind, read_changes_since
+from orders_live.hub.catch_up import CatchUpBusy, CatchUpSlots, PositionRefused, read_changes_since
 from orders_live.hub.fanout import Batch, Delivery, Rooms, Sink, SnapshotEnd, Subscription
 from orders_live.hub.history import ChangeHistory
 from orders_live.hub.index import OrderIndex
@@ -32,7 +32,8 @@ from orders_live.runtime.backoff import Backoff
 log = logging.getLogger(__name__)
 
 POSITION_WAIT = 2.0  # how long to wait for a position this instance has not reached yet
-CATCH_UP_STREAMS = 4  # change streams opened at once to catch clients up from old positions
+CATCH_UP_STREAMS = 4  # reads of the database's log at once to catch clients up from old positions
+ANONYMOUS = "address:?"  # the client of a read whose transport did not say
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,21 +83,31 @@ class Views:
         stats: HubStats,
         snapshots: SnapshotReader,
         settle: Callable[[], None],
+        catch_up_rows: int = 10_000,
+        catch_up_timeout: float = 5.0,
     ) -> None:
         self.settle = settle  # fans out what is applied: the replay, the position and the rooms agree
         self.changes, self.feed, self.index, self.history = changes, feed, index, history
         self.rooms, self.stats, self.snapshots = rooms, stats, snapshots
-        self._catch_up_slots = asyncio.Semaphore(CATCH_UP_STREAMS)
+        self.catch_up_rows, self.catch_up_timeout = catch_up_rows, catch_up_timeout
+        self.catch_up_slots = CatchUpSlots(CATCH_UP_STREAMS, catch_up_timeout)
         self._resyncs: dict[Subscription, asyncio.Task[None]] = {}
 
     async def open(
-        self, wanted: SubscriptionFilter, sink: Sink | None, since: str | None, limit: int | None = None
+        self,
+        wanted: SubscriptionFilter,
+        sink: Sink | None,
+        since: str | None,
+        limit: int | None = None,
+        client: str = ANONYMOUS,
     ) -> View:
         """Join ``wanted``'s room and return where the subscriber starts from: the changes
         after ``since``, or a snapshot (sent through ``sink``, ending live) when there is no
         ``since`` or it cannot be honoured. Without a sink (polling) nothing is joined and a
-        snapshot is not sent: the view only says why (``resync_reason``)."""
-        older, last, reason = await self._read_older(wanted, since)
+        snapshot is not sent: the view only says why (``resync_reason``). Raises
+        PositionRefused for a position past the log's head, CatchUpBusy when ``client`` got
+        no catch-up slot in time."""
+        older, last, reason = await self._read_older(wanted, since, client)
         self.settle()
         position = self.feed.current()
         if last is not None:
@@ -187,10 +198,28 @@ class Views:
         if not task.cancelled() and task.exception() is not None:
             log.error("a resync failed", exc_info=task.exception())
 
+    async def check_position(self, since: str | None, client: str = ANONYMOUS) -> None:
+        """PositionRefused when ``since`` is past the newest change of the database's log
+        (asked only for a position this instance has not reached; one bounded query, in the
+        client's catch-up slot). A database that does not answer refuses nothing here."""
+        key = self.changes.position_key(since) if since is not None else None
+        current = self.changes.position_key(self.feed.position or "")
+        if key is None or (current is not None and key <= current):
+            return
+        try:
+            async with self.catch_up_slots.hold(client), asyncio.timeout(self.catch_up_timeout):
+                await self.changes.check_position(since or "")
+        except PositionAhead:
+            raise PositionRefused(since or "") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("could not check position %s against the log (%s: %s)", since, type(exc).__name__, exc)
+
     async def _read_older(
-        self, wanted: SubscriptionFilter, since: str | None
+        self, wanted: SubscriptionFilter, since: str | None, client: str
     ) -> tuple[list[Change], str | None, str | None]:
-        """Changes after ``since`` that memory no longer holds, up to a position it does
+        """Changes after ``since`` that memory no longer holds, up to where it starts
         (``last``); or why ``since`` cannot be honoured."""
         self.feed.current()
         if since is None:
@@ -198,24 +227,32 @@ class Views:
         key = self.changes.position_key(since)
         if key is None:
             return [], None, "unknown_position"
+        await self.check_position(since, client)
         if not await self.feed.reach(key, POSITION_WAIT):
             return [], None, "position_ahead"
         if self.history.covers(since):
             return [], since, None
+        upto = self.history.base
+        if upto is None:
+            return [], None, "history_gone"
         try:
-            async with self._catch_up_slots:
-                older, last = await read_changes_since(
-                    self.changes, since, wanted, self.history.covers, self.history.capacity
-                )
-        except asyncio.CancelledError:
+            async with self.catch_up_slots.hold(client), asyncio.timeout(self.catch_up_timeout):
+                older, read = await read_changes_since(self.changes, since, upto, wanted, self.catch_up_rows)
+        except (asyncio.CancelledError, CatchUpBusy):
             raise
+        except PositionAhead:
+            raise PositionRefused(since) from None
         except (HistoryLost, StreamInvalidated):
             return [], None, "history_gone"
         except ScopeUnknown:
             return [], None, "scope_unknown"
-        except TooFarBehind:
+        except TooManyChanges:
             return [], None, "too_far_behind"
+        except TimeoutError:
+            log.info("catch-up from %s took more than %gs: sending a snapshot", since, self.catch_up_timeout)
+            return [], None, "catch_up_failed"
         except Exception as exc:
             log.warning("catch-up from %s failed (%s): sending a snapshot", since, exc)
             return [], None, "catch_up_failed"
-        return older, last, None
+        self.stats.catch_up_changes_read.inc(read)
+        return older, upto, None

@@ -15,7 +15,15 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, Op
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, iso_millis, utc_now
 from orders_live.domain.page import Cursor, IndexRow, newest_first
-from orders_live.domain.source import OrderNotFound, PositionKey, Source, VersionConflict
+from orders_live.domain.source import (
+    OrderNotFound,
+    PositionAhead,
+    PositionKey,
+    Source,
+    TooManyChanges,
+    VersionConflict,
+)
+from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.sources.memory_actions import MemoryActionLog
 
 PREFIX = "m:"
@@ -145,6 +153,26 @@ class MemoryDatabase:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(AWAIT_SECONDS):
                         await self._appended.wait()
+
+    async def check_position(self, position: str) -> None:
+        self._seq_of(position)
+
+    def _seq_of(self, position: str) -> int:
+        key = self.position_key(position)
+        if key is None:
+            raise HistoryLost(f"not a position of this database: {position!r}")
+        if key[0] > self._seq:
+            raise PositionAhead(f"position {position!r} is ahead of this database's log")
+        if key[0] < self._first_kept_seq - 1:
+            raise HistoryLost(f"history before {position!r} is gone")
+        return key[0]
+
+    async def changes_between(self, after: str, upto: str, wanted: SubscriptionFilter, budget: int) -> list[Change]:
+        first, last = self._seq_of(after), self._seq_of(upto)
+        if last - first > budget:
+            raise TooManyChanges(f"{last - first} changes between {after} and {upto}, more than {budget}")
+        start = self._first_kept_seq
+        return [c for c in self._log[first + 1 - start : last + 1 - start] if wanted.may_concern(c)]
 
     def position_key(self, position: str) -> PositionKey | None:
         if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():

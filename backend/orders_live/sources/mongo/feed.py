@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -11,7 +12,8 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
-from orders_live.domain.source import PositionKey
+from orders_live.domain.source import PositionAhead, PositionKey, TooManyChanges
+from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.documents import INVALIDATING_OPS, change_from_event, order_from_document, parse_id
 
@@ -63,6 +65,50 @@ class MongoChangeFeed:
             if exc.code in _HISTORY_LOST_CODES:
                 raise HistoryLost(str(exc)) from exc
             raise
+
+    async def check_position(self, position: str) -> None:
+        """Against the head (a new stream's first resume token). The horizon is proven when a
+        read starts (``watch``), with one event: neither server tells it otherwise."""
+        key = self.position_key(position)
+        if key is None:
+            raise HistoryLost(f"not a position of this database: {position!r}")
+        async with await self.orders.watch(**self.connection.watch_options) as probe:
+            token = probe.resume_token
+        head = self.position_key(str(token["_data"])) if token is not None else None
+        if head is not None and key > head:
+            raise PositionAhead(f"position {position!r} is ahead of this database's change stream")
+
+    async def changes_between(self, after: str, upto: str, wanted: SubscriptionFilter, budget: int) -> list[Change]:
+        """Read through the change stream and filtered here: nx-27017 answers a change stream
+        with a ``$match`` stage with no events at all, so the filter cannot go into the
+        pipeline. On nx-27017 the budget is checked first (its positions count the
+        collection's changes); on MongoDB, the changes read are counted."""
+        start, end = self.position_key(after), self.position_key(upto)
+        if start is None or end is None:
+            raise HistoryLost(f"not positions of this database: {after!r}, {upto!r}")
+        if start >= end:
+            return []
+        if self.connection.nx and end[0] - start[0] > budget:
+            raise TooManyChanges(f"{end[0] - start[0]} changes between {after} and {upto}, more than {budget}")
+        found: list[Change] = []
+        read = 0
+        async with contextlib.aclosing(self.watch(after)) as changes:
+            async for item in changes:
+                key = self.position_key(item.position)
+                if isinstance(item, CaughtUp) or key is None:
+                    if key is not None and key >= end:
+                        break
+                    continue
+                if key > end:
+                    break
+                read += 1
+                if read > budget:
+                    raise TooManyChanges(f"more than {budget} changes between {after} and {upto}")
+                if wanted.may_concern(item):
+                    found.append(item)
+                if key == end:
+                    break
+        return found
 
     def _resume_point(self, resume_after: str | None) -> tuple[dict[str, str] | None, str | None]:
         """The token to resume after, and the event that must come first to prove continuity.

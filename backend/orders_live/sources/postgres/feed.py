@@ -16,7 +16,8 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
-from orders_live.domain.source import DatabaseUnavailable, PositionKey
+from orders_live.domain.source import DatabaseUnavailable, PositionAhead, PositionKey, TooManyChanges
+from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.documents import change_from_row, position_of
 
@@ -33,6 +34,42 @@ WHERE c.commit_seq >= $1 AND (c.commit_seq, l.seq) > ($1, $2)
 ORDER BY c.commit_seq, l.seq
 LIMIT $3
 """
+_BOUNDS = "SELECT horizon, (SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits) AS head FROM orders_live_log"
+# The changes after ($1, $2) up to and including ($3, $4), in commit order.
+_RANGE = """
+FROM orders_live_commits c JOIN orders_live_changes l ON l.xid = c.xid
+WHERE c.commit_seq >= $1 AND c.commit_seq <= $3
+  AND (c.commit_seq, l.seq) > ($1, $2) AND (c.commit_seq, l.seq) <= ($3, $4)
+"""
+_COUNT = f"SELECT count(*) FROM (SELECT 1 {_RANGE} LIMIT $5) AS range"
+
+
+def _between(kind: str, scoped: bool) -> str:
+    """The range's changes that may concern a filter (its order; its status or customer before
+    or after; or a before the log did not record), and every truncate: a fixed text per form,
+    the values are parameters."""
+    conditions, n = [], 4
+    if kind == "id":
+        n += 1
+        conditions.append(f"l.order_id = ${n}")
+    if kind == "status":
+        n += 1
+        conditions.append(
+            f"(l.row_after->>'status' = ${n} OR l.status_before = ${n}"
+            " OR (l.op <> 'insert' AND l.status_before IS NULL))"
+        )
+    if scoped:
+        n += 1
+        conditions.append(
+            f"(l.row_after->>'customer_name' = ${n} OR l.customer_before = ${n}"
+            " OR (l.op <> 'insert' AND l.customer_before IS NULL))"
+        )
+    wanted = f" AND (l.op = 'truncate' OR ({' AND '.join(conditions)}))" if conditions else ""
+    columns = "c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before, l.customer_before"
+    return f"SELECT {columns} {_RANGE}{wanted} ORDER BY c.commit_seq, l.seq"
+
+
+_BETWEEN = {(k, s): _between(k, s) for k in ("all", "status", "id") for s in (False, True)}
 
 
 def parse_position(position: str) -> tuple[int, int] | None:
@@ -78,6 +115,47 @@ class PostgresChangeFeed:
                 marks += 1
                 if marks > 1:  # the first mark is followed by a read at once: a reader that seeds
                     await self.connection.wait_for_news(news, options.poll_interval)  # needs a mark after it
+
+    async def check_position(self, position: str) -> None:
+        async with self.connection.answering() as db:
+            bounds = await db.fetchrow(_BOUNDS)
+        self._within(position, int(bounds["horizon"]), int(bounds["head"]))
+
+    @staticmethod
+    def _within(position: str, horizon: int, head: int) -> tuple[int, int]:
+        parsed = parse_position(position)
+        if parsed is None:
+            raise HistoryLost(f"not a position of this database: {position!r}")
+        if parsed[0] > head:
+            raise PositionAhead(f"position {position!r} is ahead of this database's log")
+        if _gone(parsed[0], parsed[1], horizon):
+            raise HistoryLost(f"the change log no longer holds what follows {position!r}")
+        return parsed
+
+    async def changes_between(self, after: str, upto: str, wanted: SubscriptionFilter, budget: int) -> list[Change]:
+        values: list[object] = []
+        if wanted.kind == "id":
+            values.append(wanted.id)
+        if wanted.kind == "status":
+            values.append(wanted.status)
+        if wanted.customer is not None:
+            values.append(wanted.customer)
+        async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
+            bounds = await db.fetchrow(_BOUNDS)
+            horizon, head = int(bounds["horizon"]), int(bounds["head"])
+            start, end = self._within(after, horizon, head), self._within(upto, horizon, head)
+            if await db.fetchval(_COUNT, *start, *end, budget + 1) > budget:
+                raise TooManyChanges(f"more than {budget} changes between {after} and {upto}")
+            rows = await db.fetch(_BETWEEN[wanted.kind, wanted.customer is not None], *start, *end, *values)
+        changes = []
+        for row in rows:
+            if row["op"] == "truncate":
+                raise StreamInvalidated("the orders table was truncated")
+            try:
+                changes.append(change_from_row(row))
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("skipping change %s: not an order (%s)", position_of(row["commit_seq"], row["seq"]), exc)
+        return changes
 
     async def _start(self, resume_after: str | None) -> tuple[int, int, int]:
         """Where to read from, and the orders table's identity (a change of it ends the stream)."""

@@ -1,14 +1,19 @@
 """Query parameters of the HTTP reads (SSE, polling, the REST list): the filter, a position,
-a window and a page's size and cursor."""
+a window and a page's size and cursor; and the answers to a position the hub refuses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from aiohttp import web
 
 from orders_live.domain.order import positive_int
 from orders_live.domain.page import MAX_WINDOW, Cursor
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
+from orders_live.hub import CatchUpBusy, PositionRefused, catch_up_client
+from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
 
 MAX_POSITION_LENGTH = 4096
@@ -43,6 +48,22 @@ def position(value: str | None, name: str) -> str | None:
     if len(value) > MAX_POSITION_LENGTH:
         raise ApiError(422, "validation_failed", f"{name} is too long", {name: "not a position"})
     return value
+
+
+def client_of(request: web.Request) -> str:
+    """Whose catch-up a request is (the hub gives each client one catch-up slot at a time)."""
+    return catch_up_client(identity_of(request), request.remote or "?")
+
+
+@contextlib.contextmanager
+def catch_up_refusals() -> Iterator[None]:
+    """A position past the database's log: 422 (``since``); no catch-up slot in time: 503 ``busy``."""
+    try:
+        yield
+    except PositionRefused as exc:
+        raise ApiError(422, "validation_failed", "the query has invalid parameters", {"since": str(exc)}) from None
+    except CatchUpBusy as exc:
+        raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
 
 
 def window(text: str | None) -> int | None:

@@ -11,7 +11,7 @@ from orders_live.domain.page import Cursor
 from orders_live.hub import Hub
 from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
-from orders_live.transports.http.feed_params import page_limit, position, query_filter
+from orders_live.transports.http.feed_params import catch_up_refusals, client_of, page_limit, position, query_filter
 from orders_live.transports.http.readiness import DatabaseGuard, feed_ready
 
 
@@ -37,7 +37,8 @@ class PollingApi:
                 {"since": "required: a position from GET /api/orders or an earlier poll"},
             )
         await feed_ready(self.hub)
-        view = await self.hub.changes_since(wanted, since)
+        with catch_up_refusals():
+            view = await self.hub.changes_since(wanted, since, client_of(request))
         if view.replayed is not None:
             changes = [change.wire() for change in view.replayed]
             return web.json_response({"changes": changes, "position": view.position, "counts": view.counts})

@@ -28,11 +28,11 @@ from orders_live.domain.order import OrderJson
 from orders_live.domain.page import Counts
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import SubscriptionFilter
-from orders_live.hub import Batch, Delivery, Hub, NotReady, SnapshotEnd, View
+from orders_live.hub import Batch, CatchUpBusy, Delivery, Hub, NotReady, PositionRefused, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
 from orders_live.transports.http.access import identity_of
-from orders_live.transports.http.feed_params import position, query_filter, window
+from orders_live.transports.http.feed_params import catch_up_refusals, client_of, position, query_filter, window
 from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import feed_ready
 from orders_live.transports.http.sse_direct import DirectStream, chunk
@@ -197,8 +197,11 @@ class EventStreams:
         since = position(request.headers.get("Last-Event-ID") or request.query.get("since"), "since")
         limit = window(request.query.get("limit"))
         await feed_ready(self.hub)
+        client = client_of(request)
+        with catch_up_refusals():
+            await self.hub.check_position(since, client)  # before the stream's 200
         with self.open.holding(identity, request) as ending:
-            return await self._stream(request, wanted, since, limit, ending)
+            return await self._stream(request, wanted, since, limit, ending, client)
 
     async def _stream(
         self,
@@ -207,6 +210,7 @@ class EventStreams:
         since: str | None,
         limit: int | None,
         ending: StreamEnding,
+        client: str,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=HEADERS)
         view: View | None = None
@@ -229,9 +233,10 @@ class EventStreams:
         ending.then(lambda event, payload: pump.finish(sse_event(event, None, payload)))
         try:
             try:
-                view = await self.hub.open_view(wanted, sink, since, limit)
-            except (NotReady, DatabaseUnavailable) as exc:
-                queue.put_control(sse_event("error", None, {"code": "unavailable", "message": str(exc)}))
+                view = await self.hub.open_view(wanted, sink, since, limit, client)
+            except (NotReady, DatabaseUnavailable, CatchUpBusy, PositionRefused) as exc:
+                code = {CatchUpBusy: "busy", PositionRefused: "validation_failed"}.get(type(exc), "unavailable")
+                queue.put_control(sse_event("error", None, {"code": code, "message": str(exc)}))
                 await sink.drained()
                 return response  # the client reconnects and starts over
             self._first_events(queue, view, wanted)

@@ -18,7 +18,7 @@ from typing import Any
 from orders_live.domain.page import MAX_WINDOW
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
-from orders_live.hub import Hub, NotReady
+from orders_live.hub import CatchUpBusy, Hub, NotReady, PositionRefused, catch_up_client
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
@@ -240,9 +240,14 @@ class SocketGateway:
             self.hub.close_view(previous)
         sink = SocketSink(connection, wanted.room, wanted.wire(), connection.page_bytes)
         try:
-            view = await self.hub.open_view(wanted, sink, since, limit)
+            client = catch_up_client(connection.identity, connection.admitted.who if connection.admitted else "?")
+            view = await self.hub.open_view(wanted, sink, since, limit, client)
         except (NotReady, DatabaseUnavailable) as exc:
             return _error("unavailable", str(exc) or "the database did not answer")
+        except PositionRefused as exc:
+            return _error("invalid_filter", str(exc), {"since": str(exc)})
+        except CatchUpBusy as exc:
+            return _error("busy", str(exc))
         except ConnectionError:
             return None  # the client went away during its snapshot
         # The subscription is live: from here to the ack nothing awaits, so nothing can slip in.
