@@ -96,3 +96,41 @@ async def test_ctrl_c_stops_serve_and_watch_cleanly(folder: Path) -> None:
         serve.kill()
     assert_stopped_cleanly(watch_code, watch.text(), "-- stopped")
     assert_stopped_cleanly(serve_code, serve.text(), "orders-live stopped")
+
+
+def piped(folder: Path, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """A command whose output goes to a pipe we read (and may close), its errors to a file."""
+    errors = folder / "errors.log"
+    reading, writing = os.pipe()
+    with errors.open("wb") as err:
+        process = subprocess.Popen([*ORDERS_LIVE, *args], stdout=writing, stderr=err)
+    os.close(writing)
+    return process, reading, errors
+
+
+async def test_watch_ends_quietly_when_its_reader_goes_away(folder: Path) -> None:
+    """``orders-live watch | head -1``: the next line finds the pipe closed; watch ends, exit 0,
+    with no traceback (it used to log one per change, for ever)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = Terminal(folder, "serve", "serve", "--port", str(port), "--database-url", "memory://")
+    try:
+        await serve.until_printed("Ctrl-C stops it")
+        watch, reading, errors = piped(folder, "watch", "--url", url)
+        try:
+            first = await asyncio.to_thread(os.read, reading, 4096)
+            assert first.startswith(b"-- snapshot"), first
+            os.close(reading)  # what `head -1` does after its line
+            create = Terminal(folder, "create", "create", "Ada", "Lamp", "--url", url)
+            assert await asyncio.wait_for(asyncio.to_thread(create.process.wait), 30) == 0, create.text()
+            code = await asyncio.wait_for(asyncio.to_thread(watch.wait), 30)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
+        await serve.ctrl_c()
+    finally:
+        serve.kill()
+    text = errors.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text and "BrokenPipe" not in text, text

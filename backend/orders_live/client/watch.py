@@ -9,6 +9,7 @@ A refusal that retrying cannot change (a bad filter, a token every instance refu
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, TextIO
 
@@ -40,12 +41,14 @@ class Watcher:
             limit=limit,
         )
         self._state = ""
+        self.output_closed = False
 
     async def run(self) -> None:
         """Until cancelled; raises ``Refused`` (``SubscribeRefused``, ``AccessRefused``) or ``LiveOrdersDied``."""
         async with self.live:
-            async for _ in self.live.events():
-                pass  # printing happens in the callback, in arrival order
+            async for _ in self.live.events():  # printing happens in the callback, in arrival order
+                if self.output_closed:
+                    return  # the reader went away (`watch | head -3`): done, quietly
 
     def _print(self, event: LiveEvent) -> None:
         orders = self.live.orders
@@ -73,7 +76,16 @@ class Watcher:
         # JSON's default escapes every character outside ASCII; a line of text escapes those
         # that are not printable (a name may hold anything a writer stored: client/display.py).
         line = json.dumps(payload, separators=(",", ":")) if self.as_json else shown(text)
-        print(line, file=self.out, flush=True)
+        if self.output_closed:
+            return
+        try:
+            print(line, file=self.out, flush=True)
+        except BrokenPipeError:
+            self.output_closed = True
+            # What is still buffered would fail again when the interpreter flushes at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
 
 
 def describe(change: dict[str, Any], before: OrderJson | None) -> str:
