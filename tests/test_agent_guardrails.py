@@ -27,14 +27,18 @@ pytestmark = pytest.mark.fast
 
 
 @contextlib.asynccontextmanager
-async def scene(script: ChatScript, **options: Any) -> AsyncIterator[tuple[Service, Agent, OrdersClient]]:
+async def scene(
+    script: ChatScript, max_tokens: int = 1024, **options: Any
+) -> AsyncIterator[tuple[Service, Agent, OrdersClient]]:
     """A service, a scripted model, and an agent that asks it, live."""
     async with (
         running_service(settings_for("memory://")) as service,
         script.serving(),
         aiohttp.ClientSession() as session,
     ):
-        model = ChatModel("scripted", script.url, "test-key", retries=2, retry_first=0.01, retry_cap=0.02)
+        model = ChatModel(
+            "scripted", script.url, "test-key", retries=2, retry_first=0.01, retry_cap=0.02, max_tokens=max_tokens
+        )
         agent = Agent(service.url, model, AgentOptions(**options))
         task = asyncio.create_task(agent.run(), name="test-agent")
         try:
@@ -206,6 +210,54 @@ async def test_dry_run_records_the_decision_and_takes_no_action() -> None:
         await ship(client, agent)
         found = await records(client)
     assert kinds(found) == [("dry_run", "notify_customer", "")]
+
+
+async def test_every_model_call_carries_max_tokens() -> None:
+    script = ChatScript([lambda body: tool_reply(notify(_order_id(body)))])
+    async with scene(script, max_tokens=77) as (_, agent, client):
+        await ship(client, agent)
+    assert [request.get("max_tokens") for request in script.requests] == [77]
+
+
+async def test_an_order_flipped_between_shipped_and_pending_is_acted_on_once_per_window() -> None:
+    act = lambda body: tool_reply(notify(_order_id(body)))  # noqa: E731
+    script = ChatScript([act, act])
+    async with scene(script, trigger_window=3600.0) as (_, agent, client):
+        order = await ship(client, agent)
+        for _ in range(20):
+            order = await client.update(order["id"], status="pending")
+            order = await client.update(order["id"], status="shipped")
+        suppressed = "orders_live_agent_triggers_suppressed_total"
+        await until(
+            lambda: agent.metrics.registry.get_sample_value(suppressed, {"trigger": "shipped"}) == 20,
+            what="the agent to see every flip",
+        )
+        other = await ship(client, agent, customer="Grace")  # a real trigger is not held back
+        found = await records(client)
+    assert kinds(found) == [("action", "notify_customer", "")] * 2
+    assert [r["order_id"] for r in found] == [order["id"], other["id"]]
+    assert len(script.requests) == 2  # one model call per action: none for a flip
+
+
+async def test_past_the_hourly_budget_triggers_are_recorded_as_skipped_without_a_model_call() -> None:
+    act = lambda body: tool_reply(notify(_order_id(body)))  # noqa: E731
+    script = ChatScript([act, act, act])
+    async with scene(script, limits=Limits(model_calls_per_hour=2)) as (_, agent, client):
+        first = await ship(client, agent)
+        second = await ship(client, agent, customer="Grace")
+        third = await ship(client, agent, customer="Alan")
+        found = await records(client)
+        skipped = agent.metrics.registry.get_sample_value(
+            "orders_live_agent_triggers_skipped_total", {"why": "hourly_budget"}
+        )
+    assert kinds(found) == [
+        ("action", "notify_customer", ""),
+        ("action", "notify_customer", ""),
+        ("refusal", None, "hourly_budget"),
+    ]
+    assert [r["order_id"] for r in found] == [first["id"], second["id"], third["id"]]
+    assert "skipped" in found[2]["reason"]
+    assert (len(script.requests), skipped) == (2, 1)
 
 
 def _order_id(body: dict[str, Any]) -> int:

@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 
 from orders_live.agent.agent import refused_call
-from orders_live.agent.guardrails import Refusal, check_call
+from orders_live.agent.chat_model import ChatModel
+from orders_live.agent.guardrails import HourBudget, Refusal, check_call
+from orders_live.agent.metrics import AgentMetrics
 from orders_live.agent.planner import NeedsModel, OfflinePlanner
 from orders_live.agent.tools import FindOrders, parse_duration, tool_schemas
+from orders_live.agent.trigger_queue import TriggerQueue
 from orders_live.agent.triggers import Trigger, TriggerWatch
+from orders_live.cli import _parser
+from orders_live.cli.agent import _planner
 from orders_live.client.live_orders import LiveEvent
 from orders_live.domain.order import iso_millis
 
@@ -45,8 +50,7 @@ def change(after: dict[str, Any] | None, order_id: int, before: dict[str, Any] |
 
 def drain(watch: TriggerWatch) -> list[tuple[str, int, int]]:
     fired = []
-    while not watch.ready.empty():
-        trigger = watch.ready.get_nowait()
+    while (trigger := watch.ready.take()) is not None:
         watch.done_with(trigger)
         fired.append(trigger.key)
     return fired
@@ -105,8 +109,8 @@ def test_after_a_resync_orders_that_shipped_meanwhile_fire_and_old_shipped_ones_
     view = {1: order(1, "shipped", 2, clock.now - 7200), 2: order(2, "pending", 1, clock.now - 10)}
     view[3] = order(3, "shipped", 4, clock.now - 60)  # shipped a minute ago: perhaps while the agent was down
     watch.observe(LiveEvent("snapshot"), view)
-    first = [watch.ready.get_nowait() for _ in range(watch.ready.qsize())]
-    assert [(t.key, t.from_snapshot) for t in first] == [(("shipped", 3, 4), True)]
+    first = [watch.ready.take() for _ in range(len(watch.ready))]
+    assert [(t.key, t.from_snapshot) for t in first if t is not None] == [(("shipped", 3, 4), True)]
     view = {1: view[1], 2: order(2, "shipped", 2, clock.now), 3: view[3]}
     watch.observe(LiveEvent("resync", reason="history_lost"), view)
     assert drain(watch) == [("shipped", 2, 2)]  # 3 is still queued: not twice
@@ -138,6 +142,106 @@ def test_the_timer_heap_stays_bounded_under_many_changes() -> None:
         watch.observe(change(after, 1, view[1]), view)
         view[1] = after
     assert watch.armed <= 2 * 1 + 1024 + 1
+
+
+def _flip(watch: TriggerWatch, view: dict[int, dict[str, Any]], status: str, at: float) -> None:
+    before = view[1]
+    view[1] = order(1, status, before["version"] + 1, at)
+    watch.observe(change(view[1], 1, before), view)
+
+
+def test_a_flapping_order_gets_one_trigger_of_a_kind_per_window_and_the_rest_are_counted() -> None:
+    clock = Clock()
+    metrics = AgentMetrics()
+    watch = TriggerWatch(pending_after=86_400, clock=clock, window=600, on_drop=metrics.dropped)
+    view = {1: order(1, "pending", 1, clock.now), 2: order(2, "pending", 1, clock.now)}
+    watch.observe(LiveEvent("snapshot"), view)
+    fired = []
+    for _ in range(50):  # shipped, pending, shipped, ...: 50 changes to shipped, a second apart
+        _flip(watch, view, "shipped", clock.now)
+        fired += drain(watch)  # the worker keeps up: nothing waits
+        clock.now += 0.5
+        _flip(watch, view, "pending", clock.now)
+        clock.now += 0.5
+    assert fired == [("shipped", 1, 2)]
+    suppressed = 'orders_live_agent_triggers_suppressed_total{trigger="shipped"}'
+    assert _sample(metrics, suppressed) == 49
+    assert watch.ready.dropped["suppressed"] == 49
+    view[2] = order(2, "shipped", 2, clock.now)  # another order is not held back by the flapping one
+    watch.observe(change(view[2], 2, order(2, "pending", 1, clock.now)), view)
+    assert drain(watch) == [("shipped", 2, 2)]
+    clock.now += 600  # a window later the flapping order may fire once more
+    _flip(watch, view, "shipped", clock.now)
+    _flip(watch, view, "pending", clock.now)
+    _flip(watch, view, "shipped", clock.now)
+    assert drain(watch) == [("shipped", 1, 102)]
+    assert _sample(metrics, suppressed) == 50
+
+
+def test_a_full_trigger_queue_drops_the_oldest_and_counts_it_under_its_policy() -> None:
+    clock = Clock()
+    metrics = AgentMetrics()
+    watch = TriggerWatch(pending_after=86_400, clock=clock, capacity=3, on_drop=metrics.dropped)
+    view = {n: order(n, "pending", 1, clock.now) for n in range(1, 6)}
+    watch.observe(LiveEvent("snapshot"), view)
+    for n in range(1, 6):  # five orders ship while the worker is busy
+        view[n] = order(n, "shipped", 2, clock.now)
+        watch.observe(change(view[n], n, order(n, "pending", 1, clock.now)), view)
+        assert len(watch.ready) <= 3
+    overflow = 'orders_live_agent_queue_overflow_total{policy="drop_oldest",trigger="shipped"}'
+    assert _sample(metrics, overflow) == 2
+    assert drain(watch) == [("shipped", 3, 2), ("shipped", 4, 2), ("shipped", 5, 2)]
+    assert watch.ready.put(Trigger("shipped", view[1]))  # a dropped trigger is not held as waiting
+
+
+async def test_a_trigger_queue_hands_triggers_to_a_waiting_worker_in_order() -> None:
+    queue = TriggerQueue(capacity=2, window=0, clock=Clock())
+    worker = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # the worker waits on an empty queue
+    queue.put(Trigger("shipped", order(1, "shipped", 2, 1_800_000_000)))
+    first = await asyncio.wait_for(worker, 5)
+    assert first.key == ("shipped", 1, 2)
+    assert not queue.put(Trigger("shipped", order(1, "shipped", 2, 1_800_000_000)))  # still being handled
+    queue.done_with(first)
+    assert queue.put(Trigger("shipped", order(1, "shipped", 2, 1_800_000_000)))
+
+
+def test_the_hourly_budget_refuses_at_once_past_its_limit_and_has_room_an_hour_later() -> None:
+    clock = Clock()
+    budget = HourBudget(3, clock=clock)
+    for _ in range(3):
+        budget.take()
+        clock.now += 60
+    assert budget.left == 0
+    with pytest.raises(Refusal) as refused:
+        budget.take()
+    assert refused.value.code == "hourly_budget" and refused.value.reason.startswith("skipped:")
+    clock.now += 3600 - 180  # the first call is an hour old
+    budget.take()
+    assert budget.left == 0
+
+
+async def test_the_agent_commands_take_their_spend_limits() -> None:
+    args = _parser().parse_args(
+        ["agent", "--model", "m", "--max-tokens", "64", "--model-calls-per-hour", "9", "--trigger-window", "0"]
+    )
+    assert (args.max_tokens, args.model_calls_per_hour, args.trigger_window, args.queue_size) == (64, 9, 0.0, 1000)
+    planner = _planner(args)
+    try:
+        assert isinstance(planner, ChatModel) and planner.max_tokens == 64
+    finally:
+        await planner.close()
+    assert _parser().parse_args(["agent", "--model", "m"]).max_tokens == 1024
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["agent", "--max-tokens", "0"])
+
+
+def _sample(metrics: AgentMetrics, sample: str) -> float:
+    name, labels = sample.split("{", 1)
+    wanted = dict(pair.split("=", 1) for pair in labels.rstrip("}").split(","))
+    value = metrics.registry.get_sample_value(name, {k: v.strip('"') for k, v in wanted.items()})
+    assert value is not None, sample
+    return value
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,13 @@ Each step is recorded in the service's action log: the action (or, with ``dry_ru
 decision), every refusal with its reason, a model's failure, or the model's choice to do
 nothing. A trigger already acted on (found in the log: also after a restart, or by another
 agent) is skipped before any model call; the log's unique key settles a race. If the service
-cannot be reached the trigger is retried, with growing delays, until it is handled: none is
-dropped.
+cannot be reached, or its action log asks it to slow down (429), the trigger is retried, with
+growing delays, until it is handled.
+
+What the agent spends is bounded: triggers wait in a bounded queue (its overflow policy drops
+the oldest, counted), an order has at most one trigger of a kind per ``trigger_window``, and
+model calls stop for the rest of the hour past ``Limits.model_calls_per_hour`` (each trigger
+meanwhile is recorded as a ``refusal`` with code ``hourly_budget``: skipped, visibly).
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from typing import Any
 
 import aiohttp
 
-from orders_live.agent.guardrails import ALLOWED, Limits, MinuteBudget, Refusal, TriggerBudget, check_call
+from orders_live.agent.guardrails import (
+    ALLOWED,
+    HourBudget,
+    Limits,
+    MinuteBudget,
+    Refusal,
+    TriggerBudget,
+    check_call,
+)
 from orders_live.agent.metrics import AgentMetrics
 from orders_live.agent.planner import ModelFailed, Planner, ToolCall
 from orders_live.agent.prompt import trigger_conversation
@@ -44,6 +57,8 @@ class AgentOptions:
     shipped_lookback: float = 3_600.0
     dry_run: bool = False
     limits: Limits = field(default_factory=Limits)
+    queue_capacity: int = 1_000  # triggers waiting at most; past it the oldest is dropped
+    trigger_window: float = 3_600.0  # seconds: one trigger per order and kind within it (0: off)
 
 
 class Agent:
@@ -58,11 +73,20 @@ class Agent:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.planner, self.options, self.token = planner, options or AgentOptions(), token
         self.metrics = metrics or AgentMetrics()
-        self.watch = TriggerWatch(self.options.pending_after, self.options.shipped_lookback)
+        self.watch = TriggerWatch(
+            self.options.pending_after,
+            self.options.shipped_lookback,
+            capacity=self.options.queue_capacity,
+            window=self.options.trigger_window,
+            on_drop=self.metrics.dropped,
+        )
         self.live = LiveOrders(self.urls, token=token, on_event=lambda e: self.watch.observe(e, self.live.orders))
         self.metrics.live.set_function(lambda: 1.0 if self.live.state == "live" else 0.0)
         self.model_minute = MinuteBudget(self.options.limits.model_calls_per_minute)
         self.tool_minute = MinuteBudget(self.options.limits.tool_calls_per_minute)
+        self.model_hour = HourBudget(self.options.limits.model_calls_per_hour)
+        self.metrics.queue_depth.set_function(lambda: len(self.watch.ready))
+        self.metrics.model_calls_left.set_function(lambda: self.model_hour.left)
         self.handled = 0  # triggers finished (acted on, refused, failed or skipped)
         self._log: ActionLog | None = None
 
@@ -93,7 +117,7 @@ class Agent:
                 except asyncio.CancelledError:
                     raise
                 except ServiceError as exc:
-                    if exc.status < 500:  # a record the log refuses: retrying cannot help
+                    if exc.status < 500 and exc.status != 429:  # a record the log refuses: retrying cannot help
                         log.error("the action log refused a record for %s: %s", trigger.key, exc)
                         break
                     await backoff.wait(exc)
@@ -119,7 +143,10 @@ class Agent:
         while not budget.acted:
             try:
                 budget.model_call()
+                self.model_hour.take()
             except Refusal as refusal:
+                if refusal.code == "hourly_budget":
+                    self.metrics.skipped.labels("hourly_budget").inc()
                 await self._refuse(trigger, None, "", refusal)
                 return
             await self.model_minute.take()

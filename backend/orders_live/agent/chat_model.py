@@ -6,6 +6,10 @@ Failures that may pass (no connection, a timeout, 429, 5xx) are retried with gro
 capped, jittered delays (``runtime.backoff``; the client's own retries are off so that there
 is one policy); the rest fail at once. Either way the caller gets ``ModelFailed`` with the
 reason, records it, and goes on: a model error never stops the agent.
+
+Every call carries ``max_tokens`` (``--max-tokens``), so that no reply costs more than that.
+A reply cut short by it is an ordinary reply: a cut tool call's arguments are not valid JSON,
+and the guardrails refuse them.
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ class ChatModel:
         retries: int = 3,
         retry_first: float = 0.5,
         retry_cap: float = 8.0,
+        max_tokens: int = 1_024,
     ) -> None:
-        self.model = model
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        self.model, self.max_tokens = model, max_tokens
         self.retries, self.retry_first, self.retry_cap = retries, retry_first, retry_cap
         # A local server needs no key, but the client insists on one.
         self.client = openai.AsyncOpenAI(
@@ -68,6 +75,7 @@ class ChatModel:
         response = await self.client.chat.completions.create(
             model=self.model,
             messages=messages,  # type: ignore[arg-type]  # plain dicts of the documented shape
+            max_tokens=self.max_tokens,
             **extra,
         )
         if not response.choices:

@@ -5,8 +5,10 @@
 * Arguments are parsed against the tool's schema (``tools.ARGUMENTS``) and against the
   trigger: an action's ``order_id`` must be the trigger's order.
 * A trigger may make at most ``model_calls`` model calls and ``tool_calls`` tool calls, and
-  at most one action; the agent as a whole at most so many of each per minute (it waits for
-  the budget rather than drop a trigger).
+  at most one action; the agent as a whole at most so many of each per minute (a pace: it
+  waits for room) and at most ``model_calls_per_hour`` model calls in any hour (a budget:
+  past it a trigger is refused with ``hourly_budget`` and recorded as skipped, without a
+  model call). What waits meanwhile is bounded by the trigger queue (``trigger_queue``).
 Every refusal is a ``Refusal`` with a code and a reason, recorded by the caller.
 """
 
@@ -43,6 +45,7 @@ class Limits:
     tool_calls: int = 4  # per trigger
     model_calls_per_minute: int = 30
     tool_calls_per_minute: int = 60
+    model_calls_per_hour: int = 500
 
 
 def check_call(trigger: str, order_id: int | None, tool: str, raw_arguments: str) -> BaseModel:
@@ -113,3 +116,32 @@ class MinuteBudget:
                 return
             self.waited += 1
             await asyncio.sleep(self._calls[0] + 60.0 - now)
+
+
+class HourBudget:
+    """At most ``per_hour`` calls in any 3,600 seconds; ``take`` refuses past it, at once."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour, self.clock = per_hour, clock
+        self._calls: collections.deque[float] = collections.deque()
+
+    @property
+    def left(self) -> int:
+        self._forget(self.clock())
+        return self.per_hour - len(self._calls)
+
+    def take(self) -> None:
+        now = self.clock()
+        self._forget(now)
+        if len(self._calls) >= self.per_hour:
+            again = self._calls[0] + 3600.0 - now
+            raise Refusal(
+                "hourly_budget",
+                f"skipped: the agent's budget of {self.per_hour} model calls an hour is spent"
+                f" (room again in {again:.0f} s)",
+            )
+        self._calls.append(now)
+
+    def _forget(self, now: float) -> None:
+        while self._calls and self._calls[0] <= now - 3600.0:
+            self._calls.popleft()

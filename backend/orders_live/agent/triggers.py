@@ -12,6 +12,9 @@
   updated within ``shipped_lookback`` seconds (so a first start does not notify every order
   that shipped long ago, and a restart still notices what shipped while it was down).
 
+Triggers wait in a ``TriggerQueue`` (``agent.trigger_queue``): bounded, with at most one
+trigger per order and kind in any ``window`` seconds.
+
 More triggers are one more ``TriggerKind`` and a rule in ``observe``.
 """
 
@@ -24,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from orders_live.agent.trigger_queue import TriggerQueue, Why
 from orders_live.client.live_orders import LiveEvent
 from orders_live.domain.order import OrderJson
 from orders_live.domain.page import parse_instant
@@ -60,13 +64,15 @@ class TriggerWatch:
         pending_after: float,
         shipped_lookback: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        capacity: int = 1_000,
+        window: float = 0.0,
+        on_drop: Callable[[Trigger, Why], None] | None = None,
     ) -> None:
         self.pending_after, self.shipped_lookback, self.clock = pending_after, shipped_lookback, clock
-        self.ready: asyncio.Queue[Trigger] = asyncio.Queue()  # unbounded: at most a few per order
+        self.ready = TriggerQueue(capacity, window, clock, on_drop)
         self._statuses: dict[int, tuple[str, int]] = {}  # id -> (status, version) the agent last saw
         self._view: dict[int, OrderJson] = {}  # the client's view (no second copy of the orders)
         self._timers: list[tuple[float, int, int]] = []  # (due, id, version), a heap
-        self._queued: set[tuple[str, int, int]] = set()
         self._wake = asyncio.Event()
 
     @property
@@ -77,7 +83,7 @@ class TriggerWatch:
     def done_with(self, trigger: Trigger) -> None:
         """The worker has finished ``trigger``: the same key may be queued again (it will be
         found in the action log)."""
-        self._queued.discard(trigger.key)
+        self.ready.done_with(trigger)
 
     # -- observing the stream ---------------------------------------------------------
     def observe(self, event: LiveEvent, view: dict[int, OrderJson]) -> None:
@@ -128,9 +134,7 @@ class TriggerWatch:
         heapq.heapify(self._timers)
 
     def _queue(self, trigger: Trigger) -> None:
-        if trigger.key not in self._queued:
-            self._queued.add(trigger.key)
-            self.ready.put_nowait(trigger)
+        self.ready.put(trigger)
 
     # -- timers ---------------------------------------------------------------------------
     def due(self) -> float | None:
