@@ -195,9 +195,11 @@ async def start_deployment(
     database_pid: int | None = None,
     env: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Deployment:
     """One instance, or (``through_nginx``) two on the same database behind nginx. ``env``: more
-    settings for each instance (JWT mode); ``headers``: what a read needs then (a token)."""
+    settings for each instance (JWT mode); ``headers``: what a read needs then (a token); ``log``:
+    a file for the instances' output (default: discarded)."""
     if through_nginx and not database_url:
         raise ValueError("two instances share one database: give its URL")
     if through_nginx and not nginx_available():
@@ -206,6 +208,7 @@ async def start_deployment(
     ports = [free_port() for _ in range(count)]
     services: list[asyncio.subprocess.Process] = []
     deployment = Deployment(services, [f"http://127.0.0.1:{port}" for port in ports], "", database_pid=database_pid)
+    output = log.open("ab") if log is not None else None  # each child holds its own copy
     try:
         for n, port in enumerate(ports):
             args = [sys.executable, "-m", "orders_live", "serve", "--port", str(port)]
@@ -216,7 +219,10 @@ async def start_deployment(
             settings = {**os.environ, **(env or {}), "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": name}
             services.append(
                 await asyncio.create_subprocess_exec(
-                    *args, env=settings, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                    *args,
+                    env=settings,
+                    stdout=output or asyncio.subprocess.DEVNULL,
+                    stderr=output or asyncio.subprocess.DEVNULL,
                 )
             )
         async with aiohttp.ClientSession(headers=headers) as session:
@@ -231,6 +237,9 @@ async def start_deployment(
     except BaseException:
         await deployment.stop()
         raise
+    finally:
+        if output is not None:
+            output.close()
     return deployment
 
 

@@ -67,7 +67,7 @@ def add_bench_parser(commands: Any) -> None:
         choices=EMBEDDED_DATABASES,
         default="nx-27017",
         help=(
-            "with --orders, --external-writer or --through-nginx and no --database-url: "
+            "with --orders, --attack, --external-writer or --through-nginx and no --database-url: "
             "the embedded database (default nx-27017)"
         ),
     )
@@ -97,10 +97,22 @@ def add_bench_parser(commands: Any) -> None:
     bench.add_argument(
         "--no-baseline", dest="baseline", action="store_false", help="with --customers: skip the no-delivery baseline"
     )
+    bench.add_argument(
+        "--attack",
+        metavar="NAME[,NAME…]",
+        help=(
+            "instead: hostile clients against the service, each on a fresh database: subscribe-flood, forged-polls,"
+            " refused-sessions, bad-tokens, or all (docs/performance.md, 'Hostile clients')"
+        ),
+    )
+    bench.add_argument("--tag", default="", help="with --attack: a prefix for the result files (before, after)")
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
 
 
 def run_bench_command(args: argparse.Namespace) -> None:
+    if args.attack:
+        _attacks(args)
+        return
     if args.write_cost:
         _write_cost(args.database_url, Path(args.out))
         return
@@ -191,38 +203,14 @@ async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: P
     folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
     runs: list[TableRun] = []
-    kind = "postgres" if (url or "").startswith("postgres") or (not url and embedded == "postgres") else "nx-27017"
-    if url and kind == "nx-27017" and "127.0.0.1" not in url and "localhost" not in url:
-        kind = "mongodb"
     server: Any = None
     try:
-        if kind == "postgres":
-            from orders_live.sources.postgres.embedded import EmbeddedPostgres, create_database
-
-            if url is None:
-                server = EmbeddedPostgres(folder, database="postgres")
-                await server.start()
-            admin = url or server.url("postgres")
-            base = admin.rsplit("/", 1)[0]
-            names = ["bench_empty", *(f"bench_{size}_{os.getpid()}" for size in sizes)]
-            for name in names:
-                await create_database(admin, name)
-            urls = [f"{base}/{name}" for name in names]
-        else:
-            if url is None:
-                from orders_live.sources.mongo.embedded import EmbeddedMongo
-
-                server = EmbeddedMongo(folder / "nx")
-                await server.start()
-                url = server.url
-            base, _, query = url.partition("?")
-            root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-            suffix = f"?{query}" if query else ""
-            urls = [f"{root}/bench_empty_{os.getpid()}{suffix}"]
-            urls += [f"{root}/bench_{size}_{os.getpid()}{suffix}" for size in sizes]
-        for size, full in zip(sizes, urls[1:], strict=True):
+        kind, fresh, server = await _scratch_server(url, embedded, folder)
+        empty = await fresh("bench_empty")
+        for size in sizes:
+            full = await fresh(f"bench_{size}")
             print(f"{kind}: {size:,} orders…", flush=True)
-            runs.append(await measure_table(kind, full, urls[0], size, insert_orders))
+            runs.append(await measure_table(kind, full, empty, size, insert_orders))
     finally:
         if server is not None:
             await server.stop()
@@ -243,3 +231,74 @@ def _write_cost(url: str | None, out: Path) -> None:
     (out / "write-cost.md").write_text(table)
     print(table)
     print(f"written: {out / 'write-cost.md'}")
+
+
+def _attacks(args: argparse.Namespace) -> None:
+    from orders_live.bench.attacks import attack_names
+
+    try:
+        names = attack_names(args.attack)
+    except ValueError as exc:
+        raise SystemExit(f"--attack: {exc}") from None
+    asyncio.run(_run_attacks(names, args.database_url, args.database, Path(args.out), args.tag))
+
+
+async def _run_attacks(names: list[str], url: str | None, embedded: str, out: Path, tag: str) -> None:
+    """The scenarios on the given server, or an embedded one; each gets a database of its own."""
+    from orders_live.bench.attack_target import Scratch
+    from orders_live.bench.attacks import ATTACKS, run_attacks, table, write_results
+    from orders_live.sources.bulk import insert_orders
+
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-attack-"))
+    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
+    server: Any = None
+    try:
+        kind, fresh, server = await _scratch_server(url, embedded, folder)
+        results = await run_attacks(names, Scratch(kind, fresh, insert_orders), folder)
+    finally:
+        if server is not None:
+            await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    command = f"orders-live bench --attack {'all' if names == list(ATTACKS) else ','.join(names)}"
+    command += f" --database {kind}" if url is None else " --database-url …"
+    command += f" --tag {tag}" if tag else ""
+    path = write_results(results, out, tag, kind, command)
+    print(table(results))
+    print(f"written: {path}, {path.with_suffix('.md')}")
+
+
+async def _scratch_server(url: str | None, embedded: str, folder: Path) -> tuple[str, Any, Any]:
+    """(kind, a coroutine function giving a fresh database's URL by name, the embedded server
+    started here or None): PostgreSQL databases are created next to ``url``'s; MongoDB's are
+    named in the URL."""
+    kind = "postgres" if (url or "").startswith("postgres") or (not url and embedded == "postgres") else "nx-27017"
+    if url and kind == "nx-27017" and "127.0.0.1" not in url and "localhost" not in url:
+        kind = "mongodb"
+    server: Any = None
+    if kind == "postgres":
+        from orders_live.sources.postgres.embedded import EmbeddedPostgres, create_database
+
+        if url is None:
+            server = EmbeddedPostgres(folder, database="postgres")
+            await server.start()
+        admin = url or server.url("postgres")
+
+        async def fresh_postgres(name: str) -> str:
+            await create_database(admin, f"{name}_{os.getpid()}")
+            return f"{admin.rsplit('/', 1)[0]}/{name}_{os.getpid()}"
+
+        return kind, fresh_postgres, server
+    if url is None:
+        from orders_live.sources.mongo.embedded import EmbeddedMongo
+
+        server = EmbeddedMongo(folder / "nx")
+        await server.start()
+        url = server.url
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    suffix = f"?{query}" if query else ""
+
+    async def fresh_mongo(name: str) -> str:
+        return f"{root}/{name}_{os.getpid()}{suffix}"
+
+    return kind, fresh_mongo, server
