@@ -204,8 +204,14 @@ CREATE INDEX IF NOT EXISTS agent_actions_order ON agent_actions (order_id, seq);
 ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS customer_name text;
 CREATE INDEX IF NOT EXISTS agent_actions_customer ON agent_actions (customer_name, seq);
 
+-- Retention (sources/postgres/actions.py, trim) deletes the oldest records in transactions that
+-- first SET LOCAL orders_live.agent_actions_retention = 'on'; every other change is refused.
+CREATE INDEX IF NOT EXISTS agent_actions_recorded_at ON agent_actions (recorded_at);
 CREATE OR REPLACE FUNCTION agent_actions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('orders_live.agent_actions_retention', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'agent_actions is append-only: % refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END

@@ -288,7 +288,8 @@ async def test_writes_need_the_write_token_and_reads_the_read_token() -> None:
 
 @pytest.mark.fast
 async def test_the_stream_gives_the_backlog_caught_up_live_records_and_resumes() -> None:
-    async with running_service(settings_for("memory://")) as service, aiohttp.ClientSession() as session:
+    settings = settings_for("memory://", agent_actions_rate=1_000)  # 55 appends at once
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
         api = Api(session, service.url)
         for n in range(1, 56):
             assert (await api.post(refusal(order_id=n)))[0] == 201
@@ -354,6 +355,37 @@ async def test_a_stream_that_falls_too_far_behind_is_ended_and_the_tail_stops_cl
     with pytest.raises(AlreadyRecorded) as again:
         await log.append(parse_new_action(action(message="again")))
     assert again.value.existing["seq"] == 5
+
+
+@pytest.mark.fast
+async def test_appends_past_the_rate_limit_get_429_with_the_error_envelope_and_store_nothing() -> None:
+    settings = settings_for("memory://", agent_actions_rate=1)  # bursts of 20
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        api = Api(session, service.url)
+        answers = []
+        for n in range(1, 26):
+            async with session.post(f"{service.url}/api/agent/actions", json=refusal(order_id=n)) as response:
+                answers.append((response.status, await response.json(), response.headers.get("Retry-After")))
+        assert [status for status, _, _ in answers] == [201] * 20 + [429] * 5
+        _, body, retry_after = answers[-1]
+        assert body["error"]["code"] == "rate_limited" and body["error"]["message"] and body["error"]["fields"] == {}
+        assert retry_after == "1"
+        assert [r["order_id"] for r in await api.log()] == list(range(1, 21))
+
+
+@pytest.mark.fast
+async def test_the_memory_log_trims_by_count_and_by_age_and_frees_a_trimmed_actions_key() -> None:
+    log = MemoryActionLog()
+    for n in range(1, 11):
+        await log.append(parse_new_action(action(order_id=n) if n == 1 else refusal(order_id=n)))
+    assert await log.trim(keep=4, keep_seconds=3600) == 6
+    assert [r["seq"] for r in await log.recent(100)] == [7, 8, 9, 10]
+    assert [r["seq"] for r in await log.after(0, 100)] == [7, 8, 9, 10]
+    assert [r["seq"] for r in await log.after(8, 100)] == [9, 10]
+    again = await log.append(parse_new_action(action(order_id=1)))  # its first action was trimmed
+    assert again["seq"] == 11
+    assert await log.trim(keep=100, keep_seconds=0) == 5  # all older than now
+    assert await log.recent(100) == []
 
 
 # -- database: nx-27017 and PostgreSQL -------------------------------------------------------
@@ -437,3 +469,46 @@ async def test_a_record_appended_through_another_instance_reaches_the_stream(dat
             assert resumed.seqs() == [remote["seq"], local["seq"]]
         finally:
             await resumed.close()
+
+
+@pytest.mark.database
+async def test_retention_and_the_rate_limit_on_a_real_database(database_url: str) -> None:
+    settings = settings_for(
+        database_url, agent_actions_rate=1, agent_actions_keep=3, agent_actions_retention_interval=0.2
+    )
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        api = Api(session, service.url)
+        statuses = [(await api.post(refusal(order_id=n)))[0] for n in range(1, 24)]
+        assert statuses == [201] * 20 + [429] * 3
+        status, body = await api.post(refusal(order_id=99))
+        assert (status, body["error"]["code"]) == (429, "rate_limited")
+        kept: list[dict[str, Any]] = []
+
+        async def trimmed() -> bool:
+            kept[:] = await api.log()
+            return len(kept) == 3
+
+        for _ in range(200):  # the retention task runs every 0.2 s
+            if await trimmed():
+                break
+            await asyncio.sleep(0.05)
+        assert [r["order_id"] for r in kept] == [18, 19, 20]
+        assert service.action_retention is not None and service.action_retention.removed >= 17
+
+    async with opened(database_url) as source:  # by age; a trimmed action's key is free again
+        first = await source.actions.append(parse_new_action(action(order_id=50)))
+        assert await source.actions.trim(keep=1_000, keep_seconds=0) == 4
+        assert await source.actions.recent(10) == []
+        again = await source.actions.append(parse_new_action(action(order_id=50)))
+        assert again["seq"] > first["seq"]
+        assert await source.actions.trim(keep=1, keep_seconds=3600) == 0
+        assert await source.actions.recent(10) == [again]
+
+    if database_url.startswith("postgresql://"):  # outside retention, deletes are still refused
+        connection = await asyncpg.connect(database_url)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute("DELETE FROM agent_actions")
+            assert await connection.fetchval("SELECT count(*) FROM agent_actions") == 1
+        finally:
+            await connection.close()

@@ -22,6 +22,8 @@ from orders_live.sources.postgres.embedded import EmbeddedPostgres
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
+from orders_live.transports.http.action_retention import TASK as RETENTION_TASK
+from orders_live.transports.http.action_retention import ActionRetention
 from orders_live.transports.http.action_tail import ActionTail
 from orders_live.transports.http.agent_actions import AgentActionsApi
 from orders_live.transports.http.errors import json_errors
@@ -58,6 +60,7 @@ class Service:
         self.streams: EventStreams | None = None
         self.action_tail: ActionTail | None = None
         self.agent_actions: AgentActionsApi | None = None
+        self.action_retention: ActionRetention | None = None
         self.runner: web.AppRunner | None = None
         self.authenticator: Authenticator | None = None
         self.registry = prometheus_client.CollectorRegistry()
@@ -152,8 +155,15 @@ class Service:
             budget=budget,
             keepalive=settings.sse_keepalive,
             sessions=sessions,
+            rate=settings.agent_actions_rate,
         )
         app.add_routes(agent_actions.routes())
+        self.action_retention = ActionRetention(
+            source.actions,
+            settings.agent_actions_keep,
+            settings.agent_actions_keep_days * 86_400,
+            settings.agent_actions_retention_interval,
+        )
         observability = Observability(
             hub,
             source.connection,
@@ -175,6 +185,7 @@ class Service:
         hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
         hub.tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
         hub.tasks.start("agent_actions.sweep", agent_actions.open.sweep)
+        hub.tasks.start(RETENTION_TASK, self.action_retention.run)
         action_tail.start()
         log.info("orders-live listening on %s (instance %s), answering %s", self.url, hub.instance, hosts.describe())
 

@@ -170,6 +170,20 @@ class Settings(BaseSettings):
     write_rate: float = Field(
         20.0, gt=0, description="REST writes per second one JWT identity (sub) may make (burst twice that)"
     )
+    agent_actions_rate: float = Field(
+        20.0,
+        gt=0,
+        description="records a second the agent action log takes, from all writers together (burst 2x); more: 429",
+    )
+    agent_actions_keep: int = Field(
+        100_000, ge=1, description="records the agent action log keeps at most; its retention deletes older ones"
+    )
+    agent_actions_keep_days: float = Field(
+        90.0, gt=0, description="days the agent action log keeps a record; its retention deletes older ones"
+    )
+    agent_actions_retention_interval: float = Field(
+        60.0, gt=0, description="seconds between the agent action log's retention passes (the first at start)"
+    )
 
     def jwt_rules(self) -> JwtRules:
         """What a JWT must carry besides its signature, as these settings say."""

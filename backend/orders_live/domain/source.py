@@ -137,7 +137,8 @@ class Checkpoints(Protocol):
 
 class ActionLog(Protocol):
     """The agent's append-only action log. Each record gets a ``seq``, increasing in the order
-    records were appended; nothing is ever changed or removed. Raises DatabaseUnavailable."""
+    records were appended; nothing is ever changed, and records are removed only by ``trim``
+    (retention), oldest first. Raises DatabaseUnavailable."""
 
     async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
         """The record as stored, with ``customer_name`` (the order's customer, set by the
@@ -151,6 +152,12 @@ class ActionLog(Protocol):
 
     async def after(self, seq: int, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
         """Up to ``limit`` records that match with a seq above ``seq``, oldest first."""
+        ...
+
+    async def trim(self, keep: int, keep_seconds: float) -> int:
+        """Delete every record that is not among the newest ``keep``, or was recorded more than
+        ``keep_seconds`` ago (by the database's clock where it has one), in small batches;
+        the number deleted. (A trimmed ``action`` no longer blocks a second one for its key.)"""
         ...
 
 

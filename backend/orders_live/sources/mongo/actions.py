@@ -7,12 +7,16 @@ partial index (nx-27017 has none): such a record's ``_id`` is ``action:<trigger>
 ``arguments`` is kept as its JSON text (``arguments_json``): any key the model chose ("$x",
 "a.b") and any JSON number (past 64 bits) round-trips, which a subdocument would not.
 ``recorded_at`` is set at insert (nx-27017 stores a ``$set`` date as a string).
+
+Retention (``trim``) deletes the oldest records by seq, a batch of ``_id``s at a time. A
+trimmed action's ``_id`` is free again, as a trimmed row's key is on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -36,6 +40,7 @@ from orders_live.sources.mongo.documents import parse_date
 log = logging.getLogger(__name__)
 
 COUNTER = "agent_actions"  # the _id of this log's document in ``counters``
+TRIM_BATCH = 1_000  # records deleted per delete_many
 
 
 def action_id(trigger: str, order_id: int, order_version: int) -> str:
@@ -149,3 +154,36 @@ class MongoActionLog:
         async with self.connection.answering():
             docs = await self.collection.find(selector).sort("seq", 1).limit(limit).to_list()
         return _records(docs)
+
+    async def trim(self, keep: int, keep_seconds: float) -> int:
+        """Records are appended in time order, so the ones to delete are those up to one
+        seq: below the newest ``keep``, or the newest one too old."""
+        cutoff = utc_now() - timedelta(seconds=keep_seconds)
+        removed = 0
+        async with self.connection.answering():
+            upto = 0
+            beyond = await self.collection.find({}, {"seq": 1}).sort("seq", -1).skip(keep).limit(1).to_list()
+            if beyond:
+                upto = int(beyond[0]["seq"])
+            old = (
+                await self.collection.find({"recorded_at": {"$lte": cutoff}}, {"seq": 1})
+                .sort("seq", -1)
+                .limit(1)
+                .to_list()
+            )
+            if old:
+                upto = max(upto, int(old[0]["seq"]))
+            while upto > 0:
+                batch = (
+                    await self.collection.find({"seq": {"$lte": upto}}, {"_id": 1})
+                    .sort("seq", 1)
+                    .limit(TRIM_BATCH)
+                    .to_list()
+                )
+                if not batch:
+                    break
+                result = await self.collection.delete_many({"_id": {"$in": [doc["_id"] for doc in batch]}})
+                removed += result.deleted_count
+                if len(batch) < TRIM_BATCH:
+                    break
+        return removed

@@ -1,6 +1,8 @@
 """The agent's action log in the ``agent_actions`` table (``sql/schema.sql``): a seq from an
 identity column, a partial unique index for actions, and triggers that refuse UPDATE, DELETE
-and TRUNCATE. Every statement is a fixed text; filters are typed parameters."""
+and TRUNCATE, except the retention's deletes (``trim``: transactions that first set
+``orders_live.agent_actions_retention``). Every statement is a fixed text; filters are typed
+parameters."""
 
 from __future__ import annotations
 
@@ -40,6 +42,15 @@ _INSERT = (
     " (kind, trigger, order_id, order_version, tool, arguments, message, reason, model, customer_name)"
     f" VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) RETURNING {COLUMNS}"
 )
+
+TRIM_BATCH = 1_000  # records deleted per transaction
+_TRIM_BELOW = (
+    "SELECT GREATEST("
+    " COALESCE((SELECT seq FROM agent_actions ORDER BY seq DESC OFFSET $1 LIMIT 1), 0),"
+    " COALESCE((SELECT max(seq) FROM agent_actions"
+    " WHERE recorded_at <= clock_timestamp() - make_interval(secs => $2::float8)), 0))"
+)
+_TRIM = "DELETE FROM agent_actions WHERE seq IN (SELECT seq FROM agent_actions WHERE seq <= $1 ORDER BY seq LIMIT $2)"
 
 
 def record_of(row: Any) -> AgentActionJson:
@@ -111,3 +122,17 @@ class PostgresActionLog:
         async with self.connection.answering() as db:
             rows = await db.fetch(_AFTER, *_match(filters), seq, limit)
         return [record_of(row) for row in rows]
+
+    async def trim(self, keep: int, keep_seconds: float) -> int:
+        """Records are appended in time order (under the append lock), so the ones to delete
+        are those up to one seq: below the newest ``keep``, or the newest one too old."""
+        removed = 0
+        async with self.connection.answering() as db:
+            upto = int(await db.fetchval(_TRIM_BELOW, keep, keep_seconds))
+            while True:
+                async with db.transaction():
+                    await db.execute("SET LOCAL orders_live.agent_actions_retention = 'on'")
+                    deleted = int((await db.execute(_TRIM, upto, TRIM_BATCH)).split()[-1])
+                removed += deleted
+                if deleted < TRIM_BATCH:
+                    return removed

@@ -4,6 +4,9 @@
   existing ``record`` for a second ``action`` of the same trigger, order and version, ``422
   validation_failed`` with ``fields``; only the agent (an ``agent`` JWT, or the shared write
   token) appends. The service adds the order's customer (``customer_name``), from the feed.
+  The log takes at most ``rate`` valid records a second from all writers together (a token
+  bucket, bursts of twice that, at least 20): past it, ``429 rate_limited`` with
+  ``Retry-After``, and nothing is stored. Its retention is ``action_retention``'s.
 - ``GET /api/agent/actions``: ``{"actions": [...]}``, the newest ``limit``, or those
   ``after`` a seq, oldest first, filtered by ``kind``, ``trigger``, ``order_id``,
   ``order_version``.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
@@ -35,6 +39,7 @@ from orders_live.domain.agent_action import (
 )
 from orders_live.domain.order import MAX_ID, positive_int
 from orders_live.domain.source import ActionLog, AlreadyRecorded
+from orders_live.identity.limits import RateLimit
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.action_tail import ActionStream, ActionTail
@@ -65,8 +70,10 @@ class AgentActionsApi:
         budget: ConnectionBudget | None = None,
         keepalive: float = 15.0,
         sessions: Sessions | None = None,
+        rate: float = 20.0,
     ) -> None:
         self.actions, self.tail, self.database, self.metrics = actions, tail, database, metrics
+        self.appends = RateLimit(rate, burst=max(20.0, 2 * rate))
         self.owner_of = owner_of  # an order's customer, as the feed has it now
         self.keepalive = keepalive
         self.open = OpenStreams(
@@ -95,6 +102,13 @@ class AgentActionsApi:
             new = parse_new_action(await json_object(request))
         except InvalidAgentAction as exc:
             raise ApiError(422, "validation_failed", "the record has invalid fields", exc.fields) from None
+        if not self.appends.allow():
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"the action log takes at most {self.appends.rate:g} records a second",
+                headers={"Retry-After": str(max(1, math.ceil(1 / self.appends.rate)))},
+            )
         customer = self.owner_of(new.order_id) if new.order_id is not None else None
         try:
             async with self.database.bounded():
