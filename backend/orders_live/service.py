@@ -127,6 +127,7 @@ class Service:
             page_bytes=settings.snapshot_page_bytes,
             sessions=sessions,
             token_grace=settings.token_grace,
+            auth_timeout=settings.auth_timeout,
             max_http_buffer_size=settings.max_body_bytes,
         )
         gateway.attach(app)

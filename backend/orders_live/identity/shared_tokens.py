@@ -47,7 +47,7 @@ class SharedTokens:
         if token is None:
             log.info("refused %s from %s: no token", need, who)
             raise unauthorized(f"a {need} token is required")
-        log.warning("refused %s from %s: wrong token", need, who)
+        log.info("refused %s from %s: wrong token", need, who)  # Socket.IO warns once per address and interval
         raise forbidden(f"this token does not allow {need}s")
 
 

@@ -13,6 +13,10 @@ Transport-agnostic: it holds packets already encoded by the transport that owns 
 
 Memory per client is bounded by both capacities; one slow client never holds
 up the others, since each client has its own writer.
+
+- Replies (the answers to a client's requests) are control packets too, counted: past
+  ``reply_capacity`` of them waiting, ``put_reply`` says no, and the transport disconnects a
+  client that asks and never reads the answers instead of holding them for ever.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ class ClientQueue(Generic[Packet]):
         capacity: int = 1_000,
         conflation_capacity: int = 10_000,
         report_slow: SlowClientReport = _unreported,
+        reply_capacity: int = 64,
     ) -> None:
         self.name = name
-        self._report_slow = report_slow
+        self.reply_capacity = reply_capacity
+        self.replies_waiting = 0
+        self.report_slow = report_slow
         self.capacity, self.conflation_capacity = capacity, conflation_capacity
         self._encode_change = encode_change
         self._on_resync = on_resync
@@ -76,7 +83,7 @@ class ClientQueue(Generic[Packet]):
         if self._waiting_changes >= self.capacity:
             self._conflating = True
             self.conflations += 1
-            self._report_slow("conflated")
+            self.report_slow("conflated")
             log.info("client %s is %d changes behind: conflating", self.name, self._waiting_changes)
             self.put_change(room, delivery)
             return
@@ -87,6 +94,15 @@ class ClientQueue(Generic[Packet]):
     def put_control(self, packet: Packet) -> None:
         self._items.append((None, packet))
         self._wake.set()
+
+    def put_reply(self, packet: Packet) -> bool:
+        """Queue the answer to a request; False (and not queued) when ``reply_capacity``
+        answers are waiting already: the client is not reading them."""
+        if self.replies_waiting >= self.reply_capacity:
+            return False
+        self.replies_waiting += 1
+        self.put_control(packet)
+        return True
 
     def drop_room(self, room: str) -> None:
         """A fresh snapshot for one subscription follows: the changes still waiting for it
@@ -99,7 +115,7 @@ class ClientQueue(Generic[Packet]):
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)
         self.resyncs += 1
-        self._report_slow("resynced")
+        self.report_slow("resynced")
         self._resync_due = True
         self._conflating = False
         self._merged.clear()
@@ -137,6 +153,7 @@ class ClientQueue(Generic[Packet]):
         packets = [packet for _, packet in self._items]
         self._items.clear()
         self._waiting_changes = 0
+        self.replies_waiting = 0
         if not self._merged and not self._resync_due:
             self._wake.clear()
         return packets

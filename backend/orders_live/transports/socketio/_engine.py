@@ -61,6 +61,17 @@ class Replies(Protocol):
         queued later waits until the calling task (which sends the ack) has finished."""
 
 
+class SessionWatch(Protocol):
+    """What the gateway is told of every Engine.IO session, on both paths."""
+
+    def opened(self, sid: str, environ: dict[str, Any]) -> dict[str, str] | None:
+        """A handshake: None lets it in; a refusal (``code``, ``message``) refuses it: Engine.IO
+        answers 401 with it as its JSON body."""
+
+    def closed(self, sid: str) -> None:
+        """The session ended, however."""
+
+
 Handler = Callable[..., Awaitable[Any]]  # (sid, *event args) -> the ack's payload
 Refuse = Callable[[str | None, dict[str, Any], str], Awaitable[None]]  # (eio sid, environ, reason)
 
@@ -215,12 +226,16 @@ class Engine:
         if direct and self.problems:
             log.warning("Socket.IO direct path off, using the libraries' own: %s", "; ".join(self.problems))
 
-    def server(self, handlers: dict[str, Handler], replies: Replies, refuse: Refuse, **options: Any) -> Any:
-        """A Socket.IO server whose ``handlers`` answer in order with the client's other packets."""
+    def server(
+        self, handlers: dict[str, Handler], replies: Replies, refuse: Refuse, sessions: SessionWatch, **options: Any
+    ) -> Any:
+        """A Socket.IO server whose ``handlers`` answer in order with the client's other packets,
+        and which tells ``sessions`` of every Engine.IO session."""
         if not self.direct:
             sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=True, **options)
             for name, handler in handlers.items():
                 sio.on(name, _held_reply(handler, replies))
+            _watch_sessions(sio, sessions)
             return sio
         sio = _OrderedServer(async_mode="aiohttp", async_handlers=True, **options)
         sio.ordered = handlers
@@ -228,6 +243,7 @@ class Engine:
         sio.refuse = refuse
         sio.eio._async = {**sio.eio._async, "websocket": _GuardedWebSocket}
         sio.eio.orders_live_refuse = refuse
+        _watch_sessions(sio, sessions)
         return sio
 
     def channel(self, sio: Any, sid: str, environ: dict[str, Any]) -> Channel:
@@ -250,6 +266,29 @@ class Engine:
         changes = [delivery.encoded("wire", conflated, dict) for delivery, conflated in run]
         encoded: str = sio_packet.Packet(sio_packet.EVENT, data=["order_changes", {"changes": changes}]).encode()
         return encoded
+
+
+def _watch_sessions(sio: Any, sessions: SessionWatch) -> None:
+    """Engine.IO's public ``on('connect' | 'disconnect')``, chained before python-socketio's own
+    handlers (as python-socketio's admin instrumentation does), on both paths."""
+    theirs_open, theirs_close = sio.eio.handlers["connect"], sio.eio.handlers["disconnect"]
+
+    async def opened(sid: str, environ: dict[str, Any]) -> Any:
+        refusal = sessions.opened(sid, environ)
+        if refusal is not None:
+            return refusal  # Engine.IO answers 401 with it
+        try:
+            return await theirs_open(sid, environ)
+        except BaseException:
+            sessions.closed(sid)  # Engine.IO refuses the handshake and reports no disconnect
+            raise
+
+    async def closed(sid: str, reason: Any = None) -> Any:
+        sessions.closed(sid)
+        return await theirs_close(sid, reason)
+
+    sio.eio.on("connect", opened)
+    sio.eio.on("disconnect", closed)
 
 
 def _held_reply(handler: Handler, replies: Replies) -> Handler:

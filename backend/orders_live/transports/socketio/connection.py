@@ -23,9 +23,10 @@ from orders_live.domain.identity import OPEN, Identity
 from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
-from orders_live.transports.snapshot_pages import snapshot_packets
+from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, snapshot_packets
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
 from orders_live.transports.socketio.admission import Admitted
+from orders_live.transports.socketio.subscribes import SubscribesInFlight
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,14 @@ class ClientConnection:
         on_broken: Callable[[ClientConnection, BaseException], None],
         conflation_capacity: int = 10_000,
         report_slow: SlowClientReport | None = None,
+        in_flight: SubscribesInFlight | None = None,
     ) -> None:
         self.sid = sid
+        self.eio_sid = sid  # its Engine.IO session (its socket), set by the gateway
         self.admitted: Admitted | None = None  # who connected, its session (set once admitted)
         self.subscriptions: dict[str, Subscription] = {}
+        self.in_flight = in_flight if in_flight is not None else SubscribesInFlight(sid)  # being answered
+        self._holds: set[Hold] = set()  # the fallback's barriers not yet handed over
         self.channel = channel
         self.engine = engine
         self.direct = channel.direct
@@ -71,8 +76,9 @@ class ClientConnection:
             lambda: on_resync(self),
             capacity,
             conflation_capacity,
-            **({"report_slow": report_slow} if report_slow is not None else {}),
         )
+        if report_slow is not None:
+            self.queue.report_slow = report_slow
         self._writer: asyncio.Task[None] | None = None
         self._writing = False  # the writer holds packets it has taken and not yet written
         self._wrote = asyncio.Event()  # set each time the writer finishes a round
@@ -89,6 +95,12 @@ class ClientConnection:
         self._writer = asyncio.create_task(self._write(), name=f"socketio.writer.{self.sid}")
 
     async def close(self) -> None:
+        self.in_flight.cancel_all()
+        for barrier in self._holds:  # their acks go nowhere now: their handlers may end
+            if not barrier.handed_over.done():
+                barrier.handed_over.set_result(None)
+            barrier.release()
+        self._holds.clear()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,11 +159,18 @@ class ClientConnection:
     def emit(self, event: str, payload: Any) -> None:
         self.queue.put_control(self.engine.encode_event(event, payload))
 
-    async def hold(self) -> Hold:
+    def reply(self, packet: str) -> bool:
+        """Queue the answer to a request; False when too many answers wait unread already."""
+        return self.queue.put_reply(packet)
+
+    async def hold(self) -> Hold | None:
         """Returns once everything queued so far is handed over; later packets wait for
-        ``release()`` on the returned Hold."""
+        ``release()`` on the returned Hold. None when too many answers wait unread already."""
         barrier = Hold()
-        self.queue.put_control(barrier)
+        if not self.queue.put_reply(barrier):
+            return None
+        self._holds.add(barrier)
+        barrier.handed_over.add_done_callback(lambda _: self._holds.discard(barrier))
         await barrier.handed_over
         return barrier
 
@@ -224,6 +243,14 @@ class ClientConnection:
         elif run:
             self.batches += 1
             yield self.engine.encode_batch(run), None
+
+
+def page_bytes_for(auth: Any, ceiling: int) -> int:
+    """Pages no larger than the client says its transport takes (``auth.max_message``)."""
+    announced = auth.get("max_message") if isinstance(auth, dict) else None
+    if isinstance(announced, int) and not isinstance(announced, bool) and announced >= MIN_PAGE_BYTES:
+        return min(ceiling, announced)
+    return ceiling
 
 
 class SocketSink:

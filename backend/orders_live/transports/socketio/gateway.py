@@ -5,8 +5,11 @@ Rooms (all orders, one status, one order, each within a customer's scope) are th
 module turns them into Socket.IO packets, encoded once per change whatever the number of
 recipients, and keeps each client's packets in one ordered, bounded queue. Each connection has
 the identity it connected with (``refresh_token`` may extend its ``exp``, never change who it
-is) and a session that ends it when the token expires or is revoked. Everything that touches
-the libraries' internals is in ``_engine``; bad packets are refused there and reported here.
+is) and a session that ends it when the token expires or is revoked. Every socket is an
+``engine_sessions`` entry from its handshake on (a budget slot; closed when it does not connect
+in time, or is refused). Work per connection is bounded: one subscribe answered at a time
+(``subscribes``), and a client that leaves its answers unread is disconnected. Everything that
+touches the libraries' internals is in ``_engine``; bad packets are refused there and reported here.
 """
 
 from __future__ import annotations
@@ -15,34 +18,30 @@ import asyncio
 import logging
 from typing import Any
 
-from orders_live.domain.page import MAX_WINDOW
+from socketio.exceptions import ConnectionRefusedError
+
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.hub import CatchUpBusy, Hub, NotReady, PositionRefused, catch_up_client
+from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.sessions import Sessions, open_sessions
-from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.admission import Admission
 from orders_live.transports.socketio.admission import refusal as _error
-from orders_live.transports.socketio.connection import ClientConnection, SocketSink
+from orders_live.transports.socketio.connection import ClientConnection, SocketSink, page_bytes_for
+from orders_live.transports.socketio.endings import Endings
+from orders_live.transports.socketio.engine_sessions import EngineSessions, remote_address
 from orders_live.transports.socketio.library_errors import quiet_library_parse_errors
+from orders_live.transports.socketio.subscribe_request import parse_subscribe
+from orders_live.transports.socketio.subscribes import SubscribeCancelled, SubscribesInFlight
 
 log = logging.getLogger(__name__)
 
 READY_WAIT = 10.0
 FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
-REFUSED_CLOSE_WITHIN = 5.0  # a refused long-polling client is closed once it polls; past this, by ping timeout
-ENDING_FLUSH = 0.5  # seconds an ended session's last event may take to leave before the disconnect
-ENDING_DISCONNECT = 0.4  # and the disconnect packet, before the socket is simply closed (revocation: < 1 s)
-MAX_POSITION_LENGTH = 4096
-
-
-def _remote(environ: dict[str, Any]) -> str:
-    request = environ.get("aiohttp.request")
-    return str(environ.get("REMOTE_ADDR") or getattr(request, "remote", None) or "?")
 
 
 class SocketGateway:
@@ -60,13 +59,19 @@ class SocketGateway:
         page_bytes: int = 512 * 1024,
         sessions: Sessions | None = None,
         token_grace: float = 2.0,
+        auth_timeout: float = 5.0,
         **server_options: Any,
     ) -> None:
         self.page_bytes = page_bytes
         self.policy = policy or AccessPolicy([])
         self.budget = budget or ConnectionBudget(10_000)
         sessions = sessions if sessions is not None else open_sessions()
-        self.admission = Admission(sessions, self.budget, subscribe_rate, token_grace)
+        self.refusals = RefusalThrottle("connect", max_wait=auth_timeout / 2)
+        self.admission = Admission(sessions, subscribe_rate, token_grace, self.refusals)
+        self.engine_sessions = EngineSessions(
+            self.budget, auth_timeout, lambda eio_sid: self.sio.eio.disconnect(eio_sid)
+        )
+        self.subscribes_in_flight: set[asyncio.Task[Any]] = set()  # every connection's
         self.max_subscriptions, self.subscribe_rate = max_subscriptions, subscribe_rate
         self.hub, self.metrics = hub, metrics
         self.queue_capacity = queue_capacity
@@ -76,12 +81,13 @@ class SocketGateway:
             {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe, "refresh_token": self._refresh},
             self,
             self._refuse_packet,
+            self.engine_sessions,
             cors_allowed_origins=lambda origin, environ: self.policy.origin_allowed(origin, environ.get("HTTP_HOST")),
             **server_options,
         )
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.resyncs_for_slowness = 0
-        self._closing_refused: set[asyncio.Task[None]] = set()  # disconnects of refused or ended clients
+        self.endings = Endings(lambda sid: self.sio.disconnect(sid), self.engine_sessions, metrics)
         self._stop_counting = quiet_library_parse_errors(
             lambda reason: self.metrics.refused_packets.labels(reason).inc()
         )
@@ -94,8 +100,8 @@ class SocketGateway:
     # -- what the engine asks of the gateway (``_engine.Replies``) -------------------
     def reply(self, sid: str, packet: str) -> None:
         connection = self.connection_per_sid.get(sid)
-        if connection is not None:
-            connection.queue.put_control(packet)
+        if connection is not None and not connection.reply(packet):
+            self.endings.answers_unread(connection)
 
     async def hold_for_reply(self, sid: str) -> None:
         connection = self.connection_per_sid.get(sid)
@@ -103,30 +109,40 @@ class SocketGateway:
         if connection is None or task is None:
             return
         barrier = await connection.hold()
+        if barrier is None:
+            self.endings.answers_unread(connection)
+            return
         task.add_done_callback(barrier.release)
 
     async def _refuse_packet(self, eio_sid: str | None, environ: dict[str, Any], reason: str) -> None:
         """Count and log a bad packet, and disconnect its client. The disconnect is not awaited
         here: for a long-polling client Engine.IO waits until the client polls for its close."""
         self.metrics.refused_packets.labels(reason).inc()
-        log.warning("refused a packet from %s (%s): disconnecting it", _remote(environ), reason)
+        log.warning("refused a packet from %s (%s): disconnecting it", remote_address(environ), reason)
         if eio_sid is not None:
-            task = asyncio.create_task(self._disconnect_refused(eio_sid), name=f"socketio.refused.{eio_sid}")
-            self._closing_refused.add(task)
-            task.add_done_callback(self._closing_refused.discard)
-
-    async def _disconnect_refused(self, eio_sid: str) -> None:
-        try:
-            async with asyncio.timeout(REFUSED_CLOSE_WITHIN):
-                await self.sio.eio.disconnect(eio_sid)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # gone already, or it never polls again: Engine.IO's ping timeout ends it
-            log.debug("a refused client was not closed cleanly (%s)", type(exc).__name__)
+            self.engine_sessions.show_out(eio_sid)
 
     # -- connections -----------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        admitted = self.admission.admit(environ, auth, _remote(environ), lambda e, p: self._end(sid, e, p))
+        """Admit the client, or refuse it (ConnectionRefusedError): its socket closes once the
+        connect_error is on its way."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        sessions = self.engine_sessions
+        try:
+            admitted = await self.admission.admit(
+                environ,
+                auth,
+                remote_address(environ),
+                lambda e, p: self._end(sid, e, p),
+                lambda: sessions.take_slot(eio_sid),
+            )
+        except ConnectionRefusedError:
+            sessions.show_out(eio_sid)
+            raise
+        if not sessions.is_open(eio_sid):  # closed while its turn came (auth_timeout)
+            self.admission.release(admitted)
+            raise ConnectionRefusedError("the connect came too late", {"code": "unauthorized"})
+        sessions.connected(eio_sid)
         request = environ.get("aiohttp.request")
         if request is not None:
             bound_send_buffer(request.transport, self.socket_send_buffer)
@@ -138,8 +154,10 @@ class SocketGateway:
             self._resync_slow,
             self._broken,
             report_slow=self.metrics.slow_client,
+            in_flight=SubscribesInFlight(sid, self.subscribes_in_flight),
         )
-        connection.page_bytes = self._page_bytes_for(auth)
+        connection.eio_sid = eio_sid
+        connection.page_bytes = page_bytes_for(auth, self.page_bytes)
         connection.admitted = admitted
         self.connection_per_sid[sid] = connection
         connection.start()
@@ -147,32 +165,8 @@ class SocketGateway:
     def _end(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         """A session ends (its token expired or was revoked): say why, then disconnect."""
         connection = self.connection_per_sid.get(sid)
-        if connection is None:
-            return
-        connection.emit(event, payload)
-        task = asyncio.create_task(self._disconnect_ended(connection), name=f"socketio.ended.{sid}")
-        self._closing_refused.add(task)
-        task.add_done_callback(self._closing_refused.discard)
-
-    async def _disconnect_ended(self, connection: ClientConnection) -> None:
-        """Disconnect with Socket.IO's disconnect packet: a client does not reconnect by itself
-        with the token that just ended; it gets a fresh one first."""
-        await connection.flush(ENDING_FLUSH)
-        try:
-            async with asyncio.timeout(ENDING_DISCONNECT):
-                await self.sio.disconnect(connection.sid)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("an ended client was not disconnected cleanly (%s)", type(exc).__name__)
-            connection.channel.drop()
-
-    def _page_bytes_for(self, auth: Any) -> int:
-        """Pages no larger than the client says its transport takes (``auth.max_message``)."""
-        announced = auth.get("max_message") if isinstance(auth, dict) else None
-        if isinstance(announced, int) and not isinstance(announced, bool) and announced >= MIN_PAGE_BYTES:
-            return min(self.page_bytes, announced)
-        return self.page_bytes
+        if connection is not None:
+            self.endings.session_ended(connection, event, payload)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self.connection_per_sid.pop(sid, None)
@@ -180,10 +174,11 @@ class SocketGateway:
             return
         if connection.admitted is not None:
             self.admission.release(connection.admitted)
+        self.engine_sessions.disconnected(connection.eio_sid)  # a socket that stays must connect again in time
         for subscription in connection.subscriptions.values():
             self.hub.close_view(subscription)
         connection.subscriptions.clear()
-        await connection.close()
+        await connection.close()  # and its subscribes being answered are cancelled
 
     def _resync_slow(self, connection: ClientConnection) -> None:
         self.resyncs_for_slowness += 1
@@ -204,9 +199,9 @@ class SocketGateway:
         await asyncio.gather(*(c.flush(FLUSH_WITHIN) for c in self.connection_per_sid.values()))
         for sid in list(self.connection_per_sid):
             await self._disconnect(sid)
-        for task in list(self._closing_refused):
-            task.cancel()
-        await asyncio.gather(*self._closing_refused, return_exceptions=True)
+        await self.endings.stop()
+        await self.engine_sessions.stop()
+        self.refusals.close()
         self._stop_counting()
         await self.sio.shutdown()
 
@@ -217,14 +212,30 @@ class SocketGateway:
             return None
         if connection.admitted is not None and not self.admission.rate_allows(connection.admitted):
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe calls a second")
-        return await self._open(connection, payload)
+        room = self._room_of(connection, payload)  # None for a bad filter: _open says what is wrong
+        in_flight, held = len(connection.in_flight), len(connection.subscriptions)
+        if in_flight >= self.max_subscriptions or (
+            room not in connection.subscriptions and held + in_flight >= self.max_subscriptions
+        ):
+            return _error("too_many_subscriptions", f"at most {self.max_subscriptions} subscriptions a connection")
+        try:  # one at a time: a snapshot or catch-up is read while the later ones wait
+            return await connection.in_flight.run(room or "", lambda: self._open(connection, payload))
+        except SubscribeCancelled:
+            if self.connection_per_sid.get(sid) is not connection:
+                return None  # disconnected: nobody to answer
+            return _error("unsubscribed", "unsubscribed before it was answered")
+
+    @staticmethod
+    def _room_of(connection: ClientConnection, payload: Any) -> str | None:
+        try:
+            return parse_subscribe(payload, connection.identity.scope).wanted.room
+        except FilterError:
+            return None
 
     async def _open(self, connection: ClientConnection, payload: Any) -> dict[str, Any] | None:
         scope = connection.identity.scope
         try:
-            wanted = parse_filter(payload, extra_keys=frozenset({"since", "limit"})).within(scope)
-            since = self._since(payload)
-            limit = self._limit(payload)
+            wanted, since, limit = parse_subscribe(payload, scope)
         except FilterError as exc:
             return _error("invalid_filter", str(exc), exc.fields)
         if scope is not None and wanted.kind == "id" and self.hub.owner_of(wanted.id or 0) not in (None, scope):
@@ -272,24 +283,6 @@ class SocketGateway:
             answer["resync"] = view.resync_reason
         return answer
 
-    @staticmethod
-    def _limit(payload: Any) -> int | None:
-        if not isinstance(payload, dict) or payload.get("limit") is None:
-            return None
-        limit = payload["limit"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_WINDOW:
-            raise FilterError({"limit": f"must be an integer from 1 to {MAX_WINDOW}"})
-        return limit
-
-    @staticmethod
-    def _since(payload: Any) -> str | None:
-        if not isinstance(payload, dict) or payload.get("since") is None:
-            return None
-        since = payload["since"]
-        if not isinstance(since, str) or not 0 < len(since) <= MAX_POSITION_LENGTH:
-            raise FilterError({"since": "must be a position string from an earlier change"})
-        return since
-
     async def _unsubscribe(self, sid: str, payload: Any = None, *_: Any) -> dict[str, Any] | None:
         connection = self.connection_per_sid.get(sid)
         if connection is None:
@@ -301,7 +294,8 @@ class SocketGateway:
         subscription = connection.subscriptions.pop(wanted.room, None)
         if subscription is not None:
             self.hub.close_view(subscription)
-        return {"ok": True, "filter": wanted.wire(), "subscribed": subscription is not None}
+        answering = connection.in_flight.cancel(wanted.room)  # a subscribe to it still being answered
+        return {"ok": True, "filter": wanted.wire(), "subscribed": subscription is not None or answering}
 
     # -- refresh_token ---------------------------------------------------------------------
     async def _refresh(self, sid: str, payload: Any = None, *_: Any) -> dict[str, Any] | None:
@@ -310,4 +304,4 @@ class SocketGateway:
             return None
         if not self.admission.rate_allows(connection.admitted):
             return _error("rate_limited", f"at most {self.subscribe_rate:g} subscribe or refresh calls a second")
-        return self.admission.refresh(connection.admitted, payload)
+        return await self.admission.refresh(connection.admitted, payload)
