@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -177,23 +178,28 @@ async def test_the_rest_probe_times_each_call_and_keeps_the_failures() -> None:
         assert calls[3] - calls[0] >= 0.25  # one call every 0.1 s, not a tight loop
 
 
-async def test_a_call_unanswered_when_the_probe_stops_counts_as_a_failure_with_its_wait_so_far() -> None:
+@pytest.mark.parametrize(("stall", "failures"), [(0.3, []), (5.0, ["unanswered"])])
+async def test_a_call_in_flight_when_the_probe_stops_is_awaited_a_while_then_counted_unanswered(
+    monkeypatch: pytest.MonkeyPatch, stall: float, failures: list[str]
+) -> None:
+    monkeypatch.setattr("orders_live.bench.subscribe_flood.STOP_GRACE", 1.0)
     calls: list[float] = []
     release = asyncio.Event()
 
     async def orders(request: web.Request) -> web.Response:
         calls.append(time.monotonic())
         if len(calls) == 2:
-            await release.wait()  # the service stalls on this one
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(release.wait(), stall)  # the service stalls on this one
         return web.json_response({"orders": []})
 
     async with served(orders, "/api/orders") as url:
         async with RestProbe(url) as probe:
             await until(lambda: len(calls) == 2, 10, "the second call")
-            await asyncio.sleep(0.3)  # the measured stall: the probe stops while the call waits
         release.set()
-        assert probe.failures == ["unanswered"]
-        assert len(probe.latencies_ms) == 2 and probe.latencies_ms[1] >= 300
+        assert probe.failures == failures
+        assert len(calls) == len(probe.latencies_ms) == 2  # no call after the stop
+        assert min(stall, 1.0) * 1000 * 0.9 <= probe.latencies_ms[1] < 5_000
 
 
 def results() -> list[dict[str, Any]]:

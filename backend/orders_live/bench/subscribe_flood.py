@@ -30,6 +30,7 @@ DURATION = 20.0
 INTERVAL = 0.2
 AFTER = 3.0
 PROBE_EVERY = 0.1
+STOP_GRACE = 2.0  # seconds a REST call in flight when the probe stops may still take
 RECEIVE_BUFFER = 4096
 FILTERS: tuple[dict[str, Any], ...] = ({}, {"status": "pending"}, {"status": "shipped"}, {"status": "delivered"})
 MAX_GROWTH_MB = 20.0
@@ -38,8 +39,9 @@ MAX_REST_MS = 100.0
 
 class RestProbe:
     """``GET /api/orders?limit=100`` every ``PROBE_EVERY`` s while running: each one's latency (ms)
-    and any answer other than 200. A call still unanswered when the probe stops counts with the
-    time it has waited so far (a lower bound), and as a failure ``unanswered``."""
+    and any answer other than 200. A call in flight when the probe stops gets ``STOP_GRACE``
+    seconds more; one still unanswered then counts with the time it has waited (a lower bound),
+    and as a failure ``unanswered``."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url, self.headers = url, headers or {}
@@ -48,6 +50,7 @@ class RestProbe:
         self._waiting_since: float | None = None  # the unanswered call's start (time.perf_counter())
         self.failures: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def _probe(self) -> None:
         timeout = aiohttp.ClientTimeout(total=30)
@@ -65,6 +68,8 @@ class RestProbe:
                 elapsed = time.perf_counter() - started
                 self._waiting_since = None
                 self.latencies_ms.append(elapsed * 1000)
+                if self._stopping:
+                    return
                 await asyncio.sleep(max(0.0, PROBE_EVERY - elapsed))  # the next call's tick
 
     def between(self, start: float, end: float) -> list[float]:
@@ -77,6 +82,9 @@ class RestProbe:
 
     async def __aexit__(self, *_: object) -> None:
         assert self._task is not None
+        self._stopping = True
+        if self._waiting_since is not None:  # a call in flight: its answer, or the grace's end
+            await asyncio.wait({self._task}, timeout=STOP_GRACE)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         if self._waiting_since is not None:
