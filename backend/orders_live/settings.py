@@ -157,11 +157,17 @@ class Settings(BaseSettings):
         le=60,
         description="seconds a Socket.IO socket may stay open without an accepted connect before the server closes it",
     )
-    max_connections: int = Field(10_000, ge=1, description="Socket.IO and SSE connections at once")
+    max_connections: int = Field(
+        10_000,
+        ge=1,
+        description="sockets at once: Socket.IO ones from their handshake (connected or not) and SSE streams",
+    )
     max_connections_per_identity: int = Field(
         20, ge=1, description="Socket.IO and SSE connections one JWT identity (sub) may hold at once"
     )
-    max_subscriptions: int = Field(20, ge=1, description="subscriptions one Socket.IO connection may hold")
+    max_subscriptions: int = Field(
+        20, ge=1, description="subscriptions one Socket.IO connection may hold, subscribes being answered included"
+    )
     subscribe_rate: float = Field(
         5.0,
         gt=0,
