@@ -18,7 +18,7 @@ import pytest
 
 from chat_script import ChatScript, failure, text_reply, tool_reply
 from conftest import running_service, settings_for, until
-from orders_live.agent import Agent, AgentOptions, Limits
+from orders_live.agent import Agent, AgentOptions, Limits, OfflinePlanner
 from orders_live.agent.chat_model import ChatModel
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
@@ -258,6 +258,29 @@ async def test_past_the_hourly_budget_triggers_are_recorded_as_skipped_without_a
     assert [r["order_id"] for r in found] == [first["id"], second["id"], third["id"]]
     assert "skipped" in found[2]["reason"]
     assert (len(script.requests), skipped) == (2, 1)
+
+
+async def test_records_the_action_log_refuses_for_its_rate_are_retried_until_stored() -> None:
+    settings = settings_for("memory://", agent_actions_rate=2)  # bursts of 20
+    async with (
+        running_service(settings) as service,
+        aiohttp.ClientSession() as session,
+    ):
+        agent = Agent(service.url, OfflinePlanner(), AgentOptions())
+        task = asyncio.create_task(agent.run(), name="test-agent")
+        try:
+            await agent.live.wait_live()
+            client = OrdersClient(service.url, session)
+            orders = [await client.create(f"Customer {n}", "Lamp") for n in range(25)]
+            for order in orders:
+                await client.update(order["id"], status="shipped")
+            await until(lambda: agent.handled == 25, within=60, what="every trigger to be recorded")
+            found = await records(client)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert sorted(r["order_id"] for r in found if r["kind"] == "action") == sorted(o["id"] for o in orders)
 
 
 def _order_id(body: dict[str, Any]) -> int:
