@@ -27,6 +27,7 @@ from orders_live.transports.http.action_retention import ActionRetention
 from orders_live.transports.http.action_tail import ActionTail
 from orders_live.transports.http.agent_actions import AgentActionsApi
 from orders_live.transports.http.errors import json_errors
+from orders_live.transports.http.forwarded_for import TrustedProxies, forwarded_for
 from orders_live.transports.http.host_guard import AllowedHosts, host_guard
 from orders_live.transports.http.live_page import LivePage
 from orders_live.transports.http.malformed_requests import quiet_malformed_requests
@@ -92,7 +93,12 @@ class Service:
         budget = ConnectionBudget(settings.max_connections)
         metrics = TransportMetrics(self.registry)
         app = web.Application(
-            middlewares=[host_guard(hosts), json_errors, access_middleware(policy, authenticator, limits)],
+            middlewares=[
+                host_guard(hosts),
+                forwarded_for(TrustedProxies(settings.trusted_proxies)),
+                json_errors,
+                access_middleware(policy, authenticator, limits),
+            ],
             client_max_size=settings.max_body_bytes,
         )
         app.on_response_prepare.append(cors_headers(policy))

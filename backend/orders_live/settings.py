@@ -139,6 +139,13 @@ class Settings(BaseSettings):
             " * accepts any (behind a proxy that sets Host). Other hosts get 421 before routing"
         ),
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description=(
+            "proxies (addresses or networks) whose X-Forwarded-For names the client; every other peer's"
+            " header is ignored. [] when no proxy runs on this machine"
+        ),
+    )
     remote_writes: bool = Field(
         False,
         description="with no tokens configured, accept writes from peers other than loopback (refused by default)",
