@@ -90,6 +90,20 @@ async def test_a_long_polling_session_that_never_connects_is_closed_after_auth_t
     await until(lambda: locked.gateway is not None and locked.gateway.budget.open == 0, what="the slot freed")
 
 
+async def test_a_socket_left_open_after_its_socketio_disconnect_is_closed_too() -> None:
+    async with (
+        running_service(settings_for("memory://", auth_timeout=0.5)) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        ws = await opened(http, service)
+        await ws.send_str("40")
+        connected = await ws.receive(timeout=5)
+        assert connected.type == aiohttp.WSMsgType.TEXT and connected.data.startswith("40{"), connected
+        await ws.send_str("41")  # Socket.IO's disconnect; the socket itself stays open
+        await texts_until_closed(ws, within=5)
+        assert service.gateway is not None and service.gateway.connection_per_sid == {}
+
+
 async def test_a_refused_connect_hears_why_then_its_socket_closes(locked: Service) -> None:
     async with aiohttp.ClientSession() as http:
         ws = await opened(http, locked)
@@ -144,6 +158,33 @@ async def test_guessed_tokens_from_one_address_are_throttled_and_logged_in_summa
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(service.url, transports=["websocket"], auth={"token": READ}, wait_timeout=5)
         assert refusals[0]["data"]["code"] == "rate_limited"
+
+
+def test_the_turns_of_an_address_are_spaced_more_with_each_refusal_up_to_a_cap() -> None:
+    throttle = refusal_throttle.RefusalThrottle()
+    free = refusal_throttle.FREE_REFUSALS
+    delays = [throttle.delay(refusals) for refusals in range(free + 12)]
+    assert delays[:free] == [0.0] * free
+    assert delays[free : free + 4] == [0.5, 1.0, 2.0, 4.0]
+    assert delays[-1] == refusal_throttle.MAX_DELAY
+
+
+async def test_an_address_is_forgotten_after_a_quiet_while_and_success_resets_nothing() -> None:
+    now = [1000.0]
+    throttle = refusal_throttle.RefusalThrottle(max_wait=1.0, clock=lambda: now[0])
+    for _ in range(refusal_throttle.FREE_REFUSALS + 3):
+        throttle.refused("203.0.113.7", "wrong token")
+    with pytest.raises(refusal_throttle.Throttled) as throttled:
+        await throttle.turn("203.0.113.7")
+    assert throttled.value.retry_after == 4.0
+    await throttle.turn("198.51.100.1")  # another address is not held up
+    now[0] += 4.0
+    await throttle.turn("203.0.113.7")  # its turn came (a right token would now be let in)
+    with pytest.raises(refusal_throttle.Throttled):
+        await throttle.turn("203.0.113.7")  # and the next one is spaced all the same
+    now[0] += refusal_throttle.FORGET_AFTER + 1
+    await throttle.turn("203.0.113.7")
+    throttle.close()
 
 
 async def test_sockets_that_have_not_connected_count_against_max_connections() -> None:

@@ -105,7 +105,8 @@ class RefusalThrottle:
 
     def _current(self, who: str) -> _Address | None:
         address = self._addresses.get(who)
-        if address is not None and self.clock() - address.last > FORGET_AFTER and address.interval is None:
+        if address is not None and self.clock() - address.last > FORGET_AFTER:
+            self._summarise(who, reopen=False)
             self._forget(who)
             return None
         return address
