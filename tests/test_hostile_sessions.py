@@ -78,6 +78,7 @@ async def test_a_websocket_that_never_connects_is_closed_after_auth_timeout(lock
         assert await texts_until_closed(ws, within=5) in ([], ["1"])  # at most Engine.IO's CLOSE
     await until(lambda: locked.gateway is not None and len(locked.gateway.engine_sessions) == 0, what="no session")
     assert locked.gateway.budget.open == 0
+    assert locked.gateway.engine_sessions.timed_out == 1
 
 
 async def test_a_long_polling_session_that_never_connects_is_closed_after_auth_timeout(locked: Service) -> None:

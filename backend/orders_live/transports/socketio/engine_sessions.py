@@ -60,11 +60,6 @@ class EngineSessions:
     def __len__(self) -> int:
         return len(self._open)
 
-    @property
-    def waiting(self) -> int:
-        """Sessions open with no Socket.IO connection."""
-        return sum(1 for session in self._open.values() if not session.connected)
-
     # -- Engine.IO's events ------------------------------------------------------------
     def opened(self, sid: str, environ: dict[str, Any]) -> dict[str, str] | None:
         """A handshake: None to let it in, or why it is refused."""

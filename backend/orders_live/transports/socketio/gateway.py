@@ -200,6 +200,7 @@ class SocketGateway:
         for sid in list(self.connection_per_sid):
             await self._disconnect(sid)
         await self.endings.stop()
+        await asyncio.gather(*self.subscribes_in_flight, return_exceptions=True)  # cancelled by the disconnects
         await self.engine_sessions.stop()
         self.refusals.close()
         self._stop_counting()
