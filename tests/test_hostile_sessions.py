@@ -298,3 +298,23 @@ async def test_a_client_that_asks_and_never_reads_the_answers_is_disconnected(st
     assert refused == 1
     assert len(gateway.subscribes_in_flight) == 0
     await client.close()
+
+
+async def test_guessed_tokens_throttle_their_own_address_only() -> None:
+    """Another address, or another client forwarded by a trusted proxy, is not held back by one
+    address's guesses (before, every client was ``127.0.0.1`` to the throttle: Engine.IO's
+    aiohttp driver fixes ``REMOTE_ADDR``, so one guesser throttled everyone)."""
+    async with (
+        running_service(settings_for("memory://", read_token=READ)) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        guesses = range(refusal_throttle.FREE_REFUSALS + 20)
+        answers = await asyncio.gather(*(connect_error(http, service, f"guess-{n}") for n in guesses))
+        assert "rate_limited" in [answer["data"]["code"] for answer in answers]
+        other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=other) as elsewhere:
+            assert (await connect_error(elsewhere, service, "a-wrong-token"))["data"]["code"] == "forbidden"
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        async with aiohttp.ClientSession(headers=forwarded) as behind_nginx:
+            assert (await connect_error(behind_nginx, service, "a-wrong-token"))["data"]["code"] == "forbidden"
+        assert (await connect_error(http, service, "guess-again"))["data"]["code"] == "rate_limited"

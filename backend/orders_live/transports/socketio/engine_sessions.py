@@ -157,6 +157,8 @@ class EngineSessions:
 
 
 def remote_address(environ: dict[str, Any]) -> str:
-    """The client's address, as Engine.IO's environ has it."""
+    """The client's address: the request's (behind a trusted proxy, the one it forwarded:
+    transports/http/forwarded_for.py). Not the environ's ``REMOTE_ADDR``: Engine.IO's aiohttp
+    driver sets it to ``127.0.0.1`` for every client."""
     request = environ.get("aiohttp.request")
-    return str(environ.get("REMOTE_ADDR") or getattr(request, "remote", None) or "?")
+    return str(getattr(request, "remote", None) or environ.get("REMOTE_ADDR") or "?")
