@@ -46,6 +46,8 @@ class JwtVerifier:
         """The identity ``token`` stands for; AccessDenied saying why not."""
         if len(token) > MAX_TOKEN:
             raise unauthorized("the token is too long to be a JWT")
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT would fail to encode a lone surrogate
+            raise unauthorized("the token is not a JWT")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

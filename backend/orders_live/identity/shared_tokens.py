@@ -52,4 +52,6 @@ class SharedTokens:
 
 
 def _same(given: str, expected: str | None) -> bool:
-    return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+    # surrogatepass: a header's bytes that are not UTF-8 reach us as lone surrogates (aiohttp
+    # decodes with surrogateescape), as may a JSON string; such a token is simply not this one.
+    return expected is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
