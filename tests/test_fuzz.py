@@ -261,10 +261,11 @@ async def seed(service: Service) -> list[int]:
     return seeded
 
 
-async def fuzz(service: Service, seeded: list[int]) -> tuple[list[Outcome], float]:
+async def fuzz(service: Service, seeded: list[int], every: int) -> tuple[list[Outcome], float]:
     """Sends the corpus, ``BATCH`` inputs at a time; every outcome and the seconds it took."""
     peer = Peer(service.port, seeded)
-    requests, sessions = corpus()
+    requests, sessions = (inputs[::every] for inputs in corpus())
+    assert len(requests) + len(sessions) >= 1000
     signed_in = [
         session
         for session in sessions
@@ -338,7 +339,8 @@ def bad_records(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [f"{n} x {line}" for line, n in bad.items()]
 
 
-async def run_the_fuzz(url: str, caplog: pytest.LogCaptureFixture) -> None:
+async def run_the_fuzz(url: str, caplog: pytest.LogCaptureFixture, every: int = 1) -> None:
+    """Every ``every``-th input of the corpus (at least 1,000) against a service on ``url``."""
     caplog.set_level(logging.WARNING)
     settings = settings_for(url, read_token=READ_TOKEN, write_token=WRITE_TOKEN)
     problems: list[str] = []
@@ -347,7 +349,7 @@ async def run_the_fuzz(url: str, caplog: pytest.LogCaptureFixture) -> None:
         seeded = await seed(service)
         before = await stored(service.source)
         in_the_database = await database_orders(url) if not url.startswith("memory://") else None
-        outcomes, seconds = await fuzz(service, seeded)
+        outcomes, seconds = await fuzz(service, seeded, every)
         after = await stored(service.source)
         if after != before:
             problems.append(f"the corpus wrote: before {before}, after {after}")
@@ -357,7 +359,6 @@ async def run_the_fuzz(url: str, caplog: pytest.LogCaptureFixture) -> None:
     counts = Counter(o.status for o in outcomes)
     sockets = Counter(o.socket for o in outcomes if o.socket)
     print(f"\n{len(outcomes)} answers in {seconds:.1f} s; statuses {sorted(counts.items())}; sockets {dict(sockets)}")
-    assert sum(map(len, corpus())) >= 1000
     problems += failures(outcomes) + bad_records(caplog)
     assert not problems, "\n".join(problems)
 
@@ -405,7 +406,7 @@ def test_the_corpus_is_over_a_thousand_inputs_and_the_same_on_every_run() -> Non
 async def test_a_thousand_hostile_inputs_get_no_5xx_no_traceback_and_write_nothing_in_memory(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await run_the_fuzz("memory://", caplog)
+    await run_the_fuzz("memory://", caplog, every=2)  # half of it: the database tier runs it all
 
 
 @pytest.mark.database
