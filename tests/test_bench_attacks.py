@@ -139,7 +139,7 @@ async def test_a_refused_session_answers_pings_and_notes_the_refusal_and_the_ser
         fate = Session()
         async with aiohttp.ClientSession() as session:
             await asyncio.wait_for(refused_one(session, url, "wrong", fate), 10)
-        assert fate.refused and not fate.accepted and fate.answered.is_set()
+        assert fate.refused and not fate.accepted and fate.answered.is_set() and fate.opened.is_set()
         assert fate.closed_at is not None and fate.refused_at is not None and fate.closed_at >= fate.refused_at
         assert received == ['40{"token": "wrong"}', "3"]  # the connect, then the answer to the ping
 
@@ -237,6 +237,7 @@ def results() -> list[dict[str, Any]]:
             "sessions": 300,
             "refused": 300,
             "accepted": 0,
+            "closed_unanswered": 0,
             "service_open_files_before": 17,
             "marks": [
                 {"after_s": 1.0, "still_open": 300, "service_open_files": 317},

@@ -77,7 +77,8 @@ def figures(result: dict[str, Any]) -> list[tuple[str, str]]:
             ("the same catch-up alone", f"{alone['seconds']} s ({alone['outcome']})"),
         ]
     if name == "refused-sessions":
-        rows = [("sessions refused / accepted", f"{result['refused']} / {result['accepted']} of {result['sessions']}")]
+        answers = f"{result['refused']} / {result['accepted']} / {result['closed_unanswered']} of {result['sessions']}"
+        rows = [("sessions refused / accepted / closed unanswered", answers)]
         rows += [
             (
                 f"still open after {mark['after_s']:g} s",
