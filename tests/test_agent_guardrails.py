@@ -266,7 +266,11 @@ async def test_records_the_action_log_refuses_for_its_rate_are_retried_until_sto
         running_service(settings) as service,
         aiohttp.ClientSession() as session,
     ):
-        agent = Agent(service.url, OfflinePlanner(), AgentOptions())
+        # A retried record plans its trigger again: per-minute model budgets high enough that 25
+        # triggers and their retries are not paced past the test's timeout (what is tested is the
+        # action log's 429, not the agent's own pace).
+        unpaced = Limits(model_calls_per_minute=1_000, tool_calls_per_minute=1_000)
+        agent = Agent(service.url, OfflinePlanner(), AgentOptions(limits=unpaced))
         task = asyncio.create_task(agent.run(), name="test-agent")
         try:
             await agent.live.wait_live()
