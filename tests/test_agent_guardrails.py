@@ -285,6 +285,8 @@ async def test_records_the_action_log_refuses_for_its_rate_are_retried_until_sto
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert sorted(r["order_id"] for r in found if r["kind"] == "action") == sorted(o["id"] for o in orders)
+    # A refused record is sent again, not planned again: one model call per trigger.
+    assert agent.metrics.registry.get_sample_value("orders_live_agent_model_calls_total") == 25
 
 
 def _order_id(body: dict[str, Any]) -> int:

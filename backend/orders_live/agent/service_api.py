@@ -3,6 +3,7 @@ append-only action log (docs/agent.md, "The action log over HTTP")."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,9 @@ import aiohttp
 from orders_live.client.tokens import Tokens, TokenSource
 from orders_live.domain.order import MAX_ID, OrderJson
 from orders_live.domain.page import Cursor
+from orders_live.runtime.backoff import Backoff
 
+log = logging.getLogger(__name__)
 ORDER_FIELDS = ("id", "customer_name", "product_name", "status", "updated_at", "version")
 SCAN_LIMIT = 5_000  # orders find_orders reads at most, per status, before it stops and says so
 PAGE = 500
@@ -95,14 +98,21 @@ class ActionLog(_Http):
 
     async def record(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Append; (the stored record, True), or (the existing action, False) if this
-        (trigger, order, version) already has one."""
-        try:
-            stored: dict[str, Any] = await self.call("POST", "/api/agent/actions", body=record)
-        except ServiceError as exc:
-            if exc.status == 409 and isinstance(exc.body, dict) and "record" in exc.body:
-                return exc.body["record"], False
-            raise
-        return stored, True
+        (trigger, order, version) already has one. A 429 (the log's rate) is waited out here,
+        with growing delays: the trigger is not planned again, so no model call is spent twice."""
+        backoff: Backoff | None = None
+        while True:
+            try:
+                stored: dict[str, Any] = await self.call("POST", "/api/agent/actions", body=record)
+            except ServiceError as exc:
+                if exc.status == 409 and isinstance(exc.body, dict) and "record" in exc.body:
+                    return exc.body["record"], False
+                if exc.status != 429:
+                    raise
+                backoff = backoff or Backoff("the action log's rate (429)", log, first=0.5, cap=10.0)
+                await backoff.wait(exc)
+                continue
+            return stored, True
 
     async def actions(self, **filters: str | int) -> list[dict[str, Any]]:
         params = {"limit": "500", **{k: str(v) for k, v in filters.items()}}
