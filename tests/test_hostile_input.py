@@ -357,3 +357,50 @@ def test_the_agent_prompt_quotes_names_escaped() -> None:
     quoted = content.split("<order>", 1)[1].rsplit("</order>", 1)[0]
     assert quoted.isprintable()
     assert json.loads(quoted) == order  # the model reads the same values, escaped
+
+
+@pytest.mark.fast
+def test_the_command_line_prints_a_refusal_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """A refusal's message is the server's text (or a proxy's): printed, it cannot drive the
+    terminal either."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from orders_live.cli import main
+
+    async def refuse(request: web.Request) -> web.Response:
+        error = {"code": "conflict", "message": "order 1 \x1b]0;owned\x07\x1b[2J is at version 2", "fields": {}}
+        return web.json_response({"error": error}, status=409)
+
+    ready, done = threading.Event(), threading.Event()
+    where: dict[str, str] = {}
+
+    def serve() -> None:
+        async def run() -> None:
+            app = web.Application()
+            app.router.add_patch("/api/orders/1", refuse)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            where["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            ready.set()
+            await asyncio.to_thread(done.wait)
+            await runner.cleanup()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        code = main(["update", "1", "--status", "shipped", "--url", where["url"]])
+    finally:
+        done.set()
+        thread.join(10)
+    printed = capsys.readouterr().err
+    assert code == 1
+    assert "\x1b" not in printed and "\x07" not in printed, printed
+    assert "\\u001b]0;owned\\u0007\\u001b[2J" in printed

@@ -17,6 +17,7 @@ from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
 from orders_live.cli.interruption import run_command, until_stopped
 from orders_live.cli.token import add_token_parser, run_token_command
+from orders_live.client.display import shown
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
 from orders_live.client.simulator import Simulator
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "delete":
             asyncio.run(_with_client(args.url, token_source(args.token, args.token_file), lambda c: c.delete(args.id)))
     except (ApiRefused, Refused) as exc:  # Refused: `watch`, by a filter or a token retrying cannot change
-        print(f"refused: {exc}", file=sys.stderr)
+        print(f"refused: {shown(str(exc))}", file=sys.stderr)
         return 1
     except aiohttp.ClientConnectionError as exc:
         print(f"cannot reach the service: {exc}", file=sys.stderr)

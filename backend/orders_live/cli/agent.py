@@ -21,6 +21,7 @@ from orders_live.agent.planner import ModelFailed, NeedsModel, OfflinePlanner, P
 from orders_live.agent.service_api import ActionLog, OrdersReader
 from orders_live.agent.tools import parse_duration
 from orders_live.cli.interruption import run_command, until_stopped
+from orders_live.client.display import shown
 from orders_live.client.tokens import token_source
 
 log = logging.getLogger("orders_live.agent")
@@ -190,5 +191,5 @@ async def _ask(args: argparse.Namespace) -> int:
         for order in sorted(answer.orders.values(), key=lambda o: o["id"]):
             print(json.dumps(order, sort_keys=True))
     for refusal in answer.refusals:
-        print(f"refused: {refusal}", file=sys.stderr)
+        print(f"refused: {shown(str(refusal))}", file=sys.stderr)
     return 0
