@@ -602,6 +602,42 @@ def headers() -> Iterator[HttpRequest]:
         invalid,
         headers=(*JSON, (b"Authorization", b"Bearer wrong"), (b"Authorization", b"Bearer {token}")),
     )
+    forwarded = [
+        b"evil",
+        b"1.2.3.4",
+        b"1.2.3.4, 5.6.7.8",
+        b"::1",
+        b"unknown",
+        b"",
+        b"\xff\xfe",
+        b"1.2.3.4:80",
+        b"[::1]:80",
+        b", ".join([b"10.0.0.1"] * 600),
+        b"999.999.999.999",
+        b"127.0.0.1\x00",
+    ]
+    for value in forwarded:  # the fuzz's peers are loopback: a trusted proxy by default
+        for method, target, body in (("GET", "/api/orders", b""), ("POST", "/api/orders", invalid)):
+            yield request(
+                f"{method} X-Forwarded-For {value[:20]!r}",
+                method,
+                target,
+                body,
+                headers=(*JSON, (b"X-Forwarded-For", value)),
+            )
+        yield request(
+            f"connect X-Forwarded-For {value[:20]!r}",
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            headers=((b"X-Forwarded-For", value),),
+            auth="wrong",
+        )
+    for name, value in (
+        (b"Forwarded", b"for=evil;host=evil.test"),
+        (b"X-Forwarded-Host", b"evil.test"),
+        (b"X-Forwarded-Proto", b"gopher"),
+    ):
+        yield request(f"POST {name!r}", "POST", "/api/orders", invalid, headers=(*JSON, (name, value)))
     framing = [
         ((b"Content-Length", b"-1"),),
         ((b"Content-Length", b"abc"),),
