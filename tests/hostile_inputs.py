@@ -352,6 +352,10 @@ def ids_in_paths() -> Iterator[HttpRequest]:
 def queries(rng: random.Random) -> Iterator[HttpRequest]:
     for value in STATUSES:
         yield request("list status", "GET", "/api/orders?status=" + quoted(value))
+        for parameter in ("kind", "trigger"):
+            yield request(f"actions {parameter}", "GET", f"/api/agent/actions?{parameter}=" + quoted(value))
+            target = f"/api/agent/actions/stream?{parameter}=" + quoted(value)
+            yield request(f"action stream {parameter}", "GET", target, stream=True)
     for value in NUMBERS:
         yield request("list limit", "GET", "/api/orders?limit=" + quoted(value))
         yield request("poll id", "GET", "/api/changes?since=pg:1&id=" + quoted(value))

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import database_orders, running_service, settings_for, until
+from conftest import database_counts, database_orders, running_service, settings_for, until
 from hostile_inputs import Frame, HttpRequest, SocketSession, corpus
 from orders_live.client.live_orders import LiveOrders
 from orders_live.domain.source import Source
@@ -349,12 +349,15 @@ async def run_the_fuzz(url: str, caplog: pytest.LogCaptureFixture, every: int = 
         seeded = await seed(service)
         before = await stored(service.source)
         in_the_database = await database_orders(url) if not url.startswith("memory://") else None
+        counts = await database_counts(url) if url.startswith("postgresql://") else None
         outcomes, seconds = await fuzz(service, seeded, every)
         after = await stored(service.source)
         if after != before:
             problems.append(f"the corpus wrote: before {before}, after {after}")
         if in_the_database is not None and await database_orders(url) != in_the_database:
             problems.append("the database's orders changed")
+        if counts is not None and await database_counts(url) != counts:
+            problems.append("PostgreSQL's counts per status changed")
         await a_normal_client_is_served(service, set(seeded))
     counts = Counter(o.status for o in outcomes)
     sockets = Counter(o.socket for o in outcomes if o.socket)
