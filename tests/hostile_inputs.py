@@ -661,6 +661,10 @@ def headers() -> Iterator[HttpRequest]:
     for n, extra in enumerate(framing):
         body = b"zz\r\n{}\r\n0\r\n\r\n" if (b"Transfer-Encoding", b"chunked") in extra else b'{"x":1}'
         yield request(f"POST framing #{n}", "POST", "/api/orders", body, headers=(*JSON, *extra))
+    for encoding in (b"gzip", b"deflate", b"br", b"x-unknown", b"gzip, gzip"):  # bodies nobody reads
+        for target in ("/api/orders", "/api/changes?since=pg:1", "/healthz", "/socket.io/?EIO=4&transport=polling"):
+            headers = ((b"Content-Encoding", encoding),)
+            yield request(f"GET {target[:20]} {encoding!r} body", "GET", target, b"not compressed", headers=headers)
 
 
 def engine_io_requests() -> Iterator[HttpRequest]:
