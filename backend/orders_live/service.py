@@ -40,6 +40,7 @@ from orders_live.transports.http.stream_tickets import StreamTicketsApi
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.sessions import Sessions
 from orders_live.transports.socketio import SocketGateway
+from orders_live.transports.socketio.library_errors import engine_requests_refused
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Service:
                 forwarded_for(TrustedProxies(settings.trusted_proxies)),
                 json_errors,
                 access_middleware(policy, authenticator, limits),
+                engine_requests_refused("/socket.io/", lambda reason: metrics.refused_packets.labels(reason).inc()),
             ],
             client_max_size=settings.max_body_bytes,
         )

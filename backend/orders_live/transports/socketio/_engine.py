@@ -44,6 +44,7 @@ from orders_live.hub import Delivery
 from orders_live.transports.socketio.packet_guard import engine_packet_problem, socketio_packet_problem
 
 log = logging.getLogger(__name__)
+ENGINE_CLOSE = "1"  # Engine.IO's close packet
 
 TESTED = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "aiohttp": "3.14.5"}
 ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
@@ -310,7 +311,12 @@ class _OrderedServer(socketio.AsyncServer):  # type: ignore[misc]
         if problem is not None:
             await self.refuse(eio_sid, self.environ.get(eio_sid, {}), problem)  # and disconnects it
             return
-        await super()._handle_eio_message(eio_sid, data)
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except KeyError:  # its session ended (closed by auth_timeout, say) while the packet waited
+            if eio_sid in self.environ:
+                raise
+            log.debug("a packet for a session that has ended: dropped")
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
@@ -330,6 +336,10 @@ class _GuardedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
 
     async def wait(self) -> Any:
         data = await super().wait()
+        if data == ENGINE_CLOSE:
+            # The client closes the session: over. (Handed to Engine.IO, the session closes but
+            # its socket stays open until the client closes it or the ping timeout, ~45 s.)
+            return None
         problem = engine_packet_problem(data)
         if problem is None:
             return data

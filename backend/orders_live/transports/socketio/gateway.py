@@ -123,9 +123,11 @@ class SocketGateway:
             self.engine_sessions.show_out(eio_sid)
 
     # -- connections -----------------------------------------------------------------
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def _connect(self, sid: str, environ: Any = None, auth: Any = None, *_: Any) -> None:
         """Admit the client, or refuse it (ConnectionRefusedError): its socket closes once the
         connect_error is on its way."""
+        if await self._reserved_event(sid, "connect"):
+            return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         sessions = self.engine_sessions
         try:
@@ -168,7 +170,19 @@ class SocketGateway:
         if connection is not None:
             self.endings.session_ended(connection, event, payload)
 
-    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+    async def _reserved_event(self, sid: str, name: str) -> bool:
+        """Whether this call of a handler of Socket.IO's own events is a client's event of that
+        name (``42["connect", …]``), which the libraries' own path dispatches to the handler:
+        only then is the client connected already (a real connect or disconnect is pending)."""
+        if not self.sio.manager.is_connected(sid, "/"):
+            return False
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        await self._refuse_packet(eio_sid, self.sio.get_environ(sid) or {}, f"reserved event name {name!r}")
+        return True
+
+    async def _disconnect(self, sid: str, reason: Any = None, *_: Any) -> None:
+        if await self._reserved_event(sid, "disconnect"):
+            return
         connection = self.connection_per_sid.pop(sid, None)
         if connection is None:
             return

@@ -17,6 +17,8 @@ MAX_ACK_DIGITS = 15
 _ENGINE_CONTROL = frozenset({"1", "2", "3", "2probe", "3probe", "5", "6"})
 _SOCKETIO_TYPES = frozenset("0123")  # CONNECT, DISCONNECT, EVENT, ACK (no binary, no CONNECT_ERROR)
 
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting"})  # Socket.IO's own
+
 
 def engine_packet_problem(data: Any) -> str | None:
     """One WebSocket message, as Engine.IO will read it."""
@@ -63,6 +65,8 @@ def socketio_packet_problem(data: Any) -> str | None:
         return "too deeply nested"
     if kind == "2" and not (isinstance(parsed, list) and parsed and isinstance(parsed[0], str)):
         return "malformed event"
+    if kind == "2" and parsed[0] in RESERVED_EVENTS:
+        return "reserved event name"
     if kind == "3" and not isinstance(parsed, list):
         return "malformed ack"
     if kind == "0" and not isinstance(parsed, dict):
