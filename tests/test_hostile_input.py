@@ -404,3 +404,15 @@ def test_the_command_line_prints_a_refusal_escaped(capsys: pytest.CaptureFixture
     assert code == 1
     assert "\x1b" not in printed and "\x07" not in printed, printed
     assert "\\u001b]0;owned\\u0007\\u001b[2J" in printed
+
+
+@pytest.mark.fast
+async def test_a_body_that_does_not_decode_as_its_content_encoding_is_a_400() -> None:
+    async with (
+        running_service(settings_for("memory://")) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        async with http.post(f"{service.url}/api/orders", data=b"not gzip at all", headers=headers) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "malformed_body"

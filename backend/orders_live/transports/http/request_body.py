@@ -30,7 +30,11 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     """The request's body, which must be a JSON object."""
     if request.content_type != "application/json":
         raise ApiError(400, "unsupported_content_type", "send the body as application/json")
-    body = parse_json(await request.read())
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # a Content-Encoding (gzip, deflate, br) that does not decode
+        raise ApiError(400, "malformed_body", "the body does not decode as its Content-Encoding says") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(422, "validation_failed", "the body must be a JSON object", {"body": "must be an object"})
     return body
