@@ -3,6 +3,7 @@ and a client that is not a trusted proxy cannot choose its own address."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -61,3 +62,29 @@ async def test_a_client_forwarded_by_a_local_proxy_is_that_client_for_the_open_w
     async with running_service(settings_for("memory://", trusted_proxies=[])) as service:
         status, _ = await post(service.url, forwarded)
         assert status == 201
+
+
+async def test_guessed_tokens_over_rest_throttle_their_address() -> None:
+    """Refused tokens over REST count against their address as Socket.IO's connects do: past
+    the free ones an address's guesses get 429 ``rate_limited`` with ``Retry-After``, without
+    their tokens looked at. Another address, and a request that presents no token, are not held
+    back (before, every guess was answered, each with a log line)."""
+    async with running_service(settings_for("memory://", read_token="read-secret-1")) as service:
+        url = f"{service.url}/api/orders"
+
+        async def guess(session: aiohttp.ClientSession, n: int) -> tuple[int, str | None, Any]:
+            async with session.get(url, headers={"Authorization": f"Bearer guess-{n}"}) as r:
+                return r.status, r.headers.get("Retry-After"), (await r.json())["error"]["code"]
+
+        async with aiohttp.ClientSession() as session:
+            answers = await asyncio.gather(*(guess(session, n) for n in range(40)))
+            throttled = [a for a in answers if a[0] == 429]
+            assert throttled and all(a[2] == "rate_limited" and int(a[1] or 0) >= 1 for a in throttled), answers
+            assert {a[2] for a in answers if a[0] != 429} == {"forbidden"}, answers
+            async with session.get(url) as r:  # no token: refused, not throttled
+                assert (r.status, (await r.json())["error"]["code"]) == (401, "unauthorized")
+        other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=other) as elsewhere:
+            assert (await guess(elsewhere, 99))[0] == 403
+            async with elsewhere.get(url, headers={"Authorization": "Bearer read-secret-1"}) as r:
+                assert r.status == 200

@@ -14,6 +14,7 @@ from orders_live.domain.source import Source
 from orders_live.hub import Hub
 from orders_live.identity.authenticator import Authenticator, IdentityOptions
 from orders_live.identity.limits import IdentityLimits
+from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.process_limits import raise_open_files_limit
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
@@ -98,7 +99,7 @@ class Service:
                 host_guard(hosts),
                 forwarded_for(TrustedProxies(settings.trusted_proxies)),
                 json_errors,
-                access_middleware(policy, authenticator, limits),
+                access_middleware(policy, authenticator, limits, RefusalThrottle("request")),
                 engine_requests_refused("/socket.io/", lambda reason: metrics.refused_packets.labels(reason).inc()),
             ],
             client_max_size=settings.max_body_bytes,

@@ -10,6 +10,7 @@ configured (open mode), writes come only from loopback peers unless ``remote_wri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp.typedefs import Middleware
 from orders_live.domain.identity import Identity
 from orders_live.identity.authenticator import Authenticator
 from orders_live.identity.limits import IdentityLimits
+from orders_live.identity.refusal_throttle import RefusalThrottle, Throttled
 from orders_live.identity.refusals import AccessDenied
 from orders_live.identity.shared_tokens import Need
 from orders_live.transports.access import AccessPolicy
@@ -46,7 +48,12 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def access_middleware(policy: AccessPolicy, authenticator: Authenticator, limits: IdentityLimits) -> Middleware:
+def access_middleware(
+    policy: AccessPolicy, authenticator: Authenticator, limits: IdentityLimits, refusals: RefusalThrottle
+) -> Middleware:
+    """``refusals``: guessed credentials (a token or ticket refused) throttle their address, as
+    Socket.IO's connects do; a request without one is not counted."""
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
@@ -57,9 +64,18 @@ def access_middleware(policy: AccessPolicy, authenticator: Authenticator, limits
             return web.Response(status=204)
         reading = request.method in ("GET", "HEAD") or request.path == TICKETS
         need: Need = "read" if reading else "write"
+        who, presented = request.remote or "?", _presents_credential(request)
+        if presented:
+            try:
+                await refusals.turn(who)
+            except Throttled as exc:
+                retry = str(math.ceil(exc.retry_after))
+                raise ApiError(429, "rate_limited", str(exc), headers={"Retry-After": retry}) from None
         try:
             request[IDENTITY] = identity = _identify(request, authenticator, need)
         except AccessDenied as exc:
+            if presented:
+                refusals.refused(who, exc.message)
             raise ApiError(exc.status, exc.code, exc.message) from None
         if not reading and authenticator.mode == "open" and not policy.open_write_allowed(request.remote):
             raise ApiError(403, "remote_writes_off", REMOTE_WRITES_OFF)
@@ -68,6 +84,10 @@ def access_middleware(policy: AccessPolicy, authenticator: Authenticator, limits
         return await handler(request)
 
     return guard
+
+
+def _presents_credential(request: web.Request) -> bool:
+    return bool(request.headers.get("Authorization") or request.query.get("ticket") or request.query.get("token"))
 
 
 def _identify(request: web.Request, authenticator: Authenticator, need: Need) -> Identity:
