@@ -6,9 +6,10 @@ from __future__ import annotations
 class AccessDenied(Exception):
     """A refusal, as each transport will say it: an HTTP status, a code and a message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, proven: bool = False) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.proven = proven  # the token proved who holds it: a refusal, not a guess
 
 
 def unauthorized(message: str) -> AccessDenied:
@@ -18,4 +19,4 @@ def unauthorized(message: str) -> AccessDenied:
 
 def forbidden(message: str) -> AccessDenied:
     """A proven identity that may not do this (403)."""
-    return AccessDenied(403, "forbidden", message)
+    return AccessDenied(403, "forbidden", message, proven=True)

@@ -11,7 +11,7 @@ import logging
 from typing import Literal
 
 from orders_live.domain.identity import OPEN, Identity
-from orders_live.identity.refusals import forbidden, unauthorized
+from orders_live.identity.refusals import AccessDenied, unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class SharedTokens:
             log.info("refused %s from %s: no token", need, who)
             raise unauthorized(f"a {need} token is required")
         log.info("refused %s from %s: wrong token", need, who)  # Socket.IO warns once per address and interval
-        raise forbidden(f"this token does not allow {need}s")
+        known = _same(token, self.read_token)  # the read token, for a write: not a guess
+        raise AccessDenied(403, "forbidden", f"this token does not allow {need}s", proven=known)
 
 
 def _same(given: str, expected: str | None) -> bool:

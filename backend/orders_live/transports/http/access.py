@@ -74,7 +74,7 @@ def access_middleware(
         try:
             request[IDENTITY] = identity = _identify(request, authenticator, need)
         except AccessDenied as exc:
-            if presented:
+            if presented and not exc.proven:  # a guess; not a proven identity refused what it asked
                 refusals.refused(who, exc.message)
             raise ApiError(exc.status, exc.code, exc.message) from None
         if not reading and authenticator.mode == "open" and not policy.open_write_allowed(request.remote):
