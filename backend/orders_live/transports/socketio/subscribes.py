@@ -26,40 +26,42 @@ class SubscribesInFlight:
         self._turn = asyncio.Lock()
         self._rooms: dict[asyncio.Task[Any], str] = {}  # each subscribe's task, until it is done
         self._everyone = everyone if everyone is not None else set()  # every connection's, for counting
+        self._cancelled: set[asyncio.Task[Any]] = set()  # cancelled here, not by the server's stop
 
     def __len__(self) -> int:
         return len(self._rooms)
 
     async def run(self, room: str, work: Callable[[], Awaitable[Answer]]) -> Answer:
-        """``work()`` in its turn, in a task of its own; SubscribeCancelled when ``cancel`` or
-        ``cancel_all`` ended it first."""
-
-        async def in_turn() -> Answer:
-            async with self._turn:
-                return await work()
-
-        task = asyncio.create_task(in_turn(), name=f"socketio.subscribe.{self.name}")
+        """``work()`` in its turn, in the caller's own task (so that its answer is queued in the
+        same step as the work ends: no change can be queued between them); SubscribeCancelled
+        when ``cancel`` or ``cancel_all`` ended it first."""
+        task = asyncio.current_task()
+        assert task is not None
         self._rooms[task] = room
         self._everyone.add(task)
-        task.add_done_callback(self._done)
         try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:  # the handler itself (the server stops)
-            task.cancel()
-            raise
-        if task.cancelled():
-            raise SubscribeCancelled(room)
-        return task.result()
+            async with self._turn:
+                return await work()
+        except asyncio.CancelledError:
+            if task not in self._cancelled:
+                raise  # the handler itself (the server stops)
+            task.uncancel()
+            raise SubscribeCancelled(room) from None
+        finally:
+            self._cancelled.discard(task)
+            self._done(task)
 
     def cancel(self, room: str) -> bool:
         """Cancel the subscribes to ``room`` being answered; whether there were any."""
         tasks = [task for task, wanted in self._rooms.items() if wanted == room]
         for task in tasks:
+            self._cancelled.add(task)
             task.cancel()
         return bool(tasks)
 
     def cancel_all(self) -> None:
-        for task in self._rooms:
+        for task in list(self._rooms):
+            self._cancelled.add(task)
             task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
