@@ -23,6 +23,8 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from orders_live.bench.loop_lag import Buckets, parse_buckets
+
 ROOT = Path(__file__).resolve().parents[3]  # backend/orders_live/bench/balancer.py → the repository
 CONFIG = ROOT / "nginx" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -132,12 +134,18 @@ class Deployment:
     database_pid: int | None = None  # an embedded database the bench itself started (external writer)
 
     def service_processes(self) -> list[psutil.Process]:
-        return [psutil.Process(service.pid) for service in self.services]
+        """Each instance's process and, with ``--workers``, the workers it started."""
+        found = []
+        for service in self.services:
+            main = psutil.Process(service.pid)
+            found += [main, *(child for child in main.children(recursive=True) if _serves(child))]
+        return found
 
     def database_processes(self) -> list[psutil.Process]:
         """An embedded database each instance started as its child (none with a URL), or the one
         the bench started for them (with its own children: PostgreSQL's backends)."""
-        found = [child for main in self.service_processes() for child in main.children(recursive=True)]
+        mains = [psutil.Process(service.pid) for service in self.services]
+        found = [child for main in mains for child in main.children(recursive=True) if not _serves(child)]
         if self.database_pid is not None:
             server = psutil.Process(self.database_pid)
             found += [server, *server.children(recursive=True)]
@@ -158,6 +166,38 @@ class Deployment:
                         values[name] = float(value)
                 found.append(tuple(values[name] for name in METRICS))
         return found
+
+    async def lag_buckets(self) -> Buckets | None:
+        """The event-loop lag histogram's cumulative counts, summed over the instances (with
+        workers: the one that answered); None when the service does not export it."""
+        found: Buckets | None = None
+        async with aiohttp.ClientSession() as session:
+            for url in self.urls:
+                async with session.get(f"{url}/metrics") as response:
+                    buckets = parse_buckets(await response.text())
+                if buckets is not None:
+                    found = found or {}
+                    for bound, count in buckets.items():
+                        found[bound] = found.get(bound, 0.0) + count
+        return found
+
+    async def terminate(self, within: float = 60.0) -> tuple[float | None, float]:
+        """SIGTERM to every instance while its clients are connected: the seconds until the last
+        one exited (None: not within ``within``, then killed) and the monotonic time it did."""
+        started = time.monotonic()
+        for service in self.services:
+            if service.returncode is None:
+                service.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(service.wait() for service in self.services)), within)
+        except TimeoutError:
+            for service in self.services:
+                if service.returncode is None:
+                    service.kill()
+            await asyncio.gather(*(service.wait() for service in self.services))
+            return None, time.monotonic()
+        exited = time.monotonic()
+        return exited - started, exited
 
     async def connected(self) -> float:
         """Clients connected to the instances now, every transport (their /metrics)."""
@@ -196,10 +236,12 @@ async def start_deployment(
     env: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     log: Path | None = None,
+    workers: int = 1,
 ) -> Deployment:
     """One instance, or (``through_nginx``) two on the same database behind nginx. ``env``: more
-    settings for each instance (JWT mode); ``headers``: what a read needs then (a token); ``log``:
-    a file for the instances' output (default: discarded)."""
+    settings for each instance (JWT mode, ``max_connections``); ``headers``: what a read needs
+    then (a token); ``log``: a file for the instances' output (default: discarded); ``workers``:
+    ``serve --workers`` (given only when not 1)."""
     if through_nginx and not database_url:
         raise ValueError("two instances share one database: give its URL")
     if through_nginx and not nginx_available():
@@ -215,6 +257,8 @@ async def start_deployment(
             args += ["--data-dir", str(folder / f"instance-{n + 1}")]
             if database_url:
                 args += ["--database-url", database_url]
+            if workers != 1:
+                args += ["--workers", str(workers)]
             name = f"bench-{n + 1}" if through_nginx else "bench"
             settings = {**os.environ, **(env or {}), "ORDERS_LIVE_LOG_LEVEL": "WARNING", "ORDERS_LIVE_INSTANCE": name}
             services.append(
@@ -241,6 +285,15 @@ async def start_deployment(
         if output is not None:
             output.close()
     return deployment
+
+
+def _serves(process: psutil.Process) -> bool:
+    """A service process (an instance's worker) rather than its embedded database: a Python
+    process that does not run a database module (nx-27017's wrapper)."""
+    try:
+        return process.name().startswith("python") and "orders_live.sources" not in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 async def until_ready(

@@ -25,11 +25,10 @@ from orders_live.bench.stats import SequenceCheck
 STAMP = "bench "
 
 
-def _stamp_latency(order: dict[str, Any], now: float) -> float | None:
+def _stamp(order: dict[str, Any]) -> str | None:
+    """The write's stamp (its start, wall-clock seconds) in a bench order, as text: it names the write."""
     name = order.get("product_name", "")
-    if not name.startswith(STAMP):
-        return None
-    return (now - float(name[len(STAMP) :])) * 1000
+    return name[len(STAMP) :] if name.startswith(STAMP) else None
 
 
 class Counter:
@@ -44,10 +43,12 @@ class Counter:
         self.customer, self.order = customer, order
         self.check = SequenceCheck(scope=scope)
         self.latencies: list[float] = []
+        self.worst: dict[str, float] = {}  # each write's stamp → this client's latency (ms)
         self.counted = 0
         self.foreign = 0  # a counting client's changes of another customer's orders
         self.foreign_snapshot = 0  # and orders of another customer in its snapshot
         self.bytes = 0
+        self.ended: tuple[str, float] | None = None  # how its connection ended (``ended``), and when
         self.marker = b'"customer_name":' + json.dumps(customer).encode() if customer is not None else None
 
     def count(self, payload: bytes, changes: int) -> None:
@@ -60,6 +61,14 @@ class Counter:
                 self.foreign += foreign
             else:
                 self.foreign_snapshot += foreign
+
+    def ended_as(self, how: str) -> None:
+        """The server ended the session: ``disconnect`` (Socket.IO's: a socket.io client does not
+        reconnect by itself), ``close`` (Engine.IO's close packet or a WebSocket close frame: it
+        reconnects), ``tcp`` (the connection closed, no packet: it reconnects) or ``reset``; the
+        first of them counts (monotonic time: one clock for every process of the machine)."""
+        if self.ended is None:
+            self.ended = (how, time.monotonic())
 
     def report(self) -> dict[str, Any]:
         """What the runner needs of this client (JSON)."""
@@ -80,9 +89,11 @@ class Counter:
             if order is None:
                 continue
             self.check.add(change["id"], order["version"])
-            latency = _stamp_latency(order, now)
-            if latency is not None:
+            stamp = _stamp(order)
+            if stamp is not None:
+                latency = (now - float(stamp)) * 1000
                 self.latencies.append(latency)
+                self.worst[stamp] = max(latency, self.worst.get(stamp, latency))
 
 
 class SocketClient(asyncio.Protocol):
@@ -151,10 +162,25 @@ class SocketClient(asyncio.Protocol):
             del buffer[: start + length]
             if opcode == 0x1:
                 self.message(payload)
+            elif opcode == 0x8:  # a WebSocket close frame
+                self.counter.ended_as("close")
+
+    def eof_received(self) -> bool | None:
+        self.counter.ended_as("tcp")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.counter.ended_as("reset" if exc is not None else "tcp")
+        if not self.ready.done():
+            self.ready.set_exception(RuntimeError(f"the service closed a client before it was subscribed: {exc}"))
 
     def message(self, payload: bytes) -> None:
         if payload == b"2":
             self.send("3")
+        elif payload == b"1":  # Engine.IO's close
+            self.counter.ended_as("close")
+        elif payload == b"41":  # Socket.IO's disconnect
+            self.counter.ended_as("disconnect")
         elif payload.startswith(b"0{"):
             self.send(self.connect)
         elif payload.startswith(b"40"):

@@ -9,7 +9,9 @@ the bottleneck can be marked invalid.
 
 The config (``split``): ``url``, ``transport`` (socketio | sse | polling), ``clients``,
 ``sampled`` (the indexes of the clients that parse every change), ``poll_interval``,
-``report``, and, in JWT mode,
+``report``, ``sources`` (runs of clients and the source address each run connects from; none:
+127.0.0.1 for all), ``in_flight`` (connections opened at once, each until it is subscribed:
+``READY`` carries the monotonic times of the first connect and of the last subscribe), and, in JWT mode,
 ``scope``: ``mode`` (``bench/scopes.py``), ``customers``, ``first`` (the index of this
 process's first client among all of them, which picks its customer) and ``orders`` (each
 customer's order ids). The JWT secret comes in the environment (``scopes.SECRET_ENV``).
@@ -21,14 +23,17 @@ import asyncio
 import json
 import math
 import os
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from orders_live.bench.capacity import source_plan
 from orders_live.bench.clients import Counter, Poller, SocketClient, SseClient
 from orders_live.bench.scopes import (
     SECRET_ENV,
@@ -39,7 +44,11 @@ from orders_live.bench.scopes import (
     orders_seen,
     spread_sample,
 )
-from orders_live.bench.stats import summary
+from orders_live.bench.stats import merge_worst, summary
+from orders_live.process_limits import raise_open_files_limit
+
+IN_FLIGHT = 200  # connections a generator opens at once, each until it is subscribed
+BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux's value
 
 Scope = tuple[Mode | None, int, dict[str, list[int]]]  # what clients hold, customers, their order ids
 
@@ -50,10 +59,13 @@ class Planned(Protocol):
     poll_interval: float
 
 
-def split(url: str, case: Planned, processes: int, sample: int, scope: Scope) -> list[dict[str, Any]]:
+def split(
+    url: str, case: Planned, processes: int, sample: int, scope: Scope, per_address: int | None = None
+) -> list[dict[str, Any]]:
     """The config of each generator process: the case's clients split evenly between
     ``processes``, ``sample`` of them sampled in all (spread over each process's connection
-    order and, when scoped, over the customers: ``spread_sample``)."""
+    order and, when scoped, over the customers: ``spread_sample``), and, past ``per_address``
+    clients in all, their source addresses (``capacity.source_plan``)."""
     mode, customers, orders = scope
     per_process = [case.clients // processes + (n < case.clients % processes) for n in range(processes)]
     configs: list[dict[str, Any]] = []
@@ -69,6 +81,8 @@ def split(url: str, case: Planned, processes: int, sample: int, scope: Scope) ->
 
         config = {"url": url, "transport": case.transport, "clients": count, "poll_interval": case.poll_interval}
         config["sampled"] = spread_sample(count, share, customer_of, taken)
+        if per_address is not None:
+            config["sources"] = source_plan(first, count, case.clients, per_address)
         if mode is not None:
             config["scope"] = {"mode": mode, "customers": customers, "first": first, "orders": orders}
         configs.append(config)
@@ -139,6 +153,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     ]
     kind = config["transport"]
     pollers: list[Poller] = []
+    connected = (time.monotonic(), time.monotonic())  # the first connect, the last client subscribed
     tasks: list[asyncio.Task[None]] = []
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     try:
@@ -153,30 +168,49 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
                 await poller.start()
             tasks = [asyncio.create_task(p.run(), name="bench-poller") for p in pollers]
         else:
-            for counter, (_, token, order) in zip(counters, identities, strict=True):
-                ready: asyncio.Future[None] = loop.create_future()
-                if kind == "socketio":
-                    await loop.create_connection(
-                        lambda c=counter, r=ready, t=token, o=order: SocketClient(c, host, port, r, t, o), host, port
-                    )
-                else:
-                    ticket = await _ticket(session, config["url"], token) if token else None
-                    await loop.create_connection(
-                        lambda c=counter, r=ready, t=ticket: SseClient(c, host, port, r, t), host, port
-                    )
-                await asyncio.wait_for(ready, 30)
+            sources = [
+                source for source, count in config.get("sources") or [(None, len(counters))] for _ in range(count)
+            ]
+            opening = asyncio.Semaphore(config.get("in_flight", IN_FLIGHT))
+
+            async def open_one(counter: Counter, token: str | None, order: int | None, source: str | None) -> None:
+                async with opening:
+                    ready: asyncio.Future[None] = loop.create_future()
+                    if kind == "socketio":
+                        factory: Callable[[], asyncio.Protocol] = lambda: SocketClient(  # noqa: E731
+                            counter, host, port, ready, token, order
+                        )
+                    else:
+                        ticket = await _ticket(session, config["url"], token) if token else None
+                        factory = lambda: SseClient(counter, host, port, ready, ticket)  # noqa: E731
+                    await _connect(loop, factory, host, port, source)
+                    await asyncio.wait_for(ready, 60)
+
+            opened = time.monotonic()
+            await asyncio.gather(
+                *(
+                    open_one(counter, token, order, source)
+                    for counter, (_, token, order), source in zip(counters, identities, sources, strict=True)
+                )
+            )
+            connected = (opened, time.monotonic())
         lags: list[float] = []
         tasks.append(asyncio.create_task(_lag_probe(lags), name="bench-lag-probe"))
         cpu_before = time.process_time()
-        print("READY", flush=True)
-        await loop.run_in_executor(None, sys.stdin.readline)
+        print("READY", json.dumps(connected), flush=True)
+        command = await loop.run_in_executor(None, sys.stdin.readline)
         cpu = time.process_time() - cpu_before
+        words = command.split()  # STOP, or STOP <SIGTERM sent> <service exited> (monotonic)
+        stopped = (float(words[1]), float(words[2])) if len(words) > 2 else None
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
     return {
+        "connected": connected,
+        "ended": endings(counters, stopped),
+        "worst_per_write": merge_worst(c.worst for c in counters if c.sampled),
         "latencies": [latency for c in counters if c.sampled for latency in c.latencies],
         "checks": [c.report() for c in counters if c.sampled],
         "counted": [c.report() for c in counters if not c.sampled],
@@ -186,6 +220,47 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
         "requests": sum(p.requests for p in pollers),
         "empty": sum(p.empty for p in pollers),
     }
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol], host: str, port: int, source: str | None
+) -> None:
+    """A connection from ``source`` (a 127.0.0.x address; None: the kernel's choice). The port
+    is picked at connect (``IP_BIND_ADDRESS_NO_PORT``), so a source address holds as many
+    connections as there are ephemeral ports, as the kernel's own choice does."""
+    if source is None:
+        await loop.create_connection(factory, host, port)
+        return
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    await loop.create_connection(factory, sock=sock)
+
+
+def endings(counters: list[Counter], stopped: tuple[float, float] | None) -> dict[str, Any]:
+    """How many connections ended, and how (``Counter.ended_as``; ``open``: not ended). With
+    ``stopped`` (the service was sent SIGTERM, and exited: monotonic times), how many ended each
+    way before it exited, and the first and last end after the SIGTERM (seconds)."""
+    found: dict[str, Any] = dict.fromkeys(("disconnect", "close", "tcp", "reset", "open"), 0)
+    times = []
+    for counter in counters:
+        if counter.ended is None:
+            found["open"] += 1
+            continue
+        how, at = counter.ended
+        found[how] += 1
+        if stopped is not None and at <= stopped[1]:
+            found[f"{how}_before_exit"] = found.get(f"{how}_before_exit", 0) + 1
+            times.append(at - stopped[0])
+    if times:
+        found["first_end_s"], found["last_end_s"] = min(times), max(times)
+    return found
 
 
 def _run(config: dict[str, Any]) -> dict[str, Any]:
@@ -200,5 +275,6 @@ def _run(config: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     settings = json.loads(sys.argv[1])
+    raise_open_files_limit(settings["clients"])
     Path(settings["report"]).write_text(json.dumps(_run(settings)))
     print("DONE", flush=True)

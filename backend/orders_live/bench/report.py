@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orders_live.bench.scale_report import scale_lines
+
 
 def label(result: dict[str, Any]) -> str:
     """The case's name: its transport, and how it was reached ("socketio via nginx, 2 instances")."""
@@ -165,10 +167,13 @@ def plot_cpu(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def _strict(value: Any) -> Any:
-    """``value`` with NaN (no latency, no cost per delivery: a run without deliveries) as null,
-    so that results.json is JSON that every reader takes."""
+    """``value`` with NaN (no latency, no cost per delivery: a run without deliveries) as null
+    and infinity (a lag past the histogram's last bucket) as "+Inf", so that results.json is
+    JSON that every reader takes."""
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf"
     if isinstance(value, dict):
         return {key: _strict(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -177,7 +182,12 @@ def _strict(value: Any) -> Any:
 
 
 def write_report(
-    out: Path, results: list[dict[str, Any]], processes: int, sample: int, database_url: str | None, settle: float
+    out: Path,
+    results: list[dict[str, Any]],
+    processes: int | None,
+    sample: int,
+    database_url: str | None,
+    settle: float,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -193,6 +203,9 @@ def write_report(
     comparison = scope_comparison(results)
     if comparison:
         table += "\n" + comparison
+    scale = scale_lines(results)
+    if scale:
+        table += "\nAt scale (event-loop lag: bucket upper bounds of the service's own histogram):\n\n" + scale
     (out / "results.md").write_text(table)
     plotted = plot(results, out / "latency.png")
     print(table)

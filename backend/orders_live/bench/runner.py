@@ -28,12 +28,22 @@ import psutil
 from orders_live.bench.accounting import Listing, account
 from orders_live.bench.balancer import Deployment, cpu_seconds, rss, start_deployment
 from orders_live.bench.balancer import free_port as free_port  # table_size's import
+from orders_live.bench.capacity import (
+    clients_per_address,
+    ephemeral_ports,
+    max_connections_for,
+    processes_for,
+    raise_open_files,
+)
 from orders_live.bench.generator import split, start_generator
+from orders_live.bench.loop_lag import lag_over_window
 from orders_live.bench.report import markdown, write_report
+from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.scopes import SECRET_ENV, Mode, Scopes, orders_by_customer
-from orders_live.bench.stats import attach_baselines, summary
+from orders_live.bench.stats import attach_baselines, merge_endings, merge_worst, per_write, shutdown_counts, summary
 from orders_live.bench.writer import listing, write_externally, write_rest, writer_orders
 
+MAX_CONNECTIONS_ENV = "ORDERS_LIVE_MAX_CONNECTIONS"
 SETTLE = 3.0  # seconds after the last write for deliveries to arrive
 QUIET = 20.0  # seconds a case waits at most for the last one's clients to be gone (SSE: a keep-alive, 15 s)
 SCOPE_LABELS: dict[Mode, str] = {
@@ -57,7 +67,7 @@ class Case:
 class Bench:
     def __init__(
         self,
-        processes: int,
+        processes: int | None,
         sample: int,
         database_url: str | None,
         external: bool = False,
@@ -65,7 +75,9 @@ class Bench:
         database_pid: int | None = None,
         scopes: Scopes | None = None,
     ) -> None:
-        self.processes, self.sample, self.database_url = processes, sample, database_url
+        self.processes, self.sample, self.database_url = processes, sample, database_url  # processes None: by clients
+        self.workers = 1  # the service's ``serve --workers``
+        self.max_connections = max_connections_for(1000)  # the service's, set for the cases (``run_bench``)
         self.scopes = scopes  # JWT mode, the writer's orders spread over customers
         self.headers = scopes.staff_headers() if scopes is not None else {}  # the bench's own REST calls
         self.database_pid = database_pid  # the embedded database the bench started, if it did
@@ -78,8 +90,15 @@ class Bench:
     async def start_service(self, folder: Path) -> None:
         self.folder = folder  # the generators' reports go here too
         env = self.scopes.environment() if self.scopes is not None else {}
+        env[MAX_CONNECTIONS_ENV] = str(self.max_connections)
         self.deployment = await start_deployment(
-            folder, self.database_url, self.nginx, self.database_pid, env=env, headers=self.headers
+            folder,
+            self.database_url,
+            self.nginx,
+            self.database_pid,
+            env=env,
+            headers=self.headers,
+            workers=self.workers,
         )
         self.url = self.deployment.url  # the one address clients and REST writes use
         customers = self.scopes.customers if self.scopes is not None else None
@@ -89,7 +108,9 @@ class Bench:
         if self.deployment is not None:
             await self.deployment.stop()
 
-    async def run(self, case: Case) -> dict[str, Any]:
+    async def run(self, case: Case, terminate: bool = False) -> dict[str, Any]:
+        """One case; with ``terminate``, the service is sent SIGTERM at its end, its clients
+        still connected (``shutdown`` in the result)."""
         # The no-delivery baseline must not pay for the last case's clients: a closed event
         # stream is noticed at its next write (a change, or a keep-alive).
         left = await self.deployment.until_no_clients(QUIET) if self.deployment is not None else 0.0
@@ -99,26 +120,36 @@ class Bench:
             scope, customers = case.scope, self.scopes.customers
             env = {**os.environ, SECRET_ENV: self.scopes.secret}
         orders = orders_by_customer({k: owner for k, (_, owner) in listed.items()})
-        configs = split(self.url, case, self.processes, self.sample, (scope, customers, orders))
+        processes = processes_for(case.clients, self.processes)
+        per_address = clients_per_address(ephemeral_ports())
+        configs = split(self.url, case, processes, self.sample, (scope, customers, orders), per_address)
         for n, config in enumerate(configs):
             config["report"] = str(self.folder / f"generator-{n}.json")
+        assert self.deployment is not None
+        rss_idle = rss(self.deployment.service_processes())
         generators = [await start_generator(config, env) for config in configs]
+        spans = []
         for generator in generators:
             assert generator.stdout is not None
             line = await generator.stdout.readline()
-            if line.strip() != b"READY":
+            if line.startswith(b"READY "):
+                spans.append(json.loads(line[len(b"READY ") :]))
+            else:
                 nginx = self.deployment.front if self.deployment else None
                 log = f"; nginx's error log ends: {nginx.errors()[-600:]}" if nginx else ""
                 raise RuntimeError(f"a client process failed to start: {line!r}{log}")
         assert self.deployment is not None
         services, database = self.deployment.service_processes(), self.deployment.database_processes()
+        rss_connected = rss(services)
+        per_process_before = [cpu_seconds([p]) for p in services]
         front = self.deployment.front.processes() if self.deployment.front is not None else []
         cpu_before, database_before, front_before = cpu_seconds(services), cpu_seconds(database), cpu_seconds(front)
         machine_before = psutil.cpu_times()
         peak_rss = [rss(services)]  # with two instances: their sum, sampled together
         sampling = asyncio.create_task(self._sample_rss(services, peak_rss), name="bench-rss-sampler")
         metrics_before = await self.deployment.metrics()
-        started = time.monotonic()
+        lag_before = await self.deployment.lag_buckets()
+        started, window_start = time.monotonic(), time.time()
         try:
             if self.external:
                 assert self.database_url is not None
@@ -130,28 +161,49 @@ class Bench:
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
         window = time.monotonic() - started
+        lag = lag_over_window(lag_before, await self.deployment.lag_buckets())
+        per_process = [cpu_seconds([p]) - before for p, before in zip(services, per_process_before, strict=True)]
         cpu, database_cpu = cpu_seconds(services) - cpu_before, cpu_seconds(database) - database_before
         front_cpu = cpu_seconds(front) - front_before
         machine_busy = _busy_share(machine_before, psutil.cpu_times(), window)
+        relisted = await listing(self.url, self.headers)  # and after it, the clients still connected
+        moved = [
+            [a - b for a, b in zip(after, before, strict=True)]
+            for after, before in zip(await self.deployment.metrics(), metrics_before, strict=True)
+        ]
+        shutdown: dict[str, Any] | None = None
+        stop = b"STOP\n"
+        if terminate:
+            sent = time.monotonic()
+            seconds, exited = await self.deployment.terminate()
+            shutdown = {"exit_s": seconds}
+            stop = f"STOP {sent} {exited}\n".encode()
         reports = []
         for generator, config in zip(generators, configs, strict=True):
             assert generator.stdin is not None and generator.stdout is not None
-            generator.stdin.write(b"STOP\n")
+            generator.stdin.write(stop)
             await generator.stdin.drain()
             done = await generator.stdout.readline()
             await generator.wait()
             if done.strip() != b"DONE":
                 raise RuntimeError(f"a client process failed (exit code {generator.returncode}): {done!r}")
             reports.append(await asyncio.to_thread(_take_report, Path(config["report"])))
-        relisted = await listing(self.url, self.headers)  # and after it
         result = self._result(case, writes, reports, listed, relisted, cpu, database_cpu, window)
+        result["workers"] = self.workers
+        result["generator_processes"] = len(configs)
+        result["connect_s"] = max(end for _, end in spans) - min(start for start, _ in spans) if spans else None
+        result["rss_idle_mb"], result["rss_connected_mb"] = rss_idle / 2**20, rss_connected / 2**20
+        result["rss_per_connection_kb"] = (rss_connected - rss_idle) / case.clients / 1024
+        result["event_loop_lag"] = lag
+        result["service_cpu_per_process"] = [seconds / window for seconds in per_process]
+        result["per_write"] = per_write(merge_worst(r["worst_per_write"] for r in reports), window_start)
+        endings = merge_endings([r["ended"] for r in reports])
+        result["connections_ended"] = endings  # during the case: none expected, unless the service was stopped
+        if shutdown is not None:
+            result["shutdown"] = shutdown | shutdown_counts(endings, case.clients)
         result["server_peak_rss_mb"] = max(peak_rss) / 2**20
         result["machine_cpu_share"] = machine_busy
         result["clients_left_from_before"] = left
-        moved = [
-            [a - b for a, b in zip(after, before, strict=True)]
-            for after, before in zip(await self.deployment.metrics(), metrics_before, strict=True)
-        ]
         changes, fan_outs = sum(m[0] for m in moved), sum(m[1] for m in moved)
         result["mean_batch"] = changes / fan_outs if fan_outs else None
         # The fan-out (rooms → subscriptions → each socket's write) is synchronous: its own time,
@@ -161,6 +213,8 @@ class Bench:
         result["writer"] = "external" if self.external else "rest"
         result["instances"] = len(services)
         name = f"{case.transport} {self.deployment.label}".strip()
+        if self.workers != 1:
+            name += f", {self.workers} workers"
         if scope is not None:
             result["scope"], result["customers"] = scope, customers
             name += f", {SCOPE_LABELS[scope]}, {customers} customers"
@@ -232,21 +286,35 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
     return float(busy / (window * (os.cpu_count() or 1)))
 
 
-async def run_bench(cases: list[Case], out: Path, bench: Bench) -> None:
-    """Each case in turn against ``bench``'s deployment; the report goes to ``out``."""
+async def run_bench(
+    cases: list[Case], out: Path, bench: Bench, workers: list[int] | None = None, terminate: bool = False
+) -> None:
+    """Each case in turn against ``bench``'s deployment, once per worker count in ``workers``
+    (a service started afresh for each); with ``terminate``, the last case ends with SIGTERM to
+    the service, its clients connected. The report goes to ``out``."""
     results = []
+    largest = max(case.clients for case in cases)
+    raise_open_files(largest)  # inherited by the service and the generators
+    bench.max_connections = max_connections_for(largest)
+    counts = workers or [1]
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
-        try:
-            await bench.start_service(Path(folder))
-            for case in cases:
-                scope = f" ({SCOPE_LABELS[case.scope]})" if case.scope is not None and bench.scopes else ""
-                print(
-                    f"running {case.transport}{scope} × {case.clients} clients at {case.rate:g} writes/s …", flush=True
-                )
-                result = await bench.run(case)
-                results.append(result)
-                print(markdown([result]).splitlines()[-1], flush=True)
-        finally:
-            await bench.stop_service()
+        for round_, count in enumerate(counts):
+            bench.workers = count
+            try:
+                await bench.start_service(Path(folder) / f"workers-{count}")
+                for n, case in enumerate(cases):
+                    scope = f" ({SCOPE_LABELS[case.scope]})" if case.scope is not None and bench.scopes else ""
+                    served = f", {count} workers" if count != 1 else ""
+                    print(
+                        f"running {case.transport}{scope} × {case.clients} clients at {case.rate:g} writes/s{served} …",
+                        flush=True,
+                    )
+                    last = round_ == len(counts) - 1 and n == len(cases) - 1
+                    result = await bench.run(case, terminate=terminate and last)
+                    results.append(result)
+                    print(markdown([result]).splitlines()[-1], flush=True)
+                    print(scale_lines([result]), flush=True)
+            finally:
+                await bench.stop_service()
     attach_baselines(results)
     write_report(out, results, bench.processes, bench.sample, bench.database_url, SETTLE)

@@ -145,3 +145,64 @@ def attach_baselines(results: list[dict[str, Any]]) -> None:
 
 def _shape(result: dict[str, Any]) -> tuple[Any, ...]:
     return (result["transport"], result["clients"], result["writes_per_s"], result.get("instances"))
+
+
+SLOW_WRITE_MS = 250.0  # a write whose worst delivery took longer is a slow one
+WORST_WRITES = 5
+
+
+def merge_worst(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Each write's worst latency over several generators' ``{stamp: worst ms}``."""
+    worst: dict[str, float] = {}
+    for part in parts:
+        for stamp, latency in part.items():
+            worst[stamp] = max(latency, worst.get(stamp, latency))
+    return worst
+
+
+def per_write(worst: dict[str, float], window_start: float) -> dict[str, Any]:
+    """The sampled clients' latencies per write: ``worst`` maps each write's stamp (its start,
+    wall-clock seconds, as the order's product name carries it) to the longest its delivery took
+    to any sampled client (ms). How many writes were slower than ``SLOW_WRITE_MS``, and the
+    ``WORST_WRITES`` slowest with their time since the window started (``window_start``,
+    wall-clock): a periodic stall shows as slow writes at regular times."""
+    slowest = sorted(worst.items(), key=lambda item: item[1], reverse=True)[:WORST_WRITES]
+    return {
+        "writes": len(worst),
+        "over_250ms": sum(1 for latency in worst.values() if latency > SLOW_WRITE_MS),
+        "worst_ms": summary(list(worst.values())),
+        "slowest": [{"at_s": round(float(stamp) - window_start, 3), "max_ms": latency} for stamp, latency in slowest],
+    }
+
+
+def merge_endings(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The generators' ``endings`` together: counts summed, the first end the earliest, the last the latest."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key == "first_end_s":
+                merged[key] = min(value, merged.get(key, value))
+            elif key == "last_end_s":
+                merged[key] = max(value, merged.get(key, value))
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def shutdown_counts(endings: dict[str, Any], clients: int) -> dict[str, Any]:
+    """After a SIGTERM: the clients told to reconnect before the service exited (an Engine.IO
+    close packet or a WebSocket close frame), those whose connection only closed before it did
+    (TCP: a client reconnects as well, but cannot tell a stop from a broken network), those told
+    to disconnect (Socket.IO's disconnect: a socket.io client then does not reconnect by
+    itself), and the rest, dropped (reset, or ended only with the process)."""
+    told = endings.get("close_before_exit", 0)
+    closed = endings.get("tcp_before_exit", 0)
+    disconnected = endings.get("disconnect_before_exit", 0)
+    return {
+        "told_to_reconnect": told,
+        "closed_before_exit": closed,
+        "told_to_disconnect": disconnected,
+        "dropped": clients - told - closed - disconnected,
+        "first_end_s": endings.get("first_end_s"),
+        "last_end_s": endings.get("last_end_s"),
+    }

@@ -22,18 +22,31 @@ from orders_live.bench.accounting import Listing
 from orders_live.bench.clients import STAMP
 from orders_live.bench.scopes import order_count, orders_by_customer, owners
 
+LISTING_WAIT = 60.0  # seconds a refused listing is asked again
+RETRIED = (429, 503)  # a listing refused for now
 ORDERS = 50  # the writer cycles through this many orders (with customers: at least this many)
 
 
-async def listing(url: str, headers: dict[str, str]) -> Listing:
+async def listing(url: str, headers: dict[str, str], within: float = LISTING_WAIT) -> Listing:
     """Every order's version and customer now (the external writer inserts too): the REST list,
-    page by page."""
+    page by page. A page refused for now (429, 503: a service busy with thousands of clients
+    leaving) is asked again after its ``Retry-After``, for ``within`` seconds; what the service
+    answered is printed."""
     found: Listing = {}
     before: str | None = None
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession(headers=headers) as session:
         while True:
             query = f"limit=1000&before={before}" if before else "limit=1000"
-            page = await (await session.get(f"{url}/api/orders?{query}")).json()
+            async with session.get(f"{url}/api/orders?{query}") as response:
+                status, text, retry = response.status, await response.text(), response.headers.get("Retry-After")
+            if status in RETRIED and time.monotonic() < deadline:
+                print(f"the service refused the listing for now: {status} {text[:300]} (Retry-After {retry})")
+                await asyncio.sleep(float(retry) if retry and retry.isdigit() else 1.0)
+                continue
+            if status != 200:
+                raise RuntimeError(f"the service refused the listing: {status} {text[:500]}")
+            page = json.loads(text)
             found.update((o["id"], (o["version"], o["customer_name"])) for o in page["orders"])
             before = page["next_before"]
             if before is None:

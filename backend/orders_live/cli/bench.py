@@ -23,15 +23,42 @@ def add_bench_parser(commands: Any) -> None:
             "Start the service, clients in separate processes and a writer; report latency, losses, CPU and memory."
         ),
     )
-    bench.add_argument("--clients", type=int, default=1000, help="Socket.IO clients (default 1000)")
+    bench.add_argument(
+        "--clients",
+        default="1000",
+        metavar="N[,N…]",
+        help="Socket.IO clients (default 1000); several: each rate at each count (e.g. 10000,20000)",
+    )
     bench.add_argument(
         "--rates", default="5,10,20,50,70,100", help="writes per second to sweep (default 5,10,20,50,70,100)"
     )
     bench.add_argument("--duration", type=float, default=10.0, help="seconds of writing per case (default 10)")
-    bench.add_argument("--sse-clients", type=int, default=200, help="SSE clients, at the lowest and 50 writes/s")
-    bench.add_argument("--poll-clients", type=int, default=100, help="polling clients, at the lowest rate")
+    bench.add_argument(
+        "--sse-clients",
+        type=int,
+        help="SSE clients, at the lowest and 50 writes/s (default 200 up to 1,000 Socket.IO clients, else 0)",
+    )
+    bench.add_argument(
+        "--poll-clients",
+        type=int,
+        help="polling clients, at the lowest rate (default 100 up to 1,000 Socket.IO clients, else 0)",
+    )
     bench.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls (default 2)")
-    bench.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    bench.add_argument(
+        "--processes", type=int, help="client processes (default: one per 2,500 clients of a case, at least 2)"
+    )
+    bench.add_argument(
+        "--workers",
+        default="1",
+        metavar="N[,N…]",
+        help="the service's serve --workers (a number or auto); several (e.g. 1,2): each case once per worker count",
+    )
+    bench.add_argument(
+        "--sigterm",
+        action="store_true",
+        help="end the last case with SIGTERM to the service, its clients connected: how long it takes to exit, "
+        "how many clients were told to reconnect",
+    )
     bench.add_argument("--sample", type=int, default=100, help="clients that parse and time every change")
     bench.add_argument(
         "--database-url",
@@ -139,7 +166,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
     bench = Bench(
         args.processes, args.sample, args.database_url, args.external_writer, args.through_nginx, None, scopes
     )
-    asyncio.run(run_bench(cases, Path(args.out), bench))
+    asyncio.run(run_bench(cases, Path(args.out), bench, _workers(args.workers), args.sigterm))
 
 
 def _cases(args: argparse.Namespace) -> list[Any]:
@@ -159,12 +186,33 @@ def _cases(args: argparse.Namespace) -> list[Any]:
         return [*baseline, Case(transport, clients, rate, args.duration, scope=mode)]
 
     rates = [float(rate) for rate in args.rates.split(",")]
-    cases = [case for rate in rates for case in push("socketio", args.clients, rate)]
-    if args.sse_clients:
-        cases += [case for rate in sorted({min(rates), 50.0}) for case in push("sse", args.sse_clients, rate)]
-    if args.poll_clients:
-        cases.append(Case("polling", args.poll_clients, min(rates), args.duration, args.poll_interval, scope=mode))
+    counts = _counts(args.clients, "--clients")
+    cases = [case for clients in counts for rate in rates for case in push("socketio", clients, rate)]
+    # The comparison with SSE and polling by default; at scale (and one order each), Socket.IO alone.
+    small = max(counts) <= 1000 and not args.unscoped_orders
+    sse = args.sse_clients if args.sse_clients is not None else 200 if small else 0
+    poll = args.poll_clients if args.poll_clients is not None else 100 if small else 0
+    if sse:
+        cases += [case for rate in sorted({min(rates), 50.0}) for case in push("sse", sse, rate)]
+    if poll:
+        cases.append(Case("polling", poll, min(rates), args.duration, args.poll_interval, scope=mode))
     return cases
+
+
+def _counts(text: str, option: str) -> list[int]:
+    """``N[,N…]``, each at least 1 (``_`` allowed: 10_000)."""
+    try:
+        counts = [int(part.replace("_", "")) for part in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"{option}: whole numbers separated by commas, not {text!r}") from None
+    if min(counts) < 1:
+        raise SystemExit(f"{option}: at least 1")
+    return counts
+
+
+def _workers(text: str) -> list[int]:
+    """``--workers``: worker counts, ``auto`` being one per core."""
+    return _counts(text.replace("auto", str(os.cpu_count() or 1)), "--workers")
 
 
 async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
@@ -189,7 +237,7 @@ async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> No
     try:
         scopes = Scopes(args.customers) if args.customers is not None else None
         bench = Bench(args.processes, args.sample, url, args.external_writer, args.through_nginx, pid, scopes)
-        await run_bench(cases, Path(args.out), bench)
+        await run_bench(cases, Path(args.out), bench, _workers(args.workers), args.sigterm)
     finally:
         await server.stop()
         shutil.rmtree(folder, ignore_errors=True)
