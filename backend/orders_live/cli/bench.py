@@ -30,7 +30,7 @@ def add_bench_parser(commands: Any) -> None:
         help="Socket.IO clients (default 1000); several: each rate at each count (e.g. 10000,20000)",
     )
     bench.add_argument(
-        "--rates", default="5,10,20,50,70,100", help="writes per second to sweep (default 5,10,20,50,70,100)"
+        "--rates", help="writes per second to sweep (default 5,10,20,50,70,100; with --instances 100,500)"
     )
     bench.add_argument("--duration", type=float, default=10.0, help="seconds of writing per case (default 10)")
     bench.add_argument(
@@ -90,11 +90,19 @@ def add_bench_parser(commands: Any) -> None:
         help="instead: preload N orders (each size in turn); measure start-up, RSS per order, snapshots, a burst",
     )
     bench.add_argument(
+        "--instances",
+        metavar="K[,K…]",
+        help=(
+            "instead: K instances (each size in turn) follow one database while a writer writes straight to it;"
+            " the database's CPU per commit and the followers' lag (instances.md)"
+        ),
+    )
+    bench.add_argument(
         "--database",
         choices=EMBEDDED_DATABASES,
         default="nx-27017",
         help=(
-            "with --orders, --attack, --external-writer or --through-nginx and no --database-url: "
+            "with --orders, --instances, --attack, --external-writer or --through-nginx and no --database-url: "
             "the embedded database (default nx-27017)"
         ),
     )
@@ -143,6 +151,9 @@ def run_bench_command(args: argparse.Namespace) -> None:
     if args.write_cost:
         _write_cost(args.database_url, Path(args.out))
         return
+    if args.instances:
+        _instances(args)
+        return
     if args.orders:
         sizes = [int(size.replace("_", "")) for size in args.orders.split(",")]
         asyncio.run(_bench_tables(sizes, args.database_url, args.database, Path(args.out)))
@@ -185,7 +196,7 @@ def _cases(args: argparse.Namespace) -> list[Any]:
         baseline = [Case(transport, clients, rate, args.duration, scope="idle")] if scoped and args.baseline else []
         return [*baseline, Case(transport, clients, rate, args.duration, scope=mode)]
 
-    rates = [float(rate) for rate in args.rates.split(",")]
+    rates = [float(rate) for rate in (args.rates or "5,10,20,50,70,100").split(",")]
     counts = _counts(args.clients, "--clients")
     cases = [case for clients in counts for rate in rates for case in push("socketio", clients, rate)]
     # The comparison with SSE and polling by default; at scale (and one order each), Socket.IO alone.
@@ -267,6 +278,49 @@ async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: P
     command += f" --database {kind}" if kind != "mongodb" else " --database-url …"
     print(write_table_report(runs, out, command))
     print(f"written: {out / 'table-size.md'}")
+
+
+def _instances(args: argparse.Namespace) -> None:
+    from orders_live.bench.instance_figures import parse_counts, parse_rates
+
+    try:
+        counts, rates = parse_counts(args.instances), parse_rates(args.rates or "100,500")
+    except ValueError as exc:
+        raise SystemExit(f"--instances/--rates: {exc}") from None
+    command = f"orders-live bench --instances {args.instances} --rates {args.rates or '100,500'}"
+    command += f" --duration {args.duration:g}"
+    asyncio.run(_bench_instances(counts, rates, args, command))
+
+
+async def _bench_instances(counts: list[int], rates: list[float], args: argparse.Namespace, command: str) -> None:
+    """K instances on the given database, or on an embedded one started here (whose processes'
+    CPU is then the database's: none is measured for a URL's)."""
+    from orders_live.bench.instances import run_instances
+
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
+    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
+    url, kind = args.database_url, args.database
+    server: Any = None
+    if url:
+        kind = "postgres" if url.startswith("postgres") else "mongodb"
+    try:
+        if url is None and kind == "postgres":
+            from orders_live.sources.postgres.embedded import EmbeddedPostgres
+
+            server = EmbeddedPostgres(folder, server_settings={"max_connections": "200"})  # 16 followers, a writer
+        elif url is None:
+            from orders_live.sources.mongo.embedded import EmbeddedMongo
+
+            server = EmbeddedMongo(folder / "nx")
+        if server is not None:
+            url = await server.start()
+        pid = server.process.pid if server is not None and server.process is not None else None
+        command += f" --database {kind}" if server is not None else " --database-url …"
+        await run_instances(kind, url, pid, counts, rates, args.duration, Path(args.out), command)
+    finally:
+        if server is not None:
+            await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_cost(url: str | None, out: Path) -> None:
