@@ -27,6 +27,7 @@ from orders_live.transports.http.action_retention import TASK as RETENTION_TASK
 from orders_live.transports.http.action_retention import ActionRetention
 from orders_live.transports.http.action_tail import ActionTail
 from orders_live.transports.http.agent_actions import AgentActionsApi
+from orders_live.transports.http.engine_polling import engine_polling_refused
 from orders_live.transports.http.errors import json_errors
 from orders_live.transports.http.forwarded_for import TrustedProxies, forwarded_for
 from orders_live.transports.http.host_guard import AllowedHosts, host_guard
@@ -99,6 +100,7 @@ class Service:
                 host_guard(hosts),
                 forwarded_for(TrustedProxies(settings.trusted_proxies)),
                 json_errors,
+                *([engine_polling_refused("/socket.io/")] if settings.worker is not None else []),  # serve --workers
                 access_middleware(policy, authenticator, limits, RefusalThrottle("request")),
                 engine_requests_refused("/socket.io/", lambda reason: metrics.refused_packets.labels(reason).inc()),
             ],
@@ -181,13 +183,15 @@ class Service:
             lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams + agent_actions.streams},
             lambda: authenticator.problems,
             metrics_token=settings.metrics_token,
+            worker=settings.worker,
         )
         app.add_routes(observability.routes())
         app.add_routes(LivePage().routes())
         app.add_routes(self.extra_routes)
         self._add_frontend(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, settings.host, settings.port)
+        # A worker of serve --workers shares its port with the others (the kernel spreads connections).
+        site = web.TCPSite(self.runner, settings.host, settings.port, reuse_port=settings.worker is not None)
         await site.start()
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
@@ -203,10 +207,7 @@ class Service:
         if self.settings.database_url:
             log.info("using the database at DATABASE_URL (nothing embedded started)")
             return self.settings.database_url
-        if self.settings.embedded_database == "postgres":
-            self.embedded = EmbeddedPostgres(self.settings.data_dir)
-        else:
-            self.embedded = EmbeddedMongo(self.settings.data_dir)
+        self.embedded = embedded_database(self.settings)
         return await self.embedded.start()
 
     def _add_frontend(self, app: web.Application) -> None:
@@ -252,6 +253,13 @@ class Service:
             await _bounded("close the database client", self.source.connection.close())
         if self.embedded is not None:
             await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
+
+
+def embedded_database(settings: Settings) -> EmbeddedMongo | EmbeddedPostgres:
+    """The embedded database ``settings`` ask for (not started), under ``data_dir``."""
+    if settings.embedded_database == "postgres":
+        return EmbeddedPostgres(settings.data_dir)
+    return EmbeddedMongo(settings.data_dir)
 
 
 def identity_options(settings: Settings) -> IdentityOptions:

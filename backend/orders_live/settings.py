@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orders_live.identity.jwt_tokens import JwtRules
@@ -36,6 +37,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="where the embedded database keeps its files")
     instance: str | None = Field(
         None, description="name under which this instance saves its resume position (default hostname:port)"
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description=(
+            "processes serve runs, sharing its port (SO_REUSEPORT), each a full instance; auto: one per core."
+            " Past 1, Engine.IO long-polling is refused (WebSocket only)"
+        ),
+    )
+    worker: int | None = Field(
+        None, ge=1, description="set by serve --workers in each worker: its number, part of its instance name"
     )
     history_size: int = Field(10_000, ge=1, description="recent changes kept in memory for catch-up")
     catch_up_rows: int = Field(
@@ -198,6 +210,13 @@ class Settings(BaseSettings):
         60.0, gt=0, description="seconds between the agent action log's retention passes (the first at start)"
     )
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _one_per_core(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return os.cpu_count() or 1
+        return value
+
     def jwt_rules(self) -> JwtRules:
         """What a JWT must carry besides its signature, as these settings say."""
         return JwtRules(
@@ -209,5 +228,7 @@ class Settings(BaseSettings):
         )
 
     def instance_name(self, bound_port: int) -> str:
-        """The configured name, else this machine's host name and the bound port."""
-        return self.instance or f"{socket.gethostname()}:{bound_port}"
+        """The configured name, else this machine's host name and the bound port; a worker's
+        with ``/worker-N`` after it (the workers share the port, never a checkpoint)."""
+        name = self.instance or f"{socket.gethostname()}:{bound_port}"
+        return name if self.worker is None else f"{name}/worker-{self.worker}"

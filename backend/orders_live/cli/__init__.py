@@ -17,6 +17,7 @@ from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
 from orders_live.cli.interruption import run_command, until_stopped
 from orders_live.cli.token import add_token_parser, run_token_command
+from orders_live.cli.workers import serve_workers, workers_option
 from orders_live.client.display import shown
 from orders_live.client.refusals import Refused
 from orders_live.client.rest import ApiRefused, OrdersClient
@@ -58,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", help="folder of the embedded database (default ./data)")
         return command
 
-    server_command("serve", "run the service")
+    serve = server_command("serve", "run the service")
+    serve.add_argument(
+        "--workers",
+        type=workers_option,
+        metavar="N",
+        help="processes sharing the port, each a full instance; auto: one per core (default 1)",
+    )
     demo = server_command("demo", "run the service with simulated orders traffic")
     demo.add_argument("--rate", type=float, default=2.0, help="simulated writes per second (default 2)")
 
@@ -128,6 +135,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         database_url=args.database_url,
         embedded_database=args.database,
         data_dir=args.data_dir,
+        workers=getattr(args, "workers", None),  # serve only
     )
     return Settings(**overrides)
 
@@ -170,7 +178,7 @@ async def _serve(settings: Settings, rate: float | None, stop: asyncio.Event) ->
         if demo is not None:
             banner = ["orders-live is running (Ctrl-C stops it); open the dashboard", *demo.urls(service.url)]
             banner.append(f"  tokens for the command line, kept fresh: {demo.folder / 'tokens'}/*.jwt")
-        for line in banner:
+        for line in banner if settings.worker is None else []:  # a worker's parent shows the banner
             if settings.log_format == "json":
                 logging.getLogger("orders_live").info(line)
             else:
@@ -235,11 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("serve", "demo"):
             rate = args.rate if args.command == "demo" else None
             serving_settings = _settings(args)
-            run_command(
-                lambda stop: _serve(serving_settings, rate, stop),
-                _event_loop(settings.event_loop),
-                "orders-live stopped",
-            )
+            worker = serving_settings.worker
+            if rate is None and serving_settings.workers > 1 and worker is None:
+                run_command(lambda stop: serve_workers(serving_settings, stop), asyncio.run, "orders-live stopped")
+            else:
+                run_command(
+                    lambda stop: _serve(serving_settings, rate, stop),
+                    _event_loop(settings.event_loop),
+                    "orders-live stopped" if worker is None else f"orders-live worker {worker} stopped",
+                )
         elif args.command == "watch":
             wanted: dict[str, Any] = {"status": args.status} if args.status else {}
             if args.id is not None:

@@ -11,11 +11,12 @@ pinged at most once a second however often ``/readyz`` is asked (``DatabasePing`
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from collections.abc import Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -70,12 +71,21 @@ class Observability:
         connections: Callable[[], dict[str, int]],
         more_problems: Callable[[], list[str]] = list,
         metrics_token: str | None = None,
+        worker: int | None = None,
     ) -> None:
+        """``worker``: this process's number under ``serve --workers``: ``/metrics`` shows it as
+        ``orders_live_worker_info{worker, pid}`` and ``/readyz``'s details as ``worker``."""
         self.hub, self.registry = hub, registry
+        self.worker = worker
         self.database = DatabasePing(connection)
         self.more_problems = more_problems  # the service's other parts (the identity files)
         self.metrics_token = metrics_token
         registry.register(StateCollector(hub, connections))
+        if worker is not None:
+            info = Info(
+                "orders_live_worker", "The worker of serve --workers that answered, and its pid.", registry=registry
+            )
+            info.info({"worker": str(worker), "pid": str(os.getpid())})
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz), web.get("/metrics", self.metrics)]
@@ -92,9 +102,11 @@ class Observability:
         status = 503 if problems else 200
         if not details:
             return web.json_response({"ready": not problems}, status=status)
+        worker = {} if self.worker is None else {"worker": self.worker}
         if problems:
-            return web.json_response({"ready": False, "status": "not ready", "problems": problems}, status=status)
-        return web.json_response({"ready": True, "status": "ready", "position": self.hub.position})
+            body = {"ready": False, "status": "not ready", "problems": problems, **worker}
+            return web.json_response(body, status=status)
+        return web.json_response({"ready": True, "status": "ready", "position": self.hub.position, **worker})
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.metrics_token is not None and not self._token_given(request):
