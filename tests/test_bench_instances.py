@@ -83,6 +83,7 @@ def _result(database: str, instances: int, rate: float, cost: float | None) -> d
         "lag_ms": lag,
         "commit_lag_ms": lag if database == "postgres" else None,
         "caught_up_after_s": 0.2,
+        "tail_checked": True,
         "lost": 0,
         "duplicated": 0,
         "out_of_order": 0,
@@ -120,6 +121,16 @@ def test_a_run_replaces_its_databases_earlier_run_and_keeps_the_others(tmp_path:
     assert "8.00 ms" in rows[3]
     assert "3 / 9 / 12 ms (3 / 9 / 12)" in rows[0]  # PostgreSQL's lag from the commit, in brackets
     assert "nx-27017 at 100 writes/s: database CPU per commit ≈ 0.00 ms + 2.000 ms × K" in text
+
+
+def test_a_case_that_failed_is_a_row_of_its_own_and_no_point_on_the_line() -> None:
+    failed = {"database": "nx-27017", "instances": 16, "rate": 500.0, "error": "TimeoutError()"}
+    results = [_result("nx-27017", k, 500.0, 1.0 + k) for k in (1, 4)] + [failed]
+    run = {"database": "nx-27017", "command": "c", "date": "d", "machine": "m", "results": results}
+    text = markdown([run])
+    assert "| nx-27017 | 16 | 500 | failed: TimeoutError() |" in text
+    (line,) = per_follower(results)
+    assert line["per_follower_ms"] == pytest.approx(1.0)
 
 
 def test_the_cpu_of_a_child_that_ended_is_counted() -> None:

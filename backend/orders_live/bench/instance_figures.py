@@ -107,10 +107,12 @@ HEAD = (
 
 
 def row(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"| {r['database']} | {r['instances']} | {r['rate']:g} | failed: {r['error']} |" + " |" * 9
     lag = r["lag_ms"]
     achieved = _cell(r["achieved_rate"], ".0f")
     cores = r["instances_cpu_cores"]
-    checks = f"{r['lost']} / {r['duplicated']} / {r['out_of_order']}"
+    checks = f"{r['lost']} / {r['duplicated']} / {r['out_of_order']}" + ("" if r["tail_checked"] else " (gaps only)")
     each = cores / r["instances"]
     commit = f" ({_lags(r['commit_lag_ms'])})" if r.get("commit_lag_ms") else ""
     caught = "not in the window" if r["caught_up_after_s"] is None else f"{r['caught_up_after_s']:.1f} s"
