@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from conftest import ORDERS_LIVE, Listener, ServeProcess, free_port, until, until_async
 from orders_live.cli import _parser, _settings
+from orders_live.cli.workers import Workers
 from orders_live.client.rest import OrdersClient
 from orders_live.settings import Settings
 from orders_live.transports.http.engine_polling import engine_polling_refused
@@ -67,6 +68,27 @@ def test_each_worker_is_an_instance_of_its_own() -> None:
     names = {Settings(instance="eu-1", worker=n).instance_name(8080) for n in (1, 2)}
     assert names == {"eu-1/worker-1", "eu-1/worker-2"}
     assert Settings(worker=2).instance_name(8080).endswith(":8080/worker-2")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("given", "shared"),
+    [
+        ({}, True),  # open mode: the key would be random per process
+        ({"jwt_public_keys": Path("keys.json")}, True),  # likewise
+        ({"jwt_secret": "s" * 32}, False),  # derived from the secret: the same in every worker
+        ({"read_token": "r" * 16}, False),  # derived from the tokens
+        ({"ticket_secret": "t" * 16}, False),  # set: inherited as it is
+    ],
+)
+def test_the_workers_share_a_ticket_key_when_each_would_make_its_own(given: dict[str, object], shared: bool) -> None:
+    """A stream ticket taken from one worker must open a stream on another."""
+    workers = Workers(Settings(**given), 2, 8080, "memory://")
+    first, second = workers.environment(1), workers.environment(2)
+    assert (first["ORDERS_LIVE_WORKER"], second["ORDERS_LIVE_WORKER"]) == ("1", "2")
+    assert first["DATABASE_URL"] == "memory://"
+    assert first.get("ORDERS_LIVE_TICKET_SECRET") == second.get("ORDERS_LIVE_TICKET_SECRET")
+    assert ("ORDERS_LIVE_TICKET_SECRET" in first) is shared
 
 
 @pytest_asyncio.fixture
@@ -292,6 +314,20 @@ async def test_ctrl_c_in_a_terminal_stops_the_parent_and_its_workers_cleanly(dat
     assert text.count("orders-live stopped") == 1, text
     assert len(re.findall(r"orders-live worker \d stopped", text)) == 2, text  # each worker's own line
     await until(lambda: not any(child.is_running() for child in children), 10, "no child left")
+
+
+@pytest.mark.database
+@pytest.mark.slow
+async def test_a_killed_parent_leaves_no_worker_behind(data_dir: Path) -> None:
+    serve = ServeProcess(data_dir, free_port(), "--workers", "2")
+    try:
+        await serve.until_ready(60)
+        await workers_seen(serve.url, 2)
+        children = psutil.Process(serve.process.pid).children(recursive=True)
+    finally:
+        serve.process.kill()
+        serve.process.wait(10)
+    await until(lambda: not any(child.is_running() for child in children), 30, "the workers and database to die")
 
 
 @pytest.mark.database
