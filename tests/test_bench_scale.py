@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from orders_live.bench.capacity import clients_per_address, ephemeral_ports, processes_for, source_plan
 from orders_live.bench.clients import STAMP, Counter
-from orders_live.bench.generator import _connect, endings
+from orders_live.bench.generator import _connect, endings, split
 from orders_live.bench.loop_lag import lag_over_window, parse_buckets
 from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.stats import merge_endings, merge_worst, per_write, shutdown_counts
@@ -252,3 +252,22 @@ async def test_a_listing_refused_for_good_says_what_the_service_answered() -> No
     async with TestServer(app) as server:
         with pytest.raises(RuntimeError, match="400"):
             await listing(str(server.make_url("")).rstrip("/"), {})
+
+
+def test_each_generator_gets_its_clients_sources_and_share_of_the_handshakes_in_flight() -> None:
+    case = argparse.Namespace(transport="socketio", clients=20_000, poll_interval=2.0)
+    configs = split("http://127.0.0.1:1", case, 8, 100, (None, 1, {}), per_address=7000)
+    assert [c["clients"] for c in configs] == [2500] * 8
+    assert [len(c["sampled"]) for c in configs] == [13] * 8  # 100 sampled, rounded up per process
+    assert configs[2]["sources"] == [("127.0.0.1", 2000), ("127.0.0.2", 500)]
+    assert {c["in_flight"] for c in configs} == {32}
+    small = split(
+        "http://127.0.0.1:1",
+        argparse.Namespace(transport="socketio", clients=1000, poll_interval=2.0),
+        2,
+        100,
+        (None, 1, {}),
+        7000,
+    )
+    assert [c["sources"] for c in small] == [[(None, 500)], [(None, 500)]]
+    assert {c["in_flight"] for c in small} == {128}

@@ -11,7 +11,9 @@ The config (``split``): ``url``, ``transport`` (socketio | sse | polling), ``cli
 ``sampled`` (the indexes of the clients that parse every change), ``poll_interval``,
 ``report``, ``sources`` (runs of clients and the source address each run connects from; none:
 127.0.0.1 for all), ``in_flight`` (connections opened at once, each until it is subscribed:
-``READY`` carries the monotonic times of the first connect and of the last subscribe), and, in JWT mode,
+``READY`` carries the monotonic times of the first connect and of the last subscribe; a client
+closed before it was subscribed, by a service too busy to accept its connect within its
+``auth_timeout``, tries again: ``connect_retries`` in the report), and, in JWT mode,
 ``scope``: ``mode`` (``bench/scopes.py``), ``customers``, ``first`` (the index of this
 process's first client among all of them, which picks its customer) and ``orders`` (each
 customer's order ids). The JWT secret comes in the environment (``scopes.SECRET_ENV``).
@@ -47,7 +49,8 @@ from orders_live.bench.scopes import (
 from orders_live.bench.stats import merge_worst, summary
 from orders_live.process_limits import raise_open_files_limit
 
-IN_FLIGHT = 200  # connections a generator opens at once, each until it is subscribed
+IN_FLIGHT = 256  # connections the generators open at once in all, each until it is subscribed
+ATTEMPTS = 3  # a client the service closed before it was subscribed connects again, this many times in all
 BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux's value
 
 Scope = tuple[Mode | None, int, dict[str, list[int]]]  # what clients hold, customers, their order ids
@@ -83,6 +86,7 @@ def split(
         config["sampled"] = spread_sample(count, share, customer_of, taken)
         if per_address is not None:
             config["sources"] = source_plan(first, count, case.clients, per_address)
+        config["in_flight"] = max(16, IN_FLIGHT // processes)
         if mode is not None:
             config["scope"] = {"mode": mode, "customers": customers, "first": first, "orders": orders}
         configs.append(config)
@@ -153,6 +157,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     ]
     kind = config["transport"]
     pollers: list[Poller] = []
+    retried: list[int] = []  # a client's attempt that the service closed before it was subscribed
     connected = (time.monotonic(), time.monotonic())  # the first connect, the last client subscribed
     tasks: list[asyncio.Task[None]] = []
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -174,6 +179,17 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             opening = asyncio.Semaphore(config.get("in_flight", IN_FLIGHT))
 
             async def open_one(counter: Counter, token: str | None, order: int | None, source: str | None) -> None:
+                for attempt in range(1, ATTEMPTS + 1):
+                    try:
+                        await open_once(counter, token, order, source)
+                        return
+                    except (RuntimeError, OSError, TimeoutError):
+                        if attempt == ATTEMPTS:
+                            raise
+                        retried.append(attempt)
+                        counter.ended = None
+
+            async def open_once(counter: Counter, token: str | None, order: int | None, source: str | None) -> None:
                 async with opening:
                     ready: asyncio.Future[None] = loop.create_future()
                     if kind == "socketio":
@@ -210,6 +226,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": connected,
         "ended": endings(counters, stopped),
+        "connect_retries": len(retried),
         "worst_per_write": merge_worst(c.worst for c in counters if c.sampled),
         "latencies": [latency for c in counters if c.sampled for latency in c.latencies],
         "checks": [c.report() for c in counters if c.sampled],

@@ -198,6 +198,7 @@ class Bench:
         result["service_cpu_per_process"] = [seconds / window for seconds in per_process]
         result["per_write"] = per_write(merge_worst(r["worst_per_write"] for r in reports), window_start)
         endings = merge_endings([r["ended"] for r in reports])
+        result["connect_retries"] = sum(r["connect_retries"] for r in reports)
         result["connections_ended"] = endings  # during the case: none expected, unless the service was stopped
         if shutdown is not None:
             result["shutdown"] = shutdown | shutdown_counts(endings, case.clients)
