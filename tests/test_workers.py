@@ -269,8 +269,10 @@ async def test_a_killed_worker_is_started_again(two_workers: ServeProcess) -> No
 
 @pytest.mark.database
 @pytest.mark.slow
-async def test_sigterm_stops_every_worker_and_the_database_and_exits_0(data_dir: Path) -> None:
-    serve = ServeProcess(data_dir, free_port(), "--workers", "2")
+@pytest.mark.parametrize("embedded", ["nx-27017", "postgres"])
+async def test_sigterm_stops_every_worker_and_the_database_and_exits_0(data_dir: Path, embedded: str) -> None:
+    """The parent starts the embedded database (either) once, and stops it last."""
+    serve = ServeProcess(data_dir, free_port(), "--workers", "2", "--database", embedded)
     try:
         await serve.until_ready(60)
         await workers_seen(serve.url, 2)
@@ -284,6 +286,7 @@ async def test_sigterm_stops_every_worker_and_the_database_and_exits_0(data_dir:
     assert "Traceback" not in log, log
     assert log.count("orders-live stopped") == 1, log
     assert "embedded database stopped" in log, log
+    assert log.count("embedded database ") == 2, log  # started once, stopped once
 
 
 def in_a_terminal(output: Path, *args: str) -> subprocess.Popen[bytes]:
