@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from orders_live.identity.authenticator import Authenticator, IdentityOptions
 from orders_live.identity.limits import IdentityLimits
 from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.process_limits import raise_open_files_limit
+from orders_live.runtime.pauses import GcPauses, LoopLag
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
 from orders_live.sources.mongo.embedded import EmbeddedMongo
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 STOP_STEP = 10.0  # seconds each step of a stop may take
+SLOW_STEP = 0.5  # a step that took this long is logged with its time
 
 
 class Service:
@@ -69,6 +72,8 @@ class Service:
         self.authenticator: Authenticator | None = None
         self.registry = prometheus_client.CollectorRegistry()
         self.port: int = settings.port
+        self.gc_pauses = GcPauses(self.registry)
+        self.loop_lag = LoopLag(self.registry, self.gc_pauses)
 
     @property
     def url(self) -> str:
@@ -196,6 +201,10 @@ class Service:
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
         await hub.start()
+        self.gc_pauses.install()
+        hub.tasks.start("loop.lag", self.loop_lag.run)
+        if gateway.engine.pings is not None:
+            hub.tasks.start("socketio.pings", gateway.engine.pings.run)
         hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
         hub.tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
         hub.tasks.start("agent_actions.sweep", agent_actions.open.sweep)
@@ -253,6 +262,7 @@ class Service:
             await _bounded("close the database client", self.source.connection.close())
         if self.embedded is not None:
             await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
+        self.gc_pauses.remove()
 
 
 def embedded_database(settings: Settings) -> EmbeddedMongo | EmbeddedPostgres:
@@ -276,8 +286,13 @@ def identity_options(settings: Settings) -> IdentityOptions:
 
 async def _bounded(step: str, work: Awaitable[None], within: float | None = None) -> None:
     within = STOP_STEP if within is None else within
+    started = time.monotonic()
     try:
         async with asyncio.timeout(within):
             await work
     except TimeoutError:
         log.warning("stopping: %s took over %.0f s; going on without it", step, within)
+        return
+    took = time.monotonic() - started
+    if took >= SLOW_STEP:
+        log.info("stopping: %s took %.1f s", step, took)

@@ -1,4 +1,5 @@
-"""The one module that reaches into python-socketio, python-engineio and aiohttp internals.
+"""The module that reaches into python-socketio, python-engineio and aiohttp internals, with
+``_engine_socket`` (Engine.IO's WebSocket sessions, made leaner).
 
 The reaches, each verified by ``check_engine()`` at start-up (versions and shapes):
 
@@ -10,7 +11,10 @@ The reaches, each verified by ``check_engine()`` at start-up (versions and shape
 4. ``eio.sockets[sid].queue``: how many packets Engine.IO holds for a long-polling client.
 5. aiohttp's ``protocol.writing_paused`` and ``protocol._drain_helper()``: whether a client
    reads slowly, and waiting until it catches up.
-6. Hand-spelled packets (``2[...]``, ``3<id>[...]``, the ``order_changes`` batch, Engine.IO's
+6. ``eio.sockets``: each WebSocket session is a ``_engine_socket.LeanSocket`` (one task per
+   session instead of four; pings from one wheel), and the client manager a ``LeanManager``
+   (a disconnect walks the client's own rooms only).
+7. Hand-spelled packets (``2[...]``, ``3<id>[...]``, the ``order_changes`` batch, Engine.IO's
    ``4`` prefix) and WebSocket frames written straight to each client's transport: one
    frame's bytes serve every client (server frames are unmasked; RSV1 clear is valid on a
    permessage-deflate connection), each in one synchronous ``transport.write`` from the loop,
@@ -29,7 +33,6 @@ import asyncio
 import inspect
 import json
 import logging
-import struct
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -41,10 +44,19 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
 from orders_live.hub import Delivery
+from orders_live.transports.socketio._engine_socket import (
+    CLOSE_FRAME,
+    LeanManager,
+    PingWheel,
+    check_lean_sessions,
+    frame,
+    lean_sessions,
+)
 from orders_live.transports.socketio.packet_guard import engine_packet_problem, socketio_packet_problem
 
 log = logging.getLogger(__name__)
 ENGINE_CLOSE = "1"  # Engine.IO's close packet
+SERVICE_RESTART = (1012).to_bytes(2, "big") + b"service restart"  # a WebSocket close frame's body
 
 TESTED = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "aiohttp": "3.14.5"}
 ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
@@ -117,7 +129,7 @@ def check_engine() -> list[str]:
             problems.append(f"python-socketio spells packets differently: {theirs.encode()!r} is not {ours!r}")
     if engineio.packet.Packet(engineio.packet.MESSAGE, data="x").encode() != "4x":
         problems.append("Engine.IO spells messages differently")
-    return problems
+    return problems + check_lean_sessions()
 
 
 # -- packets and frames, as spelled on the direct path ---------------------------------------------
@@ -140,13 +152,7 @@ def batch_packet(changes: list[str]) -> str:
 
 def text_frame(text: str) -> bytes:
     """One Engine.IO message as a final, unmasked, uncompressed WebSocket text frame."""
-    data = ("4" + text).encode()
-    length = len(data)
-    if length < 126:
-        return struct.pack("!BB", 0x81, length) + data
-    if length < 2**16:
-        return struct.pack("!BBH", 0x81, 126, length) + data
-    return struct.pack("!BBQ", 0x81, 127, length) + data
+    return frame(("4" + text).encode())
 
 
 class DirectSocket:
@@ -170,6 +176,14 @@ class DirectSocket:
         transport: asyncio.Transport | None = self._request.transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
+
+    def going_away(self) -> None:
+        """The service stops: the WebSocket is closed with 1012 (service restart), after what is
+        buffered, so that the client reconnects (to another instance, or to this one once back)."""
+        transport: asyncio.Transport | None = self._request.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(frame(SERVICE_RESTART, CLOSE_FRAME))
+            transport.close()
 
     async def drained(self) -> None:
         """Returns once the socket takes more (at once unless the client reads slowly)."""
@@ -212,6 +226,12 @@ class Channel:
             await asyncio.sleep(pause)
             pause = min(0.1, pause * 2)
 
+    def going_away(self) -> None:
+        """The service stops: on the direct path the WebSocket is closed with 1012 at once (the
+        libraries' path leaves it to Engine.IO's shutdown)."""
+        if self.direct is not None:
+            self.direct.going_away()
+
     def drop(self) -> None:
         """Close the client's connection without a disconnect packet, so that it reconnects; at
         once, dropping what is buffered (close() would wait for a client that reads nothing)."""
@@ -224,6 +244,7 @@ class Engine:
     def __init__(self, direct: bool) -> None:
         self.problems = check_engine() if direct else ["switched off (socketio_direct=false)"]
         self.direct = not self.problems
+        self.pings: PingWheel | None = None  # the lean sessions' pings (direct path): a task to run
         if direct and self.problems:
             log.warning("Socket.IO direct path off, using the libraries' own: %s", "; ".join(self.problems))
 
@@ -238,12 +259,13 @@ class Engine:
                 sio.on(name, _held_reply(handler, replies))
             _watch_sessions(sio, sessions)
             return sio
-        sio = _OrderedServer(async_mode="aiohttp", async_handlers=True, **options)
+        sio = _OrderedServer(async_mode="aiohttp", async_handlers=True, client_manager=LeanManager(), **options)
         sio.ordered = handlers
         sio.replies = replies
         sio.refuse = refuse
         sio.eio._async = {**sio.eio._async, "websocket": _GuardedWebSocket}
         sio.eio.orders_live_refuse = refuse
+        self.pings = lean_sessions(sio.eio)
         _watch_sessions(sio, sessions)
         return sio
 

@@ -183,6 +183,10 @@ class SocketGateway:
     async def _disconnect(self, sid: str, reason: Any = None, *_: Any) -> None:
         if await self._reserved_event(sid, "disconnect"):
             return
+        await self._forget(sid)
+
+    async def _forget(self, sid: str) -> None:
+        """A client is gone (or the service stops): its views close, its writer stops."""
         connection = self.connection_per_sid.pop(sid, None)
         if connection is None:
             return
@@ -208,11 +212,15 @@ class SocketGateway:
         connection.channel.drop()
 
     async def close(self) -> None:
-        """Stop every writer; the sockets are left to drop with the process (no
-        disconnect packet, so that clients reconnect by themselves)."""
-        await asyncio.gather(*(c.flush(FLUSH_WITHIN) for c in self.connection_per_sid.values()))
+        """Give every client's queue ``FLUSH_WITHIN`` to drain, close each WebSocket with 1012
+        (service restart) and stop every writer. No Socket.IO disconnect packet: that would tell
+        clients not to reconnect."""
+        connections = list(self.connection_per_sid.values())
+        await asyncio.gather(*(c.flush(FLUSH_WITHIN) for c in connections))
+        for connection in connections:
+            connection.channel.going_away()
         for sid in list(self.connection_per_sid):
-            await self._disconnect(sid)
+            await self._forget(sid)
         await self.endings.stop()
         await asyncio.gather(*self.subscribes_in_flight, return_exceptions=True)  # cancelled by the disconnects
         await self.engine_sessions.stop()
