@@ -173,6 +173,8 @@ def _scale_result(shutdown: dict[str, object]) -> dict[str, object]:
         "transport": "socketio",
         "clients": 7,
         "connect_s": 1.5,
+        "connect_failures": 2,
+        "connect_retries": 9,
         "rss_per_connection_kb": 18.0,
         "event_loop_lag": {"samples": 10, "p99_s": 0.01, "max_s": math.inf, "as": "bucket upper bounds"},
         "per_write": per_write({"100.000000": 300.0}, 99.0),
@@ -185,7 +187,7 @@ def _scale_result(shutdown: dict[str, object]) -> dict[str, object]:
 def test_the_scale_table_shows_bounds_and_the_slowest_writes() -> None:
     table = scale_lines([_scale_result(shutdown_counts({}, 7))])
     row = table.splitlines()[-1]
-    assert "| 1.5 | 18.0 | ≤ 10 | > 5000 |" in row
+    assert "| 1.5 | 2 (9) | 18.0 | ≤ 10 | > 5000 |" in row
     assert "300 ms at 1.0 s" in row
     assert "10% / 40%" in row
     assert "exit 2.5 s" in row and "dropped 7" in row
@@ -260,7 +262,7 @@ def test_each_generator_gets_its_clients_sources_and_share_of_the_handshakes_in_
     assert [c["clients"] for c in configs] == [2500] * 8
     assert [len(c["sampled"]) for c in configs] == [13] * 8  # 100 sampled, rounded up per process
     assert configs[2]["sources"] == [("127.0.0.1", 2000), ("127.0.0.2", 500)]
-    assert {c["in_flight"] for c in configs} == {32}
+    assert {c["in_flight"] for c in configs} == {16}
     small = split(
         "http://127.0.0.1:1",
         argparse.Namespace(transport="socketio", clients=1000, poll_interval=2.0),
@@ -270,4 +272,4 @@ def test_each_generator_gets_its_clients_sources_and_share_of_the_handshakes_in_
         7000,
     )
     assert [c["sources"] for c in small] == [[(None, 500)], [(None, 500)]]
-    assert {c["in_flight"] for c in small} == {128}
+    assert {c["in_flight"] for c in small} == {64}

@@ -13,7 +13,8 @@ The config (``split``): ``url``, ``transport`` (socketio | sse | polling), ``cli
 127.0.0.1 for all), ``in_flight`` (connections opened at once, each until it is subscribed:
 ``READY`` carries the monotonic times of the first connect and of the last subscribe; a client
 closed before it was subscribed, by a service too busy to accept its connect within its
-``auth_timeout``, tries again: ``connect_retries`` in the report), and, in JWT mode,
+``auth_timeout``, tries again, ``ATTEMPTS`` times in all: ``connect_retries`` in the report,
+and ``connect_failures`` the clients left out, never subscribed), and, in JWT mode,
 ``scope``: ``mode`` (``bench/scopes.py``), ``customers``, ``first`` (the index of this
 process's first client among all of them, which picks its customer) and ``orders`` (each
 customer's order ids). The JWT secret comes in the environment (``scopes.SECRET_ENV``).
@@ -49,8 +50,8 @@ from orders_live.bench.scopes import (
 from orders_live.bench.stats import merge_worst, summary
 from orders_live.process_limits import raise_open_files_limit
 
-IN_FLIGHT = 256  # connections the generators open at once in all, each until it is subscribed
-ATTEMPTS = 3  # a client the service closed before it was subscribed connects again, this many times in all
+IN_FLIGHT = 128  # connections the generators open at once in all, each until it is subscribed
+ATTEMPTS = 5  # a client the service closed before it was subscribed connects again, this many times in all
 BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux's value
 
 Scope = tuple[Mode | None, int, dict[str, list[int]]]  # what clients hold, customers, their order ids
@@ -158,6 +159,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     kind = config["transport"]
     pollers: list[Poller] = []
     retried: list[int] = []  # a client's attempt that the service closed before it was subscribed
+    failed: list[Counter] = []  # clients that never got subscribed
     connected = (time.monotonic(), time.monotonic())  # the first connect, the last client subscribed
     tasks: list[asyncio.Task[None]] = []
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -184,10 +186,12 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
                         await open_once(counter, token, order, source)
                         return
                     except (RuntimeError, OSError, TimeoutError):
-                        if attempt == ATTEMPTS:
-                            raise
-                        retried.append(attempt)
                         counter.ended = None
+                        if attempt == ATTEMPTS:
+                            failed.append(counter)  # left out of the accounting, counted apart
+                            return
+                        retried.append(attempt)
+                        await asyncio.sleep(attempt)  # the service is busy: give it room
 
             async def open_once(counter: Counter, token: str | None, order: int | None, source: str | None) -> None:
                 async with opening:
@@ -223,14 +227,16 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
+    failing = set(failed)
     return {
         "connected": connected,
         "ended": endings(counters, stopped),
         "connect_retries": len(retried),
+        "connect_failures": len(failed),
         "worst_per_write": merge_worst(c.worst for c in counters if c.sampled),
         "latencies": [latency for c in counters if c.sampled for latency in c.latencies],
-        "checks": [c.report() for c in counters if c.sampled],
-        "counted": [c.report() for c in counters if not c.sampled],
+        "checks": [c.report() for c in counters if c.sampled and c not in failing],
+        "counted": [c.report() for c in counters if not c.sampled and c not in failing],
         "bytes": sum(c.bytes for c in counters),
         "cpu_seconds": cpu,
         "loop_lag_ms": summary(lags),

@@ -46,10 +46,10 @@ def scale_lines(results: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     lines = [
-        "| case | clients | workers | connect s | RSS/connection KB | loop lag p99 ms | loop lag max ms | "
-        "writes | writes > 250 ms | slowest writes (time in window) | deliveries/s | CPU/core per service process | "
-        "SIGTERM |",
-        "|" + "---|" * 13,
+        "| case | clients | workers | connect s | not connected (retries) | RSS/connection KB | loop lag p99 ms | "
+        "loop lag max ms | writes | writes > 250 ms | slowest writes (time in window) | deliveries/s | "
+        "CPU/core per service process | SIGTERM |",
+        "|" + "---|" * 14,
     ]
     for r in rows:
         writes = r.get("per_write") or {}
@@ -57,6 +57,7 @@ def scale_lines(results: list[dict[str, Any]]) -> str:
         connect = "–" if r["connect_s"] is None else f"{r['connect_s']:.1f}"
         lines.append(
             f"| {r.get('case') or r['transport']} | {r['clients']} | {r.get('workers', 1)} | {connect} | "
+            f"{r.get('connect_failures', 0)} ({r.get('connect_retries', 0)}) | "
             f"{r['rss_per_connection_kb']:.1f} | {_lag(r)} | {writes.get('writes', 0)} | "
             f"{writes.get('over_250ms', 0)} | {_slowest(r)} | {r['deliveries_per_s']:.0f} | {cpu or '–'} | "
             f"{_shutdown(r)} |"
