@@ -90,6 +90,8 @@ def _result(database: str, instances: int, rate: float, cost: float | None) -> d
         "instances_cpu_cores": 0.1 * instances,
         "machine_busy": 0.5,
         "own_share": 0.3,
+        "writer_and_probes_cpu_cores": 0.2,
+        "bench_share": 0.4,
         "valid": True,
     }
 

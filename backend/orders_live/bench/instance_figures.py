@@ -102,13 +102,13 @@ HEAD = (
     "| database | instances | writes/s asked → sent | writer kept it | database CPU per commit "
     "| database CPU, of a core | lag p50 / p99 / max (from the commit) | worst instance p99 "
     "| all caught up after the writer | lost / dup / out of order | instances' CPU, of a core (sum; each) "
-    "| machine busy (database and instances) | valid |"
+    "| writer and probes' CPU, of a core | machine busy (all this bench started) | valid |"
 )
 
 
 def row(r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"| {r['database']} | {r['instances']} | {r['rate']:g} | failed: {r['error']} |" + " |" * 9
+        return f"| {r['database']} | {r['instances']} | {r['rate']:g} | failed: {r['error']} |" + " |" * 10
     lag = r["lag_ms"]
     achieved = _cell(r["achieved_rate"], ".0f")
     cores = r["instances_cpu_cores"]
@@ -121,12 +121,13 @@ def row(r: dict[str, Any]) -> str:
         f"| {_cell(r['database_cpu_ms_per_commit'], '.2f')} ms | {_cell(r['database_cpu_cores'], '.0%')} "
         f"| {_lags(lag)} ms{commit} "
         f"| {_cell(lag['worst_instance_p99'], '.0f')} ms | {caught} | {checks} | {cores:.0%}; {each:.1%} "
-        f"| {r['machine_busy']:.0%} ({r['own_share']:.0%}) | {'yes' if r['valid'] else 'NO'} |"
+        f"| {r['writer_and_probes_cpu_cores']:.0%} | {r['machine_busy']:.0%} ({r['bench_share']:.0%}) "
+        f"| {'yes' if r['valid'] else 'NO'} |"
     )
 
 
 def markdown(runs: Sequence[dict[str, Any]]) -> str:
-    lines = [HEAD, "|" + "---|" * 13]
+    lines = [HEAD, "|" + "---|" * 14]
     results = [r for run in runs for r in run["results"]]
     lines += [row(r) for r in results]
     lines += [
@@ -134,7 +135,9 @@ def markdown(runs: Sequence[dict[str, Any]]) -> str:
         "- Database CPU per commit: its server processes' CPU seconds over the window (the writer's start until every"
         " probe has every write), over the writer's commits. Lag: from a write being sent (the stamp in the order;"
         " its commit follows) to an instance's probe having it; in brackets, on PostgreSQL, from the commit itself"
-        " (`committed_at`). A case is not valid when the machine was 90 % busy or more.",
+        " (`committed_at`). Writer and probes: the writer's process and the bench's own (one probe per instance);"
+        " in brackets after the machine's busy share, the share of it this bench started (database, instances,"
+        " writer, probes). A case is not valid when the machine was 90 % busy or more.",
     ]
     for run in runs:
         lines.append(f"- {run['database']}: `{run['command']}` ({run['date']}, {run['machine']})")

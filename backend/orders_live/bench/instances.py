@@ -156,9 +156,11 @@ async def run_case(
     counters = [counter for counter, _ in probes]
     server = psutil.Process(database_pid) if database_pid is not None else None
     services = deployment.service_processes()
+    bench = psutil.Process()  # and its descendants: the writer, the instances, the embedded database
     try:
         database_before = tree_cpu(server) if server is not None else 0.0
         services_before = sum(tree_cpu(service) for service in services)
+        bench_before = tree_cpu(bench)
         psutil.cpu_percent(None)  # the machine's busy share counts from here
         started = time.monotonic()
         written = await write_externally(database_url, ids, rate, duration)
@@ -173,6 +175,7 @@ async def run_case(
         machine_busy = psutil.cpu_percent(None) / 100
         database_cpu = tree_cpu(server) - database_before if server is not None else None
         services_cpu = sum(tree_cpu(service) for service in services) - services_before
+        bench_cpu = tree_cpu(bench) - bench_before
     finally:
         for _, transport in probes:
             transport.close()
@@ -212,6 +215,8 @@ async def run_case(
         "instances_rss_mb": sum(service.memory_info().rss for service in services) / 2**20,
         "machine_busy": machine_busy,
         "own_share": ((database_cpu or 0.0) + services_cpu) / window / (os.cpu_count() or 1),
+        "writer_and_probes_cpu_cores": (bench_cpu - (database_cpu or 0.0) - services_cpu) / window,
+        "bench_share": bench_cpu / window / (os.cpu_count() or 1),
         "valid": is_valid(machine_busy),
     }
 
