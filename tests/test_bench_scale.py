@@ -12,9 +12,10 @@ import math
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from orders_live.bench.balancer import metrics_text
 from orders_live.bench.capacity import clients_per_address, ephemeral_ports, processes_for, source_plan
 from orders_live.bench.clients import STAMP, Counter
 from orders_live.bench.generator import _connect, endings, split
@@ -273,3 +274,30 @@ def test_each_generator_gets_its_clients_sources_and_share_of_the_handshakes_in_
     )
     assert [c["sources"] for c in small] == [[(None, 500)], [(None, 500)]]
     assert {c["in_flight"] for c in small} == {64}
+
+
+async def test_a_connection_the_service_drops_is_asked_again(capsys: pytest.CaptureFixture[str]) -> None:
+    calls = {"metrics": 0, "orders": 0}
+
+    async def metrics(request: web.Request) -> web.Response:
+        calls["metrics"] += 1
+        if calls["metrics"] <= 2 and request.transport is not None:  # aiohttp itself asks twice
+            request.transport.abort()  # as a busy service closing a kept-alive connection
+        return web.Response(text='orders_live_connected_clients{transport="socketio"} 2.0\n')
+
+    async def orders(request: web.Request) -> web.Response:
+        calls["orders"] += 1
+        if calls["orders"] <= 2 and request.transport is not None:
+            request.transport.abort()
+        return web.json_response({"orders": [{"id": 1, "version": 2, "customer_name": "A"}], "next_before": None})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/orders", orders)
+    async with TestServer(app) as server:
+        url = str(server.make_url("")).rstrip("/")
+        async with ClientSession() as session:
+            assert "connected_clients" in await metrics_text(session, url)
+        assert await listing(url, {}) == {1: (2, "A")}
+    assert calls == {"metrics": 3, "orders": 3}
+    assert "connection failed" in capsys.readouterr().out

@@ -157,8 +157,7 @@ class Deployment:
         found = []
         async with aiohttp.ClientSession() as session:
             for url in self.urls:
-                async with session.get(f"{url}/metrics") as response:
-                    text = await response.text()
+                text = await metrics_text(session, url)
                 values = dict.fromkeys(METRICS, 0.0)
                 for line in text.splitlines():
                     name, _, value = line.partition(" ")
@@ -173,8 +172,7 @@ class Deployment:
         found: Buckets | None = None
         async with aiohttp.ClientSession() as session:
             for url in self.urls:
-                async with session.get(f"{url}/metrics") as response:
-                    buckets = parse_buckets(await response.text())
+                buckets = parse_buckets(await metrics_text(session, url))
                 if buckets is not None:
                     found = found or {}
                     for bound, count in buckets.items():
@@ -204,10 +202,9 @@ class Deployment:
         total = 0.0
         async with aiohttp.ClientSession() as session:
             for url in self.urls:
-                async with session.get(f"{url}/metrics") as response:
-                    for line in (await response.text()).splitlines():
-                        if line.startswith("orders_live_connected_clients{"):
-                            total += float(line.rsplit(" ", 1)[1])
+                for line in (await metrics_text(session, url)).splitlines():
+                    if line.startswith("orders_live_connected_clients{"):
+                        total += float(line.rsplit(" ", 1)[1])
         return total
 
     async def until_no_clients(self, within: float) -> float:
@@ -285,6 +282,20 @@ async def start_deployment(
         if output is not None:
             output.close()
     return deployment
+
+
+async def metrics_text(session: aiohttp.ClientSession, url: str, attempts: int = 5) -> str:
+    """An instance's /metrics; asked again (a second apart) when the connection fails: a
+    service busy with thousands of clients may close a kept-alive connection as it is reused."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with session.get(f"{url}/metrics") as response:
+                return await response.text()
+        except aiohttp.ClientConnectionError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(1.0)  # the next try
+    raise AssertionError("unreachable")
 
 
 def _serves(process: psutil.Process) -> bool:

@@ -91,6 +91,7 @@ class Bench:
         self.folder = folder  # the generators' reports go here too
         env = self.scopes.environment() if self.scopes is not None else {}
         env[MAX_CONNECTIONS_ENV] = str(self.max_connections)
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         self.deployment = await start_deployment(
             folder,
             self.database_url,
@@ -98,6 +99,7 @@ class Bench:
             self.database_pid,
             env=env,
             headers=self.headers,
+            log=folder / "service.log",  # warnings and errors: shown when a case fails
             workers=self.workers,
         )
         self.url = self.deployment.url  # the one address clients and REST writes use
@@ -277,6 +279,10 @@ class Bench:
         }
 
 
+def _log_tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"
+
+
 def _take_report(path: Path) -> dict[str, Any]:
     """A generator's report, read and removed."""
     report: dict[str, Any] = json.loads(path.read_text())
@@ -315,7 +321,13 @@ async def run_bench(
                         flush=True,
                     )
                     last = round_ == len(counts) - 1 and n == len(cases) - 1
-                    result = await bench.run(case, terminate=terminate and last)
+                    try:
+                        result = await bench.run(case, terminate=terminate and last)
+                    except BaseException:
+                        print(
+                            f"the service's log ends:\n{_log_tail(Path(folder) / f'workers-{count}' / 'service.log')}"
+                        )
+                        raise
                     results.append(result)
                     print(markdown([result]).splitlines()[-1], flush=True)
                     print(scale_lines([result]), flush=True)

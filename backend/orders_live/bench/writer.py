@@ -38,8 +38,15 @@ async def listing(url: str, headers: dict[str, str], within: float = LISTING_WAI
     async with aiohttp.ClientSession(headers=headers) as session:
         while True:
             query = f"limit=1000&before={before}" if before else "limit=1000"
-            async with session.get(f"{url}/api/orders?{query}") as response:
-                status, text, retry = response.status, await response.text(), response.headers.get("Retry-After")
+            try:
+                async with session.get(f"{url}/api/orders?{query}") as response:
+                    status, text, retry = response.status, await response.text(), response.headers.get("Retry-After")
+            except aiohttp.ClientConnectionError as exc:  # a kept-alive connection the busy service closed
+                if time.monotonic() >= deadline:
+                    raise
+                print(f"the listing's connection failed: {exc}; again")
+                await asyncio.sleep(1.0)
+                continue
             if status in RETRIED and time.monotonic() < deadline:
                 print(f"the service refused the listing for now: {status} {text[:300]} (Retry-After {retry})")
                 await asyncio.sleep(float(retry) if retry and retry.isdigit() else 1.0)
@@ -79,6 +86,7 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
     """Updates at ``rate`` per second (scheduled, not waited for), each stamped with its start
     time; how many were acknowledged."""
     done = 0
+    failed: list[str] = []
     loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
@@ -86,9 +94,12 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
         async def one(n: int) -> None:
             nonlocal done
             body = {"product_name": f"{STAMP}{time.time():.6f}"}
-            async with session.patch(f"{url}/api/orders/{ids[n % len(ids)]}", json=body) as response:
-                if response.status == 200:
-                    done += 1
+            try:
+                async with session.patch(f"{url}/api/orders/{ids[n % len(ids)]}", json=body) as response:
+                    if response.status == 200:
+                        done += 1
+            except aiohttp.ClientConnectionError as exc:  # not acknowledged; the listings tell whether it was applied
+                failed.append(str(exc))
 
         start = loop.time()
         tasks = []
@@ -98,6 +109,8 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(n), name=f"bench-write-{n}"))
         await asyncio.gather(*tasks)
+    if failed:
+        print(f"{len(failed)} writes not acknowledged, the connection failed: {failed[0]}")
     return done
 
 
