@@ -20,16 +20,17 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from orders_live.domain.change import Change
-from orders_live.domain.order import OrderJson
+from orders_live.domain.order import OrderJson, Status
 from orders_live.domain.page import Cursor
 from orders_live.domain.source import OrderStore
 from orders_live.hub.fanout import SnapshotEnd, Subscription
 from orders_live.hub.index import OrderIndex
 from orders_live.hub.position import FeedPosition, NotReady
+from orders_live.hub.shared_reads import SharedReads
 from orders_live.hub.write_waiters import WriteWaiters
 
 PAGE_ORDERS = 1_000
-READERS = 8  # snapshot pages read from the database at once, per instance
+READERS = 8  # snapshot pages read from the database at once, per instance (``SharedReads``)
 FEED_WAIT = 10.0  # how long a page may wait for the feed to bring what the database showed
 
 
@@ -46,7 +47,7 @@ class SnapshotReader:
         self.store, self.index, self.feed, self.writes = store, index, feed, writes
         self.settle = settle  # fans out what is applied, so that the position and the rooms agree
         self.page_orders = page_orders
-        self._readers = asyncio.Semaphore(READERS)
+        self.reads: SharedReads[list[OrderJson]] = SharedReads(READERS)
 
     async def send(self, subscription: Subscription, reason: str | None = None) -> SnapshotEnd:
         """Send ``subscription``'s snapshot through its sink and make it live; the caller has
@@ -80,11 +81,10 @@ class SnapshotReader:
         """One newest-first page, exact at the position read right after it returns: the
         REST list's. ``subscription`` (sink unused) is in its room, held."""
         wanted = subscription.filter
-        async with self._readers:
-            if wanted.kind == "id":
-                rows = [row for row in await self.store.fetch([wanted.id or 0]) if wanted.matches(row)]
-            else:
-                rows = await self.store.newest(wanted.status, before, limit, wanted.customer)
+        if wanted.kind == "id":
+            rows = [row for row in await self._fetch([wanted.id or 0]) if wanted.matches(row)]
+        else:
+            rows = await self._newest(wanted.status, before, limit, wanted.customer)
         held = subscription.held or {}
         late: list[tuple[int, int | None]] = [
             (o["id"], o["version"]) for o in rows if not self._applied(o["id"], o["version"], held)
@@ -113,20 +113,26 @@ class SnapshotReader:
             ids = self.index.ids(wanted)  # at the join: nothing awaited since
             for start in range(0, len(ids), self.page_orders):
                 chunk = ids[start : start + self.page_orders]
-                async with self._readers:
-                    rows = await self.store.fetch(chunk)
-                yield rows, chunk
+                yield await self._fetch(chunk), chunk
             return
         before: Cursor | None = None
         while limit > 0:
             asked = min(self.page_orders, limit)
-            async with self._readers:
-                rows = await self.store.newest(wanted.status, before, asked, wanted.customer)
+            rows = await self._newest(wanted.status, before, asked, wanted.customer)
             yield rows, []
             if len(rows) < asked:
                 return
             limit -= asked
             before = Cursor.after(rows[-1])
+
+    async def _fetch(self, ids: list[int]) -> list[OrderJson]:
+        return await self.reads.read(("ids", *ids), lambda: self.store.fetch(ids))
+
+    async def _newest(
+        self, status: Status | None, before: Cursor | None, limit: int, customer: str | None
+    ) -> list[OrderJson]:
+        key = ("newest", status, before.key if before is not None else None, limit, customer)
+        return await self.reads.read(key, lambda: self.store.newest(status, before, limit, customer))
 
     def _applied(self, order_id: int, version: int | None, held: dict[int, Change]) -> bool:
         """Has the feed brought ``order_id`` at ``version`` or past it (None: its delete)?"""
