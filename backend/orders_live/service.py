@@ -17,6 +17,7 @@ from orders_live.identity.authenticator import Authenticator, IdentityOptions
 from orders_live.identity.limits import IdentityLimits
 from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.process_limits import raise_open_files_limit
+from orders_live.runtime.heap import SettledHeap
 from orders_live.runtime.pauses import GcPauses, LoopLag
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
@@ -74,6 +75,7 @@ class Service:
         self.port: int = settings.port
         self.gc_pauses = GcPauses(self.registry)
         self.loop_lag = LoopLag(self.registry, self.gc_pauses)
+        self.heap: SettledHeap | None = None
 
     @property
     def url(self) -> str:
@@ -203,6 +205,9 @@ class Service:
         await hub.start()
         self.gc_pauses.install()
         hub.tasks.start("loop.lag", self.loop_lag.run)
+        if settings.freeze_heap:
+            self.heap = SettledHeap(lambda: gateway.ended, lambda: len(gateway.connection_per_sid))
+            hub.tasks.start("heap.settle", self.heap.run)
         if gateway.engine.pings is not None:
             hub.tasks.start("socketio.pings", gateway.engine.pings.run)
         hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
@@ -263,6 +268,8 @@ class Service:
         if self.embedded is not None:
             await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
         self.gc_pauses.remove()
+        if self.heap is not None:
+            self.heap.release()
 
 
 def embedded_database(settings: Settings) -> EmbeddedMongo | EmbeddedPostgres:

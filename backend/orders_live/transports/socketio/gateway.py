@@ -86,6 +86,7 @@ class SocketGateway:
             **server_options,
         )
         self.connection_per_sid: dict[str, ClientConnection] = {}
+        self.ended = 0  # connections ended since start
         self.resyncs_for_slowness = 0
         self.endings = Endings(lambda sid: self.sio.disconnect(sid), self.engine_sessions, metrics)
         self._stop_counting = quiet_library_parse_errors(
@@ -190,6 +191,7 @@ class SocketGateway:
         connection = self.connection_per_sid.pop(sid, None)
         if connection is None:
             return
+        self.ended += 1
         if connection.admitted is not None:
             self.admission.release(connection.admitted)
         self.engine_sessions.disconnected(connection.eio_sid)  # a socket that stays must connect again in time
