@@ -16,7 +16,13 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from orders_live.bench.balancer import metrics_text
-from orders_live.bench.capacity import clients_per_address, ephemeral_ports, processes_for, source_plan
+from orders_live.bench.capacity import (
+    clients_per_address,
+    ephemeral_ports,
+    processes_for,
+    source_plan,
+    workers_for,
+)
 from orders_live.bench.clients import STAMP, Counter
 from orders_live.bench.generator import _connect, endings, split
 from orders_live.bench.loop_lag import lag_over_window, parse_buckets
@@ -118,6 +124,14 @@ def test_clients_take_more_source_addresses_only_past_what_one_holds(tmp_path: P
     assert taken == {"127.0.0.1": 7000, "127.0.0.2": 7000, "127.0.0.3": 6000}
     with pytest.raises(ValueError, match="254 source addresses"):
         source_plan(0, 300_000, 300_000, 1000)
+
+
+def test_the_service_takes_workers_enough_for_its_open_files_limit() -> None:
+    assert workers_for(10_000, 20_000) == 1
+    assert workers_for(20_000, 20_000) == 2  # a hard limit of 20,000 the bench may not raise
+    assert workers_for(20_000, 21_024) == 1
+    assert workers_for(40_000, 11_024) == 4
+    assert _workers(None) is None
 
 
 def test_one_generator_per_2500_clients_unless_given() -> None:

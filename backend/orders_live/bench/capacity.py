@@ -2,8 +2,9 @@
 processes enough, descriptors enough, and source addresses enough.
 
 - Processes: one generator per ``CLIENTS_PER_PROCESS`` clients (at least 2) unless given.
-- Descriptors: the bench raises its own open-files limit, the hard one too when it may (root),
-  so that the service and the generators it starts inherit room for every client.
+- Descriptors: the bench raises its own open-files limit, the hard one too when it may (root
+  with CAP_SYS_RESOURCE), so that the service and the generators it starts inherit room for
+  every client; when the clients still do not fit, the service runs as several workers.
 - Source addresses: a connection to one service address is told apart by its source (address,
   port) only, so one source address holds at most the ephemeral port range
   (``/proc/sys/net/ipv4/ip_local_port_range``); past ``PORT_SHARE`` of it (a margin for the
@@ -66,6 +67,12 @@ def source_plan(first: int, count: int, total: int, per_address: int) -> SourceP
 def max_connections_for(clients: int) -> int:
     """The service's ``max_connections`` for a case of ``clients``: every one of them, and a margin."""
     return clients + CONNECTION_MARGIN
+
+
+def workers_for(clients: int, open_files: int) -> int:
+    """Service worker processes enough to hold ``clients`` within one process's ``open_files``
+    (with a margin each): 1 when they fit, as with a hard limit the bench may not raise."""
+    return max(1, math.ceil(clients / max(1, open_files - FILES_MARGIN)))
 
 
 def raise_open_files(clients: int) -> int:

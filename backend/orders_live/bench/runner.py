@@ -34,6 +34,7 @@ from orders_live.bench.capacity import (
     max_connections_for,
     processes_for,
     raise_open_files,
+    workers_for,
 )
 from orders_live.bench.generator import split, start_generator
 from orders_live.bench.loop_lag import lag_over_window
@@ -42,6 +43,7 @@ from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.scopes import SECRET_ENV, Mode, Scopes, orders_by_customer
 from orders_live.bench.stats import attach_baselines, merge_endings, merge_worst, per_write, shutdown_counts, summary
 from orders_live.bench.writer import listing, write_externally, write_rest, writer_orders
+from orders_live.process_limits import SPARE_FILES
 
 MAX_CONNECTIONS_ENV = "ORDERS_LIVE_MAX_CONNECTIONS"
 SETTLE = 3.0  # seconds after the last write for deliveries to arrive
@@ -305,9 +307,11 @@ async def run_bench(
     the service, its clients connected. The report goes to ``out``."""
     results = []
     largest = max(case.clients for case in cases)
-    raise_open_files(largest)  # inherited by the service and the generators
-    bench.max_connections = max_connections_for(largest)
-    counts = workers or [1]
+    limit = raise_open_files(largest)  # inherited by the service and the generators
+    bench.max_connections = min(max_connections_for(largest), limit - SPARE_FILES)
+    counts = workers or [workers_for(largest, limit)]
+    if workers is None and counts != [1]:
+        print(f"{largest} clients do not fit one process's {limit} open files: serve --workers {counts[0]}")
     with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
         for round_, count in enumerate(counts):
             bench.workers = count

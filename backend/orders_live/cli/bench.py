@@ -49,9 +49,11 @@ def add_bench_parser(commands: Any) -> None:
     )
     bench.add_argument(
         "--workers",
-        default="1",
         metavar="N[,N…]",
-        help="the service's serve --workers (a number or auto); several (e.g. 1,2): each case once per worker count",
+        help=(
+            "the service's serve --workers (a number or auto); several (e.g. 1,2): each case once per worker count"
+            " (default 1, or as many as the open-files limit needs for the clients)"
+        ),
     )
     bench.add_argument(
         "--sigterm",
@@ -221,9 +223,9 @@ def _counts(text: str, option: str) -> list[int]:
     return counts
 
 
-def _workers(text: str) -> list[int]:
-    """``--workers``: worker counts, ``auto`` being one per core."""
-    return _counts(text.replace("auto", str(os.cpu_count() or 1)), "--workers")
+def _workers(text: str | None) -> list[int] | None:
+    """``--workers``: worker counts, ``auto`` being one per core; None when not given."""
+    return None if text is None else _counts(text.replace("auto", str(os.cpu_count() or 1)), "--workers")
 
 
 async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
