@@ -125,6 +125,13 @@ def test_a_run_replaces_its_databases_earlier_run_and_keeps_the_others(tmp_path:
     assert "nx-27017 at 100 writes/s: database CPU per commit ≈ 0.00 ms + 2.000 ms × K" in text
 
 
+def test_an_earlier_run_without_the_bench_cpu_figures_is_still_shown() -> None:
+    earlier = _result("postgres", 1, 100.0, 1.0)
+    del earlier["writer_and_probes_cpu_cores"], earlier["bench_share"]
+    text = markdown([{"database": "postgres", "command": "c", "date": "d", "machine": "m", "results": [earlier]}])
+    assert "| – | 50% (–) | yes |" in text
+
+
 def test_a_case_that_failed_is_a_row_of_its_own_and_no_point_on_the_line() -> None:
     failed = {"database": "nx-27017", "instances": 16, "rate": 500.0, "error": "TimeoutError()"}
     results = [_result("nx-27017", k, 500.0, 1.0 + k) for k in (1, 4)] + [failed]

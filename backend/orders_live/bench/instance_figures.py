@@ -121,7 +121,8 @@ def row(r: dict[str, Any]) -> str:
         f"| {_cell(r['database_cpu_ms_per_commit'], '.2f')} ms | {_cell(r['database_cpu_cores'], '.0%')} "
         f"| {_lags(lag)} ms{commit} "
         f"| {_cell(lag['worst_instance_p99'], '.0f')} ms | {caught} | {checks} | {cores:.0%}; {each:.1%} "
-        f"| {r['writer_and_probes_cpu_cores']:.0%} | {r['machine_busy']:.0%} ({r['bench_share']:.0%}) "
+        f"| {_cell(r.get('writer_and_probes_cpu_cores'), '.0%')} | {r['machine_busy']:.0%} "
+        f"({_cell(r.get('bench_share'), '.0%')}) "
         f"| {'yes' if r['valid'] else 'NO'} |"
     )
 
