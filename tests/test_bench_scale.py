@@ -25,7 +25,7 @@ from orders_live.bench.capacity import (
 )
 from orders_live.bench.clients import STAMP, Counter
 from orders_live.bench.generator import _connect, endings, split
-from orders_live.bench.loop_lag import lag_over_window, parse_buckets
+from orders_live.bench.loop_lag import lag_over_window, matched, parse_buckets, worker_of
 from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.stats import merge_endings, merge_worst, per_write, shutdown_counts
 from orders_live.bench.writer import listing
@@ -315,3 +315,23 @@ async def test_a_connection_the_service_drops_is_asked_again(capsys: pytest.Capt
         assert await listing(url, {}) == {1: (2, "A")}
     assert calls == {"metrics": 3, "orders": 3}
     assert "connection failed" in capsys.readouterr().out
+
+
+def test_each_workers_counts_are_kept_apart_and_only_those_read_twice_are_summed() -> None:
+    def text(worker: str, counts: tuple[int, int, int, int, int]) -> str:
+        a, b, c, d, e = counts
+        info = f'orders_live_worker_info{{pid="12",worker="{worker}"}} 1.0\n'
+        return info + METRICS.format(a=a, b=b, c=c, d=d, e=e)
+
+    assert worker_of(text("2", (1, 1, 1, 1, 1))) == "2"
+    assert worker_of(METRICS.format(a=1, b=1, c=1, d=1, e=1)) is None
+    one, two = text("1", (10, 10, 10, 10, 10)), text("2", (5, 5, 5, 5, 5))
+    before = {"w1": parse_buckets(one), "w2": parse_buckets(two)}
+    after = {
+        "w1": parse_buckets(text("1", (110, 110, 110, 110, 110))),  # 100 quick ones
+        "w2": parse_buckets(text("2", (5, 5, 5, 6, 6))),  # one under 1 s
+        "w3": parse_buckets(text("3", (0, 0, 0, 0, 900))),  # not read before: left out
+    }
+    lag = lag_over_window(*matched({k: v for k, v in before.items() if v}, {k: v for k, v in after.items() if v}))
+    assert lag == {"samples": 101, "p99_s": 0.001, "max_s": 1.0, "as": "bucket upper bounds"}
+    assert matched({"w1": {1.0: 1.0}}, {"w2": {1.0: 2.0}}) == (None, None)

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from orders_live.bench.loop_lag import Buckets, parse_buckets
+from orders_live.bench.loop_lag import Buckets, parse_buckets, worker_of
 
 ROOT = Path(__file__).resolve().parents[3]  # backend/orders_live/bench/balancer.py → the repository
 CONFIG = ROOT / "nginx" / "nginx.conf"
@@ -132,6 +132,7 @@ class Deployment:
     front: NginxFront | None = None
     label: str = field(default="")  # how the report names the cases: "" or "via nginx, 2 instances"
     database_pid: int | None = None  # an embedded database the bench itself started (external writer)
+    workers: int = 1  # each instance's serve --workers
 
     def service_processes(self) -> list[psutil.Process]:
         """Each instance's process and, with ``--workers``, the workers it started."""
@@ -166,17 +167,24 @@ class Deployment:
                 found.append(tuple(values[name] for name in METRICS))
         return found
 
-    async def lag_buckets(self) -> Buckets | None:
-        """The event-loop lag histogram's cumulative counts, summed over the instances (with
-        workers: the one that answered); None when the service does not export it."""
-        found: Buckets | None = None
-        async with aiohttp.ClientSession() as session:
+    async def lag_buckets(self) -> dict[str, Buckets]:
+        """The event-loop lag histogram's cumulative counts of each instance, and under
+        ``--workers`` of each worker (each answers /metrics for itself: asked over fresh
+        connections until every worker has answered, or 10 tries per worker); none for a service
+        that does not export it."""
+        found: dict[str, Buckets] = {}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
             for url in self.urls:
-                buckets = parse_buckets(await metrics_text(session, url))
-                if buckets is not None:
-                    found = found or {}
-                    for bound, count in buckets.items():
-                        found[bound] = found.get(bound, 0.0) + count
+                seen: set[str | None] = set()
+                for _ in range(10 * self.workers):
+                    text = await metrics_text(session, url)
+                    worker = worker_of(text)
+                    buckets = parse_buckets(text)
+                    if buckets is not None and worker not in seen:
+                        found[f"{url} {worker}"] = buckets
+                    seen.add(worker)
+                    if len(seen) >= self.workers:
+                        break
         return found
 
     async def terminate(self, within: float = 60.0) -> tuple[float | None, float]:
@@ -246,7 +254,8 @@ async def start_deployment(
     count = 2 if through_nginx else 1
     ports = [free_port() for _ in range(count)]
     services: list[asyncio.subprocess.Process] = []
-    deployment = Deployment(services, [f"http://127.0.0.1:{port}" for port in ports], "", database_pid=database_pid)
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    deployment = Deployment(services, urls, "", database_pid=database_pid, workers=workers)
     output = log.open("ab") if log is not None else None  # each child holds its own copy
     try:
         for n, port in enumerate(ports):

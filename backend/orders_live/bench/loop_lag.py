@@ -4,7 +4,10 @@
 A histogram keeps counts per bucket, not the samples: the window's counts are the difference
 of the cumulative bucket counts, and its p99 and max are bucket **upper bounds** (the smallest
 ``le`` whose count reaches 99 % of the window's samples, and all of them). A max past the last
-finite bound is ``math.inf``. A service without the metric gives None.
+finite bound is ``math.inf``. A service without the metric gives None. Under ``serve --workers`` each worker answers
+/metrics for itself (``orders_live_worker_info{worker=…}`` names it): the counts are kept per
+worker (``worker_of``) and only the workers read both before and after are summed
+(``matched``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,32 @@ def parse_buckets(text: str, metric: str = METRIC) -> Buckets | None:
         upper = math.inf if bound == "+Inf" else float(bound)
         found[upper] = found.get(upper, 0.0) + float(value.split()[0])
     return found or None
+
+
+def worker_of(text: str) -> str | None:
+    """The worker that answered a /metrics text (None: no workers)."""
+    for line in text.splitlines():
+        if line.startswith("orders_live_worker_info{"):
+            for item in line[len("orders_live_worker_info{") :].split("}", 1)[0].split(","):
+                key, _, value = item.partition("=")
+                if key == "worker":
+                    return value.strip('"')
+    return None
+
+
+def matched(before: dict[str, Buckets], after: dict[str, Buckets]) -> tuple[Buckets | None, Buckets | None]:
+    """The counts of the processes (instances, workers) read both before and after, summed."""
+    common = sorted(set(before) & set(after))
+    if not common:
+        return None, None
+    summed: list[Buckets] = []
+    for side in (before, after):
+        total: Buckets = {}
+        for key in common:
+            for bound, count in side[key].items():
+                total[bound] = total.get(bound, 0.0) + count
+        summed.append(total)
+    return summed[0], summed[1]
 
 
 def lag_over_window(before: Buckets | None, after: Buckets | None) -> dict[str, Any] | None:

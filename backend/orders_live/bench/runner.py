@@ -37,7 +37,7 @@ from orders_live.bench.capacity import (
     workers_for,
 )
 from orders_live.bench.generator import split, start_generator
-from orders_live.bench.loop_lag import lag_over_window
+from orders_live.bench.loop_lag import lag_over_window, matched
 from orders_live.bench.report import markdown, write_report
 from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.scopes import SECRET_ENV, Mode, Scopes, orders_by_customer
@@ -168,7 +168,7 @@ class Bench:
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
         window = time.monotonic() - started
-        lag = lag_over_window(lag_before, await self.deployment.lag_buckets())
+        lag = lag_over_window(*matched(lag_before, await self.deployment.lag_buckets()))
         per_process = [cpu_seconds([p]) - before for p, before in zip(services, per_process_before, strict=True)]
         cpu, database_cpu = cpu_seconds(services) - cpu_before, cpu_seconds(database) - database_before
         front_cpu = cpu_seconds(front) - front_before
