@@ -11,9 +11,11 @@ again after each full collection (its survivors have settled). Objects frozen ar
 when their last reference goes; only a cycle among frozen objects waits: a connection leaves
 one behind when it ends (its tasks' and exceptions' frames). So once as many connections have
 ended since the heap was last rebuilt as ``REBUILD_SHARE`` of those open (at least
-``REBUILD_AFTER``), it is rebuilt: unfrozen, collected in full (one pause, logged with its
-length), frozen again. A steady service, however large, never pauses for a full collection;
-one whose clients come and go pauses about as often as the collector's own rule would make it.
+``REBUILD_AFTER``), it is rebuilt, once no connection has ended for ``QUIET`` seconds (not in
+the middle of a mass disconnect) or at the latest ``PUT_OFF`` seconds later: unfrozen,
+collected in full (one pause, logged with its length), frozen again. A steady service, however
+large, never pauses for a full collection; one whose clients come and go pauses about as often
+as the collector's own rule would make it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds between two looks at the collector's counts
 REBUILD_SHARE = 0.5  # rebuild once this share of the open connections has ended since the last
 REBUILD_AFTER = 1_000  # and at least this many
+QUIET = 3.0  # seconds without a connection ending before a rebuild
+PUT_OFF = 60.0  # seconds a rebuild may wait for that
 
 
 class SettledHeap:
@@ -65,10 +69,18 @@ class SettledHeap:
         gc.freeze()
         self._ended_at_rebuild = self.ended()
         full = gc.get_stats()[2]["collections"]
+        loop = asyncio.get_running_loop()
+        ended, changed, due_since = self.ended(), loop.time(), None
         while True:
             await asyncio.sleep(CHECK_EVERY)
-            if self.due():
+            now = loop.time()
+            if self.ended() != ended:
+                ended, changed = self.ended(), now
+            due = self.due()
+            due_since = (due_since or now) if due else None
+            if due_since is not None and (now - changed >= QUIET or now - due_since >= PUT_OFF):
                 self.rebuild()
+                due_since = None
             elif gc.get_stats()[2]["collections"] != full:
                 gc.freeze()  # the survivors of a full collection have settled
             full = gc.get_stats()[2]["collections"]
