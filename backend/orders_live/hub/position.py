@@ -45,6 +45,8 @@ class FeedPosition:
         return self.position
 
     async def wait_ready(self, within: float) -> None:
+        if self._ready.is_set():
+            return  # the common case: no task and no timer per subscribe
         try:
             await asyncio.wait_for(self._ready.wait(), within)
         except TimeoutError:

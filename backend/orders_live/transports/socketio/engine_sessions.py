@@ -30,6 +30,7 @@ from orders_live.transports.access import ConnectionBudget
 log = logging.getLogger(__name__)
 
 TOLD_WHEN_FULL = 32  # sessions at once past the budget, let in only to be told it is full
+SHOW_OUT_GRACE = 0.5  # seconds a refused or timed-out client has to leave by itself
 CLOSE_WITHIN = 1.0  # seconds Engine.IO's disconnect may take (a polling client must poll to hear it)
 ABORT_AFTER = 1.0  # seconds after which a closed session's WebSocket is aborted if still open
 FULL = "the server is full"
@@ -140,7 +141,12 @@ class EngineSessions:
         self.show_out(session.sid)
 
     async def _close(self, session: EngineSession) -> None:
-        await asyncio.sleep(0)  # the caller's packet (a connect_error) is queued first
+        # The caller's packet (a connect_error) goes first, and the client gets a moment to read
+        # it and leave by itself: a python-socketio client that gets the close right behind it
+        # may never report the refusal (and `orders-live watch` waited for ever).
+        await asyncio.sleep(SHOW_OUT_GRACE)
+        if self._open.get(session.sid) is not session:
+            return  # it left by itself
         try:
             async with asyncio.timeout(CLOSE_WITHIN):
                 await self._disconnect(session.sid)
