@@ -17,7 +17,6 @@ import asyncio
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,12 @@ from orders_live.bench.capacity import (
     ephemeral_ports,
     max_connections_for,
     processes_for,
-    raise_open_files,
-    workers_for,
 )
 from orders_live.bench.generator import split, start_generator
 from orders_live.bench.loop_lag import lag_over_window, matched
-from orders_live.bench.report import markdown, write_report
-from orders_live.bench.scale_report import scale_lines
 from orders_live.bench.scopes import SECRET_ENV, Mode, Scopes, orders_by_customer
-from orders_live.bench.stats import attach_baselines, merge_endings, merge_worst, per_write, shutdown_counts, summary
+from orders_live.bench.stats import merge_endings, merge_worst, per_write, shutdown_counts, summary
 from orders_live.bench.writer import listing, write_externally, write_rest, writer_orders
-from orders_live.process_limits import SPARE_FILES
 
 MAX_CONNECTIONS_ENV = "ORDERS_LIVE_MAX_CONNECTIONS"
 SETTLE = 3.0  # seconds after the last write for deliveries to arrive
@@ -281,10 +275,6 @@ class Bench:
         }
 
 
-def _log_tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"
-
-
 def _take_report(path: Path) -> dict[str, Any]:
     """A generator's report, read and removed."""
     report: dict[str, Any] = json.loads(path.read_text())
@@ -297,45 +287,3 @@ def _busy_share(before: Any, after: Any, window: float) -> float:
     fields = ("user", "system", "nice", "irq", "softirq")
     busy = sum(getattr(after, f) - getattr(before, f) for f in fields)
     return float(busy / (window * (os.cpu_count() or 1)))
-
-
-async def run_bench(
-    cases: list[Case], out: Path, bench: Bench, workers: list[int] | None = None, terminate: bool = False
-) -> None:
-    """Each case in turn against ``bench``'s deployment, once per worker count in ``workers``
-    (a service started afresh for each); with ``terminate``, the last case ends with SIGTERM to
-    the service, its clients connected. The report goes to ``out``."""
-    results = []
-    largest = max(case.clients for case in cases)
-    limit = raise_open_files(largest)  # inherited by the service and the generators
-    bench.max_connections = min(max_connections_for(largest), limit - SPARE_FILES)
-    counts = workers or [workers_for(largest, limit)]
-    if workers is None and counts != [1]:
-        print(f"{largest} clients do not fit one process's {limit} open files: serve --workers {counts[0]}")
-    with tempfile.TemporaryDirectory(prefix="orders-live-bench-") as folder:
-        for round_, count in enumerate(counts):
-            bench.workers = count
-            try:
-                await bench.start_service(Path(folder) / f"workers-{count}")
-                for n, case in enumerate(cases):
-                    scope = f" ({SCOPE_LABELS[case.scope]})" if case.scope is not None and bench.scopes else ""
-                    served = f", {count} workers" if count != 1 else ""
-                    print(
-                        f"running {case.transport}{scope} × {case.clients} clients at {case.rate:g} writes/s{served} …",
-                        flush=True,
-                    )
-                    last = round_ == len(counts) - 1 and n == len(cases) - 1
-                    try:
-                        result = await bench.run(case, terminate=terminate and last)
-                    except BaseException:
-                        print(
-                            f"the service's log ends:\n{_log_tail(Path(folder) / f'workers-{count}' / 'service.log')}"
-                        )
-                        raise
-                    results.append(result)
-                    print(markdown([result]).splitlines()[-1], flush=True)
-                    print(scale_lines([result]), flush=True)
-            finally:
-                await bench.stop_service()
-    attach_baselines(results)
-    write_report(out, results, bench.processes, bench.sample, bench.database_url, SETTLE)

@@ -167,8 +167,9 @@ def run_bench_command(args: argparse.Namespace) -> None:
     if args.unscoped_orders and (args.unscoped or args.sse_clients or args.poll_clients):
         raise SystemExit("--unscoped-orders is a Socket.IO run of its own: give --sse-clients 0 --poll-clients 0")
     try:
-        from orders_live.bench.runner import Bench, run_bench
+        from orders_live.bench.runner import Bench
         from orders_live.bench.scopes import Scopes
+        from orders_live.bench.sweep import run_bench
     except ImportError as exc:
         raise SystemExit(f"the benchmark needs its extras: pip install -e 'backend[bench]' ({exc})") from None
     cases = _cases(args)
@@ -231,8 +232,9 @@ def _workers(text: str | None) -> list[int] | None:
 async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> None:
     """The external writer needs the database's address, and two instances one database to
     share: an embedded one started here."""
-    from orders_live.bench.runner import Bench, run_bench
+    from orders_live.bench.runner import Bench
     from orders_live.bench.scopes import Scopes
+    from orders_live.bench.sweep import run_bench
 
     folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
