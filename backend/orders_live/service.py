@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 PACKAGE_FRONTEND = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 STOP_STEP = 10.0  # seconds each step of a stop may take
+LISTEN_BACKLOG = 4096  # connections the kernel holds for accept (capped by net.core.somaxconn;
+# aiohttp's 128 dropped SYNs in a connect storm: clients waited for their 1 s, 3 s, 7 s retries)
 SLOW_STEP = 0.5  # a step that took this long is logged with its time
 
 
@@ -198,7 +200,9 @@ class Service:
         self._add_frontend(app)
         await self.runner.setup()
         # A worker of serve --workers shares its port with the others (the kernel spreads connections).
-        site = web.TCPSite(self.runner, settings.host, settings.port, reuse_port=settings.worker is not None)
+        site = web.TCPSite(
+            self.runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=settings.worker is not None
+        )
         await site.start()
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)

@@ -59,7 +59,13 @@ class Writes:
 
     def __init__(self) -> None:
         self.count = 0
+        self.closed = False  # the server is stopping: held getMores answer at once
         self.condition = threading.Condition()
+
+    def close(self) -> None:
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
 
     def done(self) -> None:
         with self.condition:
@@ -68,7 +74,7 @@ class Writes:
 
     def wait_after(self, seen: int, timeout: float) -> int:
         with self.condition:
-            self.condition.wait_for(lambda: self.count != seen, timeout)
+            self.condition.wait_for(lambda: self.count != seen or self.closed, timeout)
             return self.count
 
 
@@ -132,7 +138,11 @@ def _holding(
         deadline = time.monotonic() + min(wait, MAX_WAIT)
         seen = writes.count  # read before the getMore: a write in between is not missed
         answer = original(self, msg)
-        while not answer[1].get("cursor", {}).get("nextBatch") and (remaining := deadline - time.monotonic()) > 0:
+        while (
+            not answer[1].get("cursor", {}).get("nextBatch")
+            and not writes.closed
+            and (remaining := deadline - time.monotonic()) > 0
+        ):
             seen = writes.wait_after(seen, remaining)
             answer = original(self, msg)
         return answer
@@ -164,7 +174,10 @@ def install() -> None:
 
     async def run_server(host: str, port: int, handler: Any) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(THREADS, thread_name_prefix="nx"))
-        await original_run_server(host, port, handler)
+        try:
+            await original_run_server(host, port, handler)
+        finally:  # stopping: a getMore held in a thread (up to MAX_WAIT) would hold up the exit
+            writes.close()
 
     server.run_server = run_server
 
