@@ -156,38 +156,43 @@ def text_frame(text: str) -> bytes:
 
 
 class DirectSocket:
-    """Writes frames straight to one WebSocket client's transport."""
+    """Writes frames straight to one WebSocket client's transport (and its protocol, kept from the
+    start: a WebSocket keeps both for its life; a closed transport says so by ``is_closing``)."""
 
     def __init__(self, request: Any) -> None:
         self._request = request
+        self._transport: asyncio.Transport | None = request.transport
+        self._protocol: Any = request.protocol
 
     @property
     def open(self) -> bool:
-        transport = self._request.transport
+        transport = self._transport
         return transport is not None and not transport.is_closing()
 
     @property
     def writable(self) -> bool:
         """Open, and not holding back a client that reads slowly."""
-        protocol = self._request.protocol
-        return self.open and (protocol is None or not protocol.writing_paused)
+        transport, protocol = self._transport, self._protocol
+        return (
+            transport is not None and not transport.is_closing() and (protocol is None or not protocol.writing_paused)
+        )
 
     def write(self, frame: bytes) -> None:
-        transport: asyncio.Transport | None = self._request.transport
+        transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
 
     def going_away(self) -> None:
         """The service stops: the WebSocket is closed with 1012 (service restart), after what is
         buffered, so that the client reconnects (to another instance, or to this one once back)."""
-        transport: asyncio.Transport | None = self._request.transport
+        transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(frame(SERVICE_RESTART, CLOSE_FRAME))
             transport.close()
 
     async def drained(self) -> None:
         """Returns once the socket takes more (at once unless the client reads slowly)."""
-        protocol = self._request.protocol
+        protocol = self._protocol
         if protocol is not None and protocol.writing_paused:
             await protocol._drain_helper()
 

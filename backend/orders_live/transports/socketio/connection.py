@@ -29,6 +29,7 @@ from orders_live.transports.socketio.admission import Admitted
 from orders_live.transports.socketio.subscribes import SubscribesInFlight
 
 log = logging.getLogger(__name__)
+SINGLE_FRAME = ("ws-frame", False)  # the encodings key of one change's WebSocket frame, unconflated
 
 
 class Hold:
@@ -132,8 +133,9 @@ class ClientConnection:
         shared frame is written at once, with no task to wake; otherwise it queues."""
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
+            frame = delivery.encodings.get(SINGLE_FRAME)  # built by the first client it reaches
             try:
-                direct.write(self._single(delivery, False)[1])
+                direct.write(frame if frame is not None else self._single(delivery, False)[1])
             except Exception as exc:
                 self._fail(exc)
             return
@@ -234,7 +236,7 @@ class ClientConnection:
     def _single(self, delivery: Delivery, conflated: bool) -> tuple[str, bytes]:
         """One change's packet and its WebSocket frame, both built once for every client."""
         text: str = delivery.encoded("socketio", conflated, lambda p: self.engine.encode_event("order_change", p))
-        frame: bytes = delivery.encoded("ws-frame", conflated, lambda _: text_frame(text))
+        frame: bytes = delivery.encoded(SINGLE_FRAME[0], conflated, lambda _: text_frame(text))
         return text, frame
 
     def _changes(self, run: list[tuple[Delivery, bool]]) -> Iterator[tuple[str, bytes | None]]:
