@@ -27,6 +27,7 @@ from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, snapshot_packe
 from orders_live.transports.socketio._engine import Channel, Engine, text_frame
 from orders_live.transports.socketio.admission import Admitted
 from orders_live.transports.socketio.subscribes import SubscribesInFlight
+from orders_live.transports.socketio.write_rounds import WriteRounds
 
 log = logging.getLogger(__name__)
 SINGLE_FRAME = ("ws-frame", False)  # the encodings key of one change's WebSocket frame, unconflated
@@ -60,6 +61,7 @@ class ClientConnection:
         conflation_capacity: int = 10_000,
         report_slow: SlowClientReport | None = None,
         in_flight: SubscribesInFlight | None = None,
+        rounds: WriteRounds | None = None,
     ) -> None:
         self.sid = sid
         self.eio_sid = sid  # its Engine.IO session (its socket), set by the gateway
@@ -81,6 +83,8 @@ class ClientConnection:
         if report_slow is not None:
             self.queue.report_slow = report_slow
         self._writer: asyncio.Task[None] | None = None
+        self.rounds = rounds  # the fan-out's frames, written a round at a time (None: at once)
+        self.deferred = 0  # this client's frames waiting in a round: nothing of its own goes first
         self._writing = False  # the writer holds packets it has taken and not yet written
         self._wrote = asyncio.Event()  # set each time the writer finishes a round
         self.batches = 0
@@ -112,7 +116,7 @@ class ClientConnection:
     async def written(self) -> None:
         """Returns once everything queued so far is written; ConnectionError once the
         connection is closed or broken (a snapshot being sent to it stops)."""
-        while self._writing or not self.queue.idle:
+        while self._writing or not self.queue.idle or self.deferred:
             if self.broken or self._writer is None or self._writer.done():
                 raise ConnectionError(f"client {self.sid} is gone")
             self._wrote.clear()
@@ -124,7 +128,7 @@ class ClientConnection:
         """Shutting down: give the writer up to ``within`` seconds to send what is queued."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                while self._writing or not self.queue.idle:
+                while self._writing or not self.queue.idle or self.deferred:
                     self._wrote.clear()
                     await self._wrote.wait()
 
@@ -134,10 +138,7 @@ class ClientConnection:
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
             frame = delivery.encodings.get(SINGLE_FRAME)  # built by the first client it reaches
-            try:
-                direct.write(frame if frame is not None else self._single(delivery, False)[1])
-            except Exception as exc:
-                self._fail(exc)
+            self._write_now(frame if frame is not None else self._single(delivery, False)[1])
             return
         self.queue.put_change(room, delivery)
 
@@ -146,13 +147,29 @@ class ClientConnection:
         frame (built once for all of its subscribers), written at once; otherwise they queue."""
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
-            try:
-                direct.write(batch.encoded("ws-frame", self._batch_frame))
-            except Exception as exc:
-                self._fail(exc)
+            self._write_now(batch.encoded("ws-frame", self._batch_frame))
             return
         for delivery in batch.deliveries:
             self.queue.put_change(room, delivery)
+
+    def _write_now(self, frame: bytes) -> None:
+        """The fan-out's frame for a client that keeps up: into the current round of writes
+        (or, without rounds, written at once)."""
+        if self.rounds is not None:
+            self.rounds.add(self, frame)
+            return
+        self.write_deferred(frame, counted=False)
+
+    def write_deferred(self, frame: bytes, counted: bool = True) -> None:
+        if counted:
+            self.deferred -= 1
+        try:
+            if self.direct is not None:
+                self.direct.write(frame)
+        except Exception as exc:
+            self._fail(exc)
+        if counted and not self.deferred:
+            self._wrote.set()  # the writer, ``written()`` and ``flush()`` wait for this
 
     def _batch_frame(self, deliveries: list[Delivery]) -> bytes:
         self.batches += 1
@@ -182,6 +199,9 @@ class ClientConnection:
             packets = self._packets(self.queue.take())
             self._writing = True
             try:
+                while self.deferred:  # the fan-out's frames that came before these go first
+                    self._wrote.clear()
+                    await self._wrote.wait()
                 await self._write_round(packets)
             except asyncio.CancelledError:
                 raise

@@ -37,6 +37,7 @@ from orders_live.transports.socketio.engine_sessions import EngineSessions, remo
 from orders_live.transports.socketio.library_errors import quiet_library_parse_errors
 from orders_live.transports.socketio.subscribe_request import parse_subscribe
 from orders_live.transports.socketio.subscribes import SubscribeCancelled, SubscribesInFlight
+from orders_live.transports.socketio.write_rounds import WriteRounds
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class SocketGateway:
         )
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.ended = 0  # connections ended since start
+        self.rounds = WriteRounds()  # the fan-out's frames, a round per turn of the loop
         self.resyncs_for_slowness = 0
         self.endings = Endings(lambda sid: self.sio.disconnect(sid), self.engine_sessions, metrics)
         self._stop_counting = quiet_library_parse_errors(
@@ -158,6 +160,7 @@ class SocketGateway:
             self._broken,
             report_slow=self.metrics.slow_client,
             in_flight=SubscribesInFlight(sid, self.subscribes_in_flight),
+            rounds=self.rounds,
         )
         connection.eio_sid = eio_sid
         connection.page_bytes = page_bytes_for(auth, self.page_bytes)
