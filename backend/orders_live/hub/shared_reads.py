@@ -25,26 +25,35 @@ class SharedReads(Generic[T]):
     def __init__(self, readers: int) -> None:
         self._readers = asyncio.Semaphore(readers)  # reads at the database at once
         self._next: dict[Hashable, asyncio.Future[T]] = {}  # per page: the read not yet started
+        self._reading: set[asyncio.Task[None]] = set()
         self.reads = 0  # reads sent to the database
         self.shared = 0  # readers served by another's read
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
         """``read()``'s result, from a read started after this call: this reader's own, or
-        another's that asked for the same ``key`` before that read was sent."""
-        waiting = self._next.get(key)
-        while waiting is not None:
+        another's that asked for the same ``key`` before that read was sent. The read runs in a
+        task of its own (``snapshot.read``): a reader that gives up (its client left) neither
+        cancels it for the others nor interrupts the driver mid-call (PyMongo can then leave a
+        socket unclosed)."""
+        while True:
+            waiting = self._next.get(key)
+            if waiting is None:
+                waiting = asyncio.get_running_loop().create_future()
+                self._next[key] = waiting
+                task = asyncio.create_task(self._perform(key, waiting, read), name="snapshot.read")
+                self._reading.add(task)
+                task.add_done_callback(self._reading.discard)
+            else:
+                self.shared += 1
             try:
-                result = await asyncio.shield(waiting)  # a reader that gives up does not cancel it
+                return await asyncio.shield(waiting)
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not waiting.cancelled() or (task is not None and task.cancelling()):
+                current = asyncio.current_task()
+                if not waiting.cancelled() or (current is not None and current.cancelling()):
                     raise
-                waiting = self._next.get(key)  # the reader that was to read it gave up: again
-                continue
-            self.shared += 1
-            return result
-        waiting = asyncio.get_running_loop().create_future()
-        self._next[key] = waiting
+                # its read was cancelled (the service stops): ask again
+
+    async def _perform(self, key: Hashable, waiting: asyncio.Future[T], read: Callable[[], Awaitable[T]]) -> None:
         try:
             async with self._readers:
                 if self._next.get(key) is waiting:
@@ -54,12 +63,10 @@ class SharedReads(Generic[T]):
         except BaseException as exc:
             if self._next.get(key) is waiting:
                 del self._next[key]
-            if not waiting.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    waiting.cancel()
-                else:
-                    waiting.set_exception(exc)
-                    waiting.exception()  # retrieved: readers that shared it raise it themselves
-            raise
+            if isinstance(exc, asyncio.CancelledError):
+                waiting.cancel()
+                raise
+            waiting.set_exception(exc)
+            waiting.exception()  # retrieved here: each reader raises it itself
+            return
         waiting.set_result(result)
-        return result
