@@ -343,6 +343,11 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "instance": "test",
         "frontend_dir": Path(os.devnull),
         "subscribe_rate": 1000.0,  # the bad-input tests subscribe many times in a row
+        # The test process hosts many services in turn: a frozen heap and the full collection
+        # at a service's start would be global to it, and would turn another test's leftover
+        # garbage into this test's ResourceWarning. Served processes keep it (test_process,
+        # test_workers, test_interrupts); tests/test_shared_reads.py tests it alone.
+        "freeze_heap": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -296,7 +296,7 @@ async def test_a_client_that_asks_and_never_reads_the_answers_is_disconnected(st
     await until(lambda: sid not in gateway.connection_per_sid, what="the client disconnected")
     refused = stocked.registry.get_sample_value("orders_live_refused_packets_total", {"reason": "answers unread"})
     assert refused == 1
-    assert len(gateway.subscribes_in_flight) == 0
+    await until(lambda: len(gateway.subscribes_in_flight) == 0, what="its subscribe cancelled and ended")
     await client.close()
 
 
