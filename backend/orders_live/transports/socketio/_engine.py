@@ -1,5 +1,6 @@
 """The module that reaches into python-socketio, python-engineio and aiohttp internals, with
-``_engine_socket`` (Engine.IO's WebSocket sessions, made leaner).
+``_engine_socket`` (Engine.IO's WebSocket sessions, made leaner) and ``_engine_channel`` (each
+client's way out: reaches 4 and 5 below).
 
 The reaches, each verified by ``check_engine()`` at start-up (versions and shapes):
 
@@ -29,7 +30,6 @@ get the libraries' own handling, whose tracebacks ``library_errors`` turns into 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -44,8 +44,8 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
 from orders_live.hub import Delivery
+from orders_live.transports.socketio._engine_channel import Channel
 from orders_live.transports.socketio._engine_socket import (
-    CLOSE_FRAME,
     LeanManager,
     PingWheel,
     check_lean_sessions,
@@ -56,11 +56,8 @@ from orders_live.transports.socketio.packet_guard import engine_packet_problem, 
 
 log = logging.getLogger(__name__)
 ENGINE_CLOSE = "1"  # Engine.IO's close packet
-SERVICE_RESTART = (1012).to_bytes(2, "big") + b"service restart"  # a WebSocket close frame's body
 
 TESTED = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "aiohttp": "3.14.5"}
-ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
-WRITE_BUFFER_HIGH = 64 * 1024  # fallback: bytes in a transport's buffer before a writer waits
 
 
 class Replies(Protocol):
@@ -153,96 +150,6 @@ def batch_packet(changes: list[str]) -> str:
 def text_frame(text: str) -> bytes:
     """One Engine.IO message as a final, unmasked, uncompressed WebSocket text frame."""
     return frame(("4" + text).encode())
-
-
-class DirectSocket:
-    """Writes frames straight to one WebSocket client's transport (and its protocol, kept from the
-    start: a WebSocket keeps both for its life; a closed transport says so by ``is_closing``)."""
-
-    def __init__(self, request: Any) -> None:
-        self._request = request
-        self._transport: asyncio.Transport | None = request.transport
-        self._protocol: Any = request.protocol
-
-    @property
-    def open(self) -> bool:
-        transport = self._transport
-        return transport is not None and not transport.is_closing()
-
-    @property
-    def writable(self) -> bool:
-        """Open, and not holding back a client that reads slowly."""
-        transport, protocol = self._transport, self._protocol
-        return (
-            transport is not None and not transport.is_closing() and (protocol is None or not protocol.writing_paused)
-        )
-
-    def write(self, frame: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frame)
-
-    def going_away(self) -> None:
-        """The service stops: the WebSocket is closed with 1012 (service restart), after what is
-        buffered, so that the client reconnects (to another instance, or to this one once back)."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frame(SERVICE_RESTART, CLOSE_FRAME))
-            transport.close()
-
-    async def drained(self) -> None:
-        """Returns once the socket takes more (at once unless the client reads slowly)."""
-        protocol = self._protocol
-        if protocol is not None and protocol.writing_paused:
-            await protocol._drain_helper()
-
-
-class Channel:
-    """One client's way out: frames straight to its socket (``direct``), or Engine.IO's send."""
-
-    def __init__(self, sio: socketio.AsyncServer, sid: str, environ: dict[str, Any], direct_path: bool) -> None:
-        self._eio = sio.eio
-        self._eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-        self._request = environ.get("aiohttp.request")
-        self._direct_path = direct_path
-        websocket = "transport=websocket" in environ.get("QUERY_STRING", "")
-        self.direct = DirectSocket(self._request) if direct_path and websocket and self._request else None
-
-    async def send(self, text: str) -> None:
-        await self._eio.send(self._eio_sid, text)
-
-    async def wait_writable(self) -> None:
-        """After an Engine.IO send: wait while the client is behind."""
-        protocol = getattr(self._request, "protocol", None)
-        if self._direct_path:
-            # Packets pile up in Engine.IO's queue, and (seen on aiohttp 3.14) in aiohttp's
-            # buffer while the socket is paused: wait on both.
-            engineio_socket = self._eio.sockets.get(self._eio_sid)
-            if engineio_socket is not None and engineio_socket.queue.qsize() > ENGINEIO_BACKLOG:
-                await engineio_socket.queue.join()
-            if protocol is not None and protocol.writing_paused:
-                await protocol._drain_helper()
-            return
-        transport = getattr(self._request, "transport", None)
-        pause = 0.002
-        while transport is not None and not transport.is_closing():
-            if transport.get_write_buffer_size() <= WRITE_BUFFER_HIGH:
-                return
-            await asyncio.sleep(pause)
-            pause = min(0.1, pause * 2)
-
-    def going_away(self) -> None:
-        """The service stops: on the direct path the WebSocket is closed with 1012 at once (the
-        libraries' path leaves it to Engine.IO's shutdown)."""
-        if self.direct is not None:
-            self.direct.going_away()
-
-    def drop(self) -> None:
-        """Close the client's connection without a disconnect packet, so that it reconnects; at
-        once, dropping what is buffered (close() would wait for a client that reads nothing)."""
-        transport = getattr(self._request, "transport", None)
-        if transport is not None:
-            transport.abort()
 
 
 class Engine:

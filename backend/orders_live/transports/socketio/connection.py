@@ -24,7 +24,8 @@ from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
 from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, snapshot_packets
-from orders_live.transports.socketio._engine import Channel, Engine, text_frame
+from orders_live.transports.socketio._engine import Engine, text_frame
+from orders_live.transports.socketio._engine_channel import Channel
 from orders_live.transports.socketio.admission import Admitted
 from orders_live.transports.socketio.subscribes import SubscribesInFlight
 from orders_live.transports.socketio.write_rounds import WriteRounds
@@ -113,10 +114,15 @@ class ClientConnection:
             self._writer = None
             self._wrote.set()  # a snapshot waiting for room learns that the client is gone
 
+    @property
+    def _busy(self) -> bool:
+        """Something for this client is not yet written: with its writer, queued, or in a round."""
+        return self._writing or not self.queue.idle or bool(self.deferred)
+
     async def written(self) -> None:
         """Returns once everything queued so far is written; ConnectionError once the
         connection is closed or broken (a snapshot being sent to it stops)."""
-        while self._writing or not self.queue.idle or self.deferred:
+        while self._busy:
             if self.broken or self._writer is None or self._writer.done():
                 raise ConnectionError(f"client {self.sid} is gone")
             self._wrote.clear()
@@ -128,13 +134,14 @@ class ClientConnection:
         """Shutting down: give the writer up to ``within`` seconds to send what is queued."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                while self._writing or not self.queue.idle or self.deferred:
+                while self._busy:
                     self._wrote.clear()
                     await self._wrote.wait()
 
     def deliver(self, room: str, delivery: Delivery) -> None:
         """The hot path: with nothing queued and a socket that takes more, the change's
-        shared frame is written at once, with no task to wake; otherwise it queues."""
+        shared frame goes into the current round of writes, with no task to wake; otherwise it
+        queues."""
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
             frame = delivery.encodings.get(SINGLE_FRAME)  # built by the first client it reaches
@@ -144,7 +151,7 @@ class ClientConnection:
 
     def deliver_batch(self, room: str, batch: Batch) -> None:
         """Changes read together: to a client that keeps up, the room's one ``order_changes``
-        frame (built once for all of its subscribers), written at once; otherwise they queue."""
+        frame (built once for all of its subscribers), into the current round; otherwise they queue."""
         direct = self.direct
         if direct is not None and not self._writing and self.queue.idle and direct.writable:
             self._write_now(batch.encoded("ws-frame", self._batch_frame))
