@@ -24,6 +24,7 @@ class OrderIndex:
         # Per status: id -> version, in the order the orders were seeded or last changed.
         self.by_status: dict[Status, dict[int, int]] = {status: {} for status in STATUSES}
         self.customers = Customers()
+        self.generation = 0  # changes applied and seeds made: what a database read may have missed
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.by_status.values())
@@ -37,6 +38,7 @@ class OrderIndex:
                 by_status[status][order_id] = version
                 customers.add(order_id, status, customer)
         self.by_status, self.customers = by_status, customers
+        self.generation += 1
 
     def find(self, order_id: int) -> tuple[Status, int] | None:
         for status, ids in self.by_status.items():
@@ -56,6 +58,7 @@ class OrderIndex:
     def apply(self, change: Change) -> Routing:
         """Apply one change; return where it goes. A change older than what the index holds
         (catching up on what a fresh seed already read) only routes."""
+        self.generation += 1
         current = self.find(change.id)
         old_status: Status | None = change.before_status
         old_customer = change.before_customer

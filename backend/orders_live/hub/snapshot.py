@@ -47,7 +47,7 @@ class SnapshotReader:
         self.store, self.index, self.feed, self.writes = store, index, feed, writes
         self.settle = settle  # fans out what is applied, so that the position and the rooms agree
         self.page_orders = page_orders
-        self.reads: SharedReads[list[OrderJson]] = SharedReads(READERS)
+        self.reads: SharedReads[list[OrderJson]] = SharedReads(READERS, lambda: index.generation)
 
     async def send(self, subscription: Subscription, reason: str | None = None) -> SnapshotEnd:
         """Send ``subscription``'s snapshot through its sink and make it live; the caller has
@@ -61,7 +61,8 @@ class SnapshotReader:
             late.extend((o["id"], o["version"]) for o in rows if not self._applied(o["id"], o["version"], held))
             present = {o["id"] for o in rows}
             late.extend((i, None) for i in asked if i not in present and not self._applied(i, None, held))
-            rows = [row for row in rows if wanted.matches(row)]  # moved out: waited for above, folded in
+            matching = [row for row in rows if wanted.matches(row)]  # moved out: waited for, folded in
+            rows = rows if len(matching) == len(rows) else matching  # a shared page stays one object
             sink.page(rows, [], first)
             first = False
             sent += len(rows)
