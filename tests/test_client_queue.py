@@ -15,6 +15,7 @@ from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Delivery, Hub
 from orders_live.sources.memory import MemoryDatabase
 from orders_live.transports.client_queue import ClientQueue
+from orders_live.transports.snapshot_pages import RecentPage
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.connection import ClientConnection, SocketSink
 
@@ -87,10 +88,14 @@ async def test_a_stalled_socket_client_converges_through_conflation_without_bloc
         for subscription in connection.subscriptions.values():
             hub.resync(subscription, "slow_client")
 
-    connection = ClientConnection("slow", channel, Engine(direct=False), 3, resync, unbroken)
+    engine = Engine(direct=False)
+    connection = ClientConnection("slow", channel, engine, 3, resync, unbroken)
     connection.start()
     try:
-        view = await hub.open_view(SubscriptionFilter("all"), SocketSink(connection, "all", {}))
+        view = await hub.open_view(
+            SubscriptionFilter("all"),
+            SocketSink(connection, "all", {}, RecentPage(lambda p: engine.encode_event("snapshot", p))),
+        )
         connection.subscriptions["all"] = view.subscription
         order = await source.create(OrderCreate(customer_name="A", product_name="P"))
         for n in range(30):

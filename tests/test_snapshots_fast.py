@@ -19,7 +19,7 @@ from orders_live.domain.page import Cursor, newest_first
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Batch, Delivery, Hub, SnapshotEnd
 from orders_live.sources.memory import MemoryDatabase
-from orders_live.transports.snapshot_pages import snapshot_packets
+from orders_live.transports.snapshot_pages import RecentPage, snapshot_packets
 
 pytestmark = pytest.mark.fast
 
@@ -203,6 +203,42 @@ async def test_a_page_of_the_rest_list_is_exact_and_continues_by_cursor(hub: Hub
     assert second == newest[12:24]
     assert Cursor.parse(Cursor.after(first[-1]).wire()) == Cursor.after(first[-1])
     assert Cursor.parse("yesterday_3") is None and Cursor.parse("2026-01-01T00:00:00.000Z_x") is None
+
+
+async def test_views_opened_while_nothing_changes_share_each_page_and_a_change_ends_the_sharing(
+    hub: Hub, source: MemoryDatabase
+) -> None:
+    await fill(source, 15)
+    await settle(hub, source)
+    first, second = PagedSink(), PagedSink()
+    await hub.open_view(ALL, first)
+    await hub.open_view(ALL, second)
+    assert all(a["orders"] is b["orders"] for a, b in zip(first.pages(), second.pages(), strict=True))
+    await source.update(1, OrderPatch(product_name="changed"), None)
+    await settle(hub, source)
+    third = PagedSink()
+    view = await hub.open_view(ALL, third)
+    assert not any(a["orders"] is c["orders"] for a, c in zip(first.pages(), third.pages(), strict=True))
+    assert third.view({}, SnapshotEnd(view.position, view.counts, view.sent)).orders == stored(source)
+
+
+def test_a_page_handed_to_many_sinks_is_encoded_once_and_only_the_same_page_is_reused() -> None:
+    encoded: list[dict[str, Any]] = []
+
+    def encode(payload: dict[str, Any]) -> str:
+        encoded.append(payload)
+        return json.dumps(payload)
+
+    recent = RecentPage(encode)
+    orders: list[OrderJson] = [{"id": 1, "customer_name": "A", "product_name": "P", "status": "pending"}]
+    packets = [recent.packets(4096, {}, orders, [], True) for _ in range(3)]
+    assert len(encoded) == 1 and packets[0] is packets[1] is packets[2]
+    assert recent.packets(4096, {}, list(orders), [], True) == packets[0]  # rebuilt list: encoded again
+    recent.packets(4096, {}, orders, [], False)  # not the first page
+    recent.packets(4096, {"status": "pending"}, orders, [], False)  # another view
+    recent.packets(4096, {"status": "pending"}, orders, [2], False)  # with a removal
+    assert len(encoded) == 5 and recent.reused == 2
+    assert json.loads(recent.packets(4096, {"status": "pending"}, orders, [2], False)[0])["removed"] == [2]
 
 
 def test_a_page_too_large_for_its_bytes_is_halved_until_every_packet_fits() -> None:

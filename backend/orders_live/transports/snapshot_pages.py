@@ -2,12 +2,16 @@
 
 The hub hands a sink pages of at most ``page_orders`` orders; one page's encoding can still
 be too large (long names), so it is halved until each packet fits ``page_bytes``. Only a
-page of one order can stay larger: the bound is checked at start-up to hold any order."""
+page of one order can stay larger: the bound is checked at start-up to hold any order.
+
+``RecentPage`` keeps the last page's packets: when thousands of clients subscribe to the same
+view at once, the hub hands each of them the same page (one shared read, ``SharedReads``),
+and it is encoded once."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orders_live.domain.order import OrderJson
 
@@ -45,3 +49,26 @@ def snapshot_packets(
     return snapshot_packets(encode, page_bytes, filter_wire, *head, first) + snapshot_packets(
         encode, page_bytes, filter_wire, *tail, False
     )
+
+
+class RecentPage(Generic[Packet]):
+    """The packets of the page encoded last, for the next sink handed the same page: the same
+    list of orders (by identity, so it cannot have been rebuilt) with the same removals, the
+    same ``first`` and ``filter_wire``, and the same bound."""
+
+    def __init__(self, encode: Callable[[dict[str, Any]], Packet]) -> None:
+        self._encode: Callable[[dict[str, Any]], Packet] = encode
+        self._last: tuple[list[OrderJson], int, tuple[Any, ...], dict[str, Any], list[Packet]] | None = None
+        self.reused = 0
+
+    def packets(
+        self, page_bytes: int, filter_wire: dict[str, Any], orders: list[OrderJson], removed: list[int], first: bool
+    ) -> list[Packet]:
+        key = (page_bytes, first, len(orders), *removed)
+        last = self._last
+        if last is not None and last[0] is orders and last[2] == key and last[3] == filter_wire:
+            self.reused += 1
+            return last[4]
+        packets = snapshot_packets(self._encode, page_bytes, filter_wire, orders, removed, first)
+        self._last = (orders, page_bytes, key, filter_wire, packets)
+        return packets

@@ -23,7 +23,7 @@ from orders_live.domain.identity import OPEN, Identity
 from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
-from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, snapshot_packets
+from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, RecentPage
 from orders_live.transports.socketio._engine import Engine, text_frame
 from orders_live.transports.socketio._engine_channel import Channel
 from orders_live.transports.socketio.admission import Admitted
@@ -287,9 +287,15 @@ class SocketSink:
     packet fits ``page_bytes``."""
 
     def __init__(
-        self, connection: ClientConnection, room: str, filter_wire: dict[str, Any], page_bytes: int = 512 * 1024
+        self,
+        connection: ClientConnection,
+        room: str,
+        filter_wire: dict[str, Any],
+        recent: RecentPage[str],
+        page_bytes: int = 512 * 1024,
     ) -> None:
         self.connection = connection
+        self.recent = recent
         self.room = room
         self.filter_wire = filter_wire
         self.page_bytes = page_bytes
@@ -304,10 +310,7 @@ class SocketSink:
         self.connection.queue.drop_room(self.room)
 
     def page(self, orders: list[OrderJson], removed: list[int], first: bool) -> None:
-        encode = self.connection.engine.encode_event
-        for packet in snapshot_packets(
-            lambda payload: encode("snapshot", payload), self.page_bytes, self.filter_wire, orders, removed, first
-        ):
+        for packet in self.recent.packets(self.page_bytes, self.filter_wire, orders, removed, first):
             self.connection.queue.put_control(packet)
 
     async def drained(self) -> None:

@@ -28,6 +28,7 @@ from orders_live.transports.access import AccessPolicy, ConnectionBudget
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.sessions import Sessions, open_sessions
+from orders_live.transports.snapshot_pages import RecentPage
 from orders_live.transports.socketio._engine import Engine
 from orders_live.transports.socketio.admission import Admission
 from orders_live.transports.socketio.admission import refusal as _error
@@ -78,6 +79,7 @@ class SocketGateway:
         self.queue_capacity = queue_capacity
         self.socket_send_buffer = socket_send_buffer
         self.engine = Engine(direct)
+        self.recent_page: RecentPage[str] = RecentPage(lambda payload: self.engine.encode_event("snapshot", payload))
         self.sio = self.engine.server(
             {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe, "refresh_token": self._refresh},
             self,
@@ -277,7 +279,7 @@ class SocketGateway:
         previous = connection.subscriptions.pop(wanted.room, None)
         if previous is not None:
             self.hub.close_view(previous)
-        sink = SocketSink(connection, wanted.room, wanted.wire(), connection.page_bytes)
+        sink = SocketSink(connection, wanted.room, wanted.wire(), self.recent_page, connection.page_bytes)
         try:
             client = catch_up_client(connection.identity, connection.admitted.who if connection.admitted else "?")
             view = await self.hub.open_view(wanted, sink, since, limit, client)
