@@ -21,13 +21,13 @@ up the others, since each client has its own writer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from orders_live.hub import Delivery
+from orders_live.runtime.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ClientQueue(Generic[Packet]):
         self._merged: OrderedDict[tuple[str, int], Delivery] = OrderedDict()
         self._conflating = False
         self._resync_due = False
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self.conflations = 0
         self.resyncs = 0
 

@@ -22,6 +22,7 @@ from typing import Any
 from orders_live.domain.identity import OPEN, Identity
 from orders_live.domain.order import OrderJson
 from orders_live.hub import Batch, Delivery, SnapshotEnd, Subscription
+from orders_live.runtime.wakeup import Wakeup
 from orders_live.transports.client_queue import ClientQueue, SlowClientReport
 from orders_live.transports.snapshot_pages import MIN_PAGE_BYTES, RecentPage
 from orders_live.transports.socketio._engine import Engine, text_frame
@@ -87,7 +88,7 @@ class ClientConnection:
         self.rounds = rounds  # the fan-out's frames, written a round at a time (None: at once)
         self.deferred = 0  # this client's frames waiting in a round: nothing of its own goes first
         self._writing = False  # the writer holds packets it has taken and not yet written
-        self._wrote = asyncio.Event()  # set each time the writer finishes a round
+        self._wrote = Wakeup()  # set each time the writer finishes a round
         self.batches = 0
         self.broken = False
         self.page_bytes = 512 * 1024  # the largest snapshot page this client is sent
