@@ -55,9 +55,13 @@ def access_middleware(
     Socket.IO's connects do; a request without one is not counted."""
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine (see ``errors.answered``): a WebSocket's request holds no frame of it.
         if not request.path.startswith("/api/"):
-            return await handler(request)
+            return handler(request)
+        return guard_api(request, handler)
+
+    async def guard_api(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not policy.origin_allowed(request.headers.get("Origin"), request.host):
             raise ApiError(403, "origin_not_allowed", "this origin may not use the API")
         if request.method == "OPTIONS":

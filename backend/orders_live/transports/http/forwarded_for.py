@@ -60,13 +60,14 @@ def forwarded_for(proxies: TrustedProxies) -> Middleware:
     """A middleware: the handlers' ``request.remote`` is the client's address (rule above)."""
 
     @web.middleware
-    async def believe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def believe(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine (see ``errors.answered``): no frame of it is held while a request runs.
         header = request.headers.get("X-Forwarded-For")
         if header and proxies.networks:
             client = proxies.client(request.remote, header)
             if client is not None and client != request.remote:
-                return await handler(request.clone(remote=client))
-        return await handler(request)
+                return handler(request.clone(remote=client))
+        return handler(request)
 
     return believe
 

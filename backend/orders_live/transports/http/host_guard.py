@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from orders_live.transports.http.errors import ApiError
+from orders_live.transports.http.errors import ApiError, answered
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,11 @@ def host_guard(allowed: AllowedHosts) -> Middleware:
     refused: set[str] = set()
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine (see ``errors.answered``): a request let through holds no frame of it.
         host = request.headers.get("Host")
         if allowed.allows(host):
-            return await handler(request)
+            return handler(request)
         shown = (host or "")[:100]
         if shown not in refused and len(refused) < REMEMBERED:
             refused.add(shown)
@@ -141,6 +142,6 @@ def host_guard(allowed: AllowedHosts) -> Middleware:
                 request.remote or "?",
             )
         message = "this service does not answer for that Host (see allowed_hosts)"
-        return ApiError(421, "host_not_allowed", message).response()
+        return answered(ApiError(421, "host_not_allowed", message).response())
 
     return guard
