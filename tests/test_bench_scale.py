@@ -15,6 +15,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from orders_live.bench import websocket_floor
 from orders_live.bench.balancer import metrics_text
 from orders_live.bench.capacity import (
     clients_per_address,
@@ -335,3 +336,11 @@ def test_each_workers_counts_are_kept_apart_and_only_those_read_twice_are_summed
     lag = lag_over_window(*matched({k: v for k, v in before.items() if v}, {k: v for k, v in after.items() if v}))
     assert lag == {"samples": 101, "p99_s": 0.001, "max_s": 1.0, "as": "bucket upper bounds"}
     assert matched({"w1": {1.0: 1.0}}, {"w2": {1.0: 2.0}}) == (None, None)
+
+
+def test_the_websocket_floor_connects_the_bench_clients_to_a_bare_aiohttp_server(
+    capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    websocket_floor.main(40, unused_tcp_port)
+    line = capsys.readouterr().out
+    assert line.startswith("bare aiohttp, 40 clients: connected in ") and "KB RSS per connection" in line
