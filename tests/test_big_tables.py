@@ -29,11 +29,11 @@ from conftest import (
     settings_for,
     until,
 )
+from orders_live.bench.bulk import insert_orders
 from orders_live.client.live_orders import LiveOrders
 from orders_live.client.live_view import LiveView
 from orders_live.client.rest import OrdersClient
 from orders_live.service import Service
-from orders_live.sources.bulk import insert_orders
 
 pytestmark = pytest.mark.database
 

@@ -18,6 +18,7 @@ import pytest
 import socketio
 
 from conftest import running_service, settings_for, until
+from orders_live.bench.bulk import insert_orders
 from orders_live.domain.change import Change
 from orders_live.domain.order import OrderCreate
 from orders_live.domain.subscription import SubscriptionFilter
@@ -25,7 +26,6 @@ from orders_live.hub import CatchUpBusy, Hub, PositionRefused
 from orders_live.hub.views import View
 from orders_live.service import Service
 from orders_live.settings import Settings
-from orders_live.sources.bulk import insert_orders
 from orders_live.sources.memory import MemoryDatabase
 
 ALL = SubscriptionFilter("all")

@@ -29,9 +29,9 @@ import pytest_asyncio  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
 from conftest import database_counts, free_port, running_service, settings_for, until_async  # noqa: E402
+from orders_live.bench.bulk import insert_orders  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.service import Service  # noqa: E402
-from orders_live.sources.bulk import insert_orders  # noqa: E402
 
 WINDOW = 500  # frontend/src/liveState.ts WINDOW
 OLDER_PAGE = 100  # frontend/src/liveState.ts OLDER_PAGE

@@ -38,10 +38,10 @@ from conftest import (  # noqa: E402
     until,
     until_async,
 )
+from orders_live.bench.bulk import insert_orders  # noqa: E402
 from orders_live.client.rest import OrdersClient  # noqa: E402
 from orders_live.domain.order import OrderCreate, OrderPatch  # noqa: E402
 from orders_live.service import Service  # noqa: E402
-from orders_live.sources.bulk import insert_orders  # noqa: E402
 
 EVIL = '<img src=x onerror="window.pwned=1"> & <b>Co</b>'  # must show as text, never as markup
 SEED = [

@@ -1,7 +1,7 @@
 """The bench's writer and the orders it writes: it updates them in turn at a fixed rate, each
 write stamped with its start time (``clients.STAMP``), through the REST API or, with
 ``--external-writer``, straight to the database from another process
-(``orders_live.sources.direct_writer``, which also inserts).
+(``orders_live.bench.direct_writer``, which also inserts).
 
 The orders: the first ``ORDERS`` of the table (created when missing) or, with customers, as
 many per customer, the k-th owned by customer k mod N (``scopes.owners``), so that writing them
@@ -115,12 +115,12 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
 
 
 async def write_externally(database_url: str, ids: list[int], rate: float, duration: float) -> int:
-    """Updates and inserts, sent straight to the database by ``orders_live.sources.direct_writer``."""
+    """Updates and inserts, sent straight to the database by ``orders_live.bench.direct_writer``."""
     config = {"url": database_url, "ids": ids, "rate": rate, "duration": duration}
     writer = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "orders_live.sources.direct_writer",
+        "orders_live.bench.direct_writer",
         json.dumps(config),
         stdout=asyncio.subprocess.PIPE,
     )

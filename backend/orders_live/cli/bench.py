@@ -132,8 +132,8 @@ async def _bench_with_embedded(cases: list[Any], args: argparse.Namespace) -> No
 
 async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: Path) -> None:
     """One preloaded database per size and an empty one, on the given server or an embedded one."""
+    from orders_live.bench.bulk import insert_orders
     from orders_live.bench.table_size import TableRun, measure_table, write_table_report
-    from orders_live.sources.bulk import insert_orders
 
     folder = Path(tempfile.mkdtemp(prefix="orders-live-bench-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
@@ -202,7 +202,7 @@ async def _bench_instances(counts: list[int], rates: list[float], args: argparse
 def _write_cost(url: str | None, out: Path) -> None:
     if not url or not url.startswith(("postgresql://", "postgres://")):
         raise SystemExit("--write-cost measures PostgreSQL's triggers: give --database-url postgresql://…")
-    from orders_live.sources.postgres.write_cost import markdown, measure_write_cost
+    from orders_live.bench.write_cost import markdown, measure_write_cost
 
     table = markdown(asyncio.run(measure_write_cost(url)))
     out.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ async def _run_attacks(names: list[str], url: str | None, embedded: str, out: Pa
     """The scenarios on the given server, or an embedded one; each gets a database of its own."""
     from orders_live.bench.attack_target import Scratch
     from orders_live.bench.attacks import ATTACKS, run_attacks, table, write_results
-    from orders_live.sources.bulk import insert_orders
+    from orders_live.bench.bulk import insert_orders
 
     folder = Path(tempfile.mkdtemp(prefix="orders-live-attack-"))
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root

@@ -14,12 +14,13 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
+from orders_live.domain import order_numbers
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.sources.mongo.pacer import IdlePacer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATABASE = "orders_live"
+DEFAULT_DATABASE = order_numbers.DATABASE
 
 
 class MongoOptions(BaseSettings):
@@ -40,7 +41,7 @@ class MongoConnection:
         )
         self.db = self.client.get_default_database(default=DEFAULT_DATABASE)
         self.orders: AsyncCollection[dict[str, Any]] = self.db["orders"]
-        self.counters: AsyncCollection[dict[str, Any]] = self.db["counters"]
+        self.counters: AsyncCollection[dict[str, Any]] = self.db[order_numbers.COUNTERS]
         self.state: AsyncCollection[dict[str, Any]] = self.db["orders_live_state"]
         self.agent_actions: AsyncCollection[dict[str, Any]] = self.db["agent_actions"]
         self.pacer = IdlePacer(cap=options.idle_poll_cap)

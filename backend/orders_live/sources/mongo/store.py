@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from orders_live.domain import order_numbers
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, utc_now
 from orders_live.domain.page import Cursor, IndexRow, newest_first
 from orders_live.domain.source import OrderNotFound, VersionConflict
@@ -93,10 +94,10 @@ class MongoOrderStore:
     async def create(self, data: OrderCreate) -> Order:
         async with self.connection.answering():
             counter = await self.connection.counters.find_one_and_update(
-                {"_id": "orders"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+                order_numbers.counter(), order_numbers.take(), upsert=True, return_document=ReturnDocument.AFTER
             )
             assert counter is not None
-            order = Order(id=int(counter["seq"]), updated_at=utc_now(), version=1, **data.model_dump())
+            order = Order(id=order_numbers.taken(counter)[0], updated_at=utc_now(), version=1, **data.model_dump())
             await self.orders.insert_one(
                 {
                     "_id": order.id,

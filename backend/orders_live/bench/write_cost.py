@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from orders_live.sources.postgres.connection import schema_sql
+from orders_live.bench.schema import schema_sql
 
 SCHEMA = "orders_live_bench"
 SCRATCH = "orders"  # in SCHEMA

@@ -2,13 +2,12 @@
 its own, as another service or mongosh would (``orders-live bench --external-writer``). Every
 ``INSERT_EVERY``-th write inserts a new order; the others update the given orders in turn.
 
-    python -m orders_live.sources.direct_writer '{"url": ..., "ids": [...], "rate": 50, "duration": 10}'
+    python -m orders_live.bench.direct_writer '{"url": ..., "ids": [...], "rate": 50, "duration": 10}'
 
 Each write stamps ``product_name`` with the time it was sent (``bench <unix time>``), so the
 bench's clients measure commit-to-client latency on the machine's one clock. It prints one
 JSON line at the end: ``{"writes": <succeeded>, "inserts": <of them>, "late": <writes sent
 behind schedule>}``.
-Not used by the service.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-STAMP = "bench "  # the same as orders_live.bench.clients.STAMP (the bench reads it back)
+from orders_live.bench.clients import STAMP  # the bench's clients read it back
+
 CONCURRENCY = 16
 INSERT_EVERY = 10
 
@@ -32,11 +32,11 @@ Writer = tuple[Update, Insert, Callable[[], Awaitable[None]]]
 async def _mongo(url: str) -> Writer:
     from pymongo import AsyncMongoClient, ReturnDocument
 
+    from orders_live.domain import order_numbers
     from orders_live.domain.order import utc_now
-    from orders_live.sources.mongo.connection import DEFAULT_DATABASE
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
-    database = client.get_default_database(DEFAULT_DATABASE)
+    database = client.get_default_database(order_numbers.DATABASE)
     orders = database["orders"]
 
     async def update(order_id: int, stamp: str) -> bool:
@@ -48,12 +48,12 @@ async def _mongo(url: str) -> Writer:
 
     async def insert(stamp: str) -> bool:
         # The id from the service's own counter, as the service takes it (ids never collide).
-        counter = await database["counters"].find_one_and_update(
-            {"_id": "orders"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        counter = await database[order_numbers.COUNTERS].find_one_and_update(
+            order_numbers.counter(), order_numbers.take(), upsert=True, return_document=ReturnDocument.AFTER
         )
         assert counter is not None
         order = {"customer_name": "Bench insert", "product_name": stamp, "status": "pending", "version": 1}
-        await orders.insert_one({"_id": int(counter["seq"]), **order, "updated_at": utc_now()})
+        await orders.insert_one({"_id": order_numbers.taken(counter)[0], **order, "updated_at": utc_now()})
         return True
 
     return update, insert, client.close

@@ -1,20 +1,20 @@
-"""Bulk inserts straight into a database, as a migration or one client's ``insert_many`` would:
-the bench's preload and burst (``orders-live bench --orders N``). Not used by the service."""
+"""Bulk inserts straight into a database through its driver, as a migration or one client's
+``insert_many`` would: the bench's preload and burst (``orders-live bench --orders N``)."""
 
 from __future__ import annotations
 
+from orders_live.bench.schema import schema_sql
+from orders_live.domain import order_numbers
 from orders_live.domain.order import STATUSES, utc_now
 
 BATCH = 10_000
 
 
 async def insert_orders(url: str, count: int) -> None:
-    """Insert ``count`` orders at ``url`` (PostgreSQL: one statement; MongoDB: ``insert_many``
-    batches of 10,000, ids taken from the service's counter in one step)."""
+    """Insert ``count`` orders at ``url`` (PostgreSQL: the schema, then one statement; MongoDB:
+    ``insert_many`` batches of 10,000, ids taken from the service's counter in one step)."""
     if url.startswith(("postgresql://", "postgres://")):
         import asyncpg
-
-        from orders_live.sources.postgres.connection import schema_sql
 
         db = await asyncpg.connect(url)
         try:
@@ -31,18 +31,15 @@ async def insert_orders(url: str, count: int) -> None:
         return
     from pymongo import AsyncMongoClient, ReturnDocument
 
-    from orders_live.sources.mongo.connection import DEFAULT_DATABASE
-
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
     try:
-        database = client.get_default_database(DEFAULT_DATABASE)
-        counter = await database["counters"].find_one_and_update(
-            {"_id": "orders"}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
+        database = client.get_default_database(order_numbers.DATABASE)
+        counter = await database[order_numbers.COUNTERS].find_one_and_update(
+            order_numbers.counter(), order_numbers.take(count), upsert=True, return_document=ReturnDocument.AFTER
         )
         assert counter is not None
-        last = int(str(counter["seq"]))
-        first = last - count + 1
-        for start in range(first, last + 1, BATCH):
+        ids = order_numbers.taken(counter, count)
+        for start in range(ids.start, ids.stop, BATCH):
             now = utc_now()
             await database["orders"].insert_many(
                 [
@@ -54,7 +51,7 @@ async def insert_orders(url: str, count: int) -> None:
                         "updated_at": now,
                         "version": 1,
                     }
-                    for n in range(start, min(start + BATCH, last + 1))
+                    for n in range(start, min(start + BATCH, ids.stop))
                 ],
                 ordered=False,
             )
