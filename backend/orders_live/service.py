@@ -183,6 +183,7 @@ class Service:
             source.actions,
             settings.agent_actions_keep,
             settings.agent_actions_keep_days * 86_400,
+            metrics.agent_actions_trimmed,
             settings.agent_actions_retention_interval,
         )
         observability = Observability(

@@ -66,8 +66,6 @@ class ClientQueue(Generic[Packet]):
         self._conflating = False
         self._resync_due = False
         self._wake = Wakeup()
-        self.conflations = 0
-        self.resyncs = 0
 
     # -- producers (the hub's sinks, the transport's handlers) ----------------------
     def put_change(self, room: str, delivery: Delivery) -> None:
@@ -82,7 +80,6 @@ class ClientQueue(Generic[Packet]):
             return
         if self._waiting_changes >= self.capacity:
             self._conflating = True
-            self.conflations += 1
             self.report_slow("conflated")
             log.info("client %s is %d changes behind: conflating", self.name, self._waiting_changes)
             self.put_change(room, delivery)
@@ -114,7 +111,6 @@ class ClientQueue(Generic[Packet]):
 
     def _drop_to_resync(self) -> None:
         log.info("client %s is too far behind even merged: resync", self.name)
-        self.resyncs += 1
         self.report_slow("resynced")
         self._resync_due = True
         self._conflating = False

@@ -38,6 +38,11 @@ class TransportMetrics:
         )
         for kind in KINDS:
             self.agent_actions.labels(kind)
+        self.agent_actions_trimmed = Counter(
+            "orders_live_agent_actions_trimmed",
+            "Agent action records deleted by this instance's retention (agent_actions_keep, agent_actions_keep_days).",
+            registry=registry,
+        )
 
     def slow_client(self, outcome: str) -> None:
         self.slow_clients.labels(outcome).inc()

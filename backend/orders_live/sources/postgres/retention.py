@@ -28,7 +28,6 @@ SELECT LEAST(
 class LogRetention:
     def __init__(self, connection: PostgresConnection) -> None:
         self.connection = connection
-        self.removed = 0  # commits removed since start
 
     async def run(self) -> None:
         interval = self.connection.options.retention_interval
@@ -72,5 +71,4 @@ class LogRetention:
                         ).split()[-1]
                     )
                 horizon = upto
-        self.removed += removed
         return removed

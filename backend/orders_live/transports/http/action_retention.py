@@ -4,13 +4,16 @@ more than ``keep_seconds`` ago (settings ``agent_actions_keep`` and ``agent_acti
 One pass at start and one every ``interval`` seconds (``ActionLog.trim``, in small batches);
 between passes the log can grow by at most the append rate limit times the interval. The task
 runs under the service's Supervisor (``agent_actions.retention``); a pass the database does not
-answer is logged once and tried again at the next interval.
+answer is logged once and tried again at the next interval. The records it deletes are counted
+in ``orders_live_agent_actions_trimmed_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from prometheus_client import Counter
 
 from orders_live.domain.source import ActionLog, DatabaseUnavailable
 
@@ -20,9 +23,11 @@ TASK = "agent_actions.retention"
 
 
 class ActionRetention:
-    def __init__(self, actions: ActionLog, keep: int, keep_seconds: float, interval: float = 60.0) -> None:
+    def __init__(
+        self, actions: ActionLog, keep: int, keep_seconds: float, trimmed: Counter, interval: float = 60.0
+    ) -> None:
         self.actions, self.keep, self.keep_seconds, self.interval = actions, keep, keep_seconds, interval
-        self.removed = 0  # records deleted since start
+        self.trimmed = trimmed  # records deleted
         self.passes = 0  # passes finished since start
 
     async def run(self) -> None:
@@ -36,7 +41,7 @@ class ActionRetention:
                 failing = True
             else:
                 failing = False
-                self.removed += removed
+                self.trimmed.inc(removed)
                 self.passes += 1
                 if removed:
                     log.info("agent action log retention deleted %d records", removed)

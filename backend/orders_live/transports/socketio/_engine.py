@@ -190,9 +190,6 @@ class Engine:
         encoded: str = sio_packet.Packet(sio_packet.EVENT, data=[event, payload]).encode()
         return encoded
 
-    def encode_ack(self, ack_id: int, payload: Any) -> str:
-        return ack_packet(ack_id, payload)
-
     def encode_batch(self, run: list[tuple[Delivery, bool]]) -> str:
         """One ``order_changes`` packet for a run of (change, conflated): on the direct path
         from each change's JSON, encoded once for every client that gets it."""

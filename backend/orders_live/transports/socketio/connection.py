@@ -89,7 +89,6 @@ class ClientConnection:
         self.deferred = 0  # this client's frames waiting in a round: nothing of its own goes first
         self._writing = False  # the writer holds packets it has taken and not yet written
         self._wrote = Wakeup()  # set each time the writer finishes a round
-        self.batches = 0
         self.broken = False
         self.page_bytes = 512 * 1024  # the largest snapshot page this client is sent
 
@@ -180,7 +179,6 @@ class ClientConnection:
             self._wrote.set()  # the writer, ``written()`` and ``flush()`` wait for this
 
     def _batch_frame(self, deliveries: list[Delivery]) -> bytes:
-        self.batches += 1
         return text_frame(self.engine.encode_batch([(delivery, False) for delivery in deliveries]))
 
     def emit(self, event: str, payload: Any) -> None:
@@ -271,7 +269,6 @@ class ClientConnection:
         if len(run) == 1:
             yield self._single(*run[0])
         elif run:
-            self.batches += 1
             yield self.engine.encode_batch(run), None
 
 

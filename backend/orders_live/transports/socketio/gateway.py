@@ -91,7 +91,6 @@ class SocketGateway:
         self.connection_per_sid: dict[str, ClientConnection] = {}
         self.ended = 0  # connections ended since start
         self.rounds = WriteRounds()  # the fan-out's frames, a round per turn of the loop
-        self.resyncs_for_slowness = 0
         self.endings = Endings(lambda sid: self.sio.disconnect(sid), self.engine_sessions, metrics)
         self._stop_counting = quiet_library_parse_errors(
             lambda reason: self.metrics.refused_packets.labels(reason).inc()
@@ -206,7 +205,6 @@ class SocketGateway:
         await connection.close()  # and its subscribes being answered are cancelled
 
     def _resync_slow(self, connection: ClientConnection) -> None:
-        self.resyncs_for_slowness += 1
         for subscription in connection.subscriptions.values():
             self.hub.resync(subscription, "slow_client")
 
