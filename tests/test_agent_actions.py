@@ -16,9 +16,10 @@ import pytest
 from conftest import opened, running_service, settings_for, sse_events, until
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, InvalidAgentAction, parse_new_action
 from orders_live.domain.source import AlreadyRecorded
+from orders_live.runtime.supervisor import Supervisor
 from orders_live.service import Service
 from orders_live.sources.memory_actions import MemoryActionLog
-from orders_live.transports.http.action_tail import ActionTail
+from orders_live.transports.http.action_tail import TASK, ActionTail
 
 READ, WRITE = "read-token-1", "write-token-1"
 
@@ -335,7 +336,8 @@ def _open_streams(service: Service) -> int:
 async def test_a_stream_that_falls_too_far_behind_is_ended_and_the_tail_stops_cleanly() -> None:
     log = MemoryActionLog()
     tail = ActionTail(log, poll_interval=0.05, capacity=3)
-    tail.start()
+    tasks = Supervisor()
+    tasks.start(TASK, tail.run)
     try:
         stream = await tail.join(EVERY_ACTION)
         for n in range(1, 5):
@@ -350,8 +352,8 @@ async def test_a_stream_that_falls_too_far_behind_is_ended_and_the_tail_stops_cl
         tail.leave(stream)
         tail.leave(other)
     finally:
-        await tail.stop()
-    assert tail.tasks.problems == []
+        await tasks.stop()
+    assert tasks.problems == [] and tasks.deaths == {}
     with pytest.raises(AlreadyRecorded) as again:
         await log.append(parse_new_action(action(message="again")))
     assert again.value.existing["seq"] == 5

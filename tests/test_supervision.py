@@ -8,9 +8,10 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import aiohttp
 import pytest
 
-from conftest import running_service, settings_for, until
+from conftest import running_service, settings_for, until, until_async
 from orders_live.client.live_orders import LiveOrders
 from orders_live.domain.change import CaughtUp, Change
 from orders_live.domain.order import OrderCreate, OrderPatch
@@ -188,3 +189,130 @@ async def test_a_stop_step_that_hangs_is_cut_off_and_the_stop_ends(
         await asyncio.wait_for(running.stop(), 10)
     assert "stopping: end the event streams took over 0 s" in caplog.text
     assert closed == [True]
+
+
+async def test_cancelling_the_caller_of_stop_propagates() -> None:
+    """Before: ``Supervisor.stop`` swallowed its caller's own cancellation while it waited for
+    a task to end, and the cancelled caller went on as if nothing had happened."""
+    started, ending, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_to_end() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ending.set()
+            await release.wait()  # its clean-up takes a while
+
+    supervisor = Supervisor()
+    supervisor.start("test.slow", slow_to_end)
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(supervisor.stop())
+    await asyncio.wait_for(ending.wait(), 5)
+    stopping.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert stopping.cancelled()
+
+
+async def test_a_stop_step_that_raises_does_not_skip_the_steps_after_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: an exception in ``gateway.close()`` left ``Service.stop`` at once: no position
+    saved, the database client and the embedded database left open."""
+    from orders_live.service import Service
+
+    running = Service(settings_for("memory://"))
+    await running.start()
+    assert running.gateway is not None and running.source is not None and running.hub is not None
+    await running.hub.wait_ready(10)
+    order = await running.source.store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
+    await until(lambda: running.hub is not None and running.hub.index.version_of(order.id) == 1, what="the change")
+
+    async def broken_close() -> None:
+        raise RuntimeError("a bug in the gateway's close")
+
+    closed: list[bool] = []
+    close = running.source.connection.close
+
+    async def close_and_note() -> None:
+        closed.append(True)
+        await close()
+
+    running.gateway.close = broken_close  # type: ignore[method-assign]
+    running.source.connection.close = close_and_note  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="orders_live.service"):
+        await asyncio.wait_for(running.stop(), 30)
+    assert closed == [True]
+    assert await running.source.checkpoints.load_checkpoint(running.hub.instance) == running.hub.position
+    assert "stopping: close the Socket.IO clients failed (RuntimeError: a bug in the gateway's close)" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert running.tasks.problems == [] and not any(not task.done() for task in running.tasks.running)
+
+
+async def test_every_background_task_of_the_service_runs_under_its_one_supervisor() -> None:
+    """Before: the action tail (and a database's own work) ran under supervisors of their own."""
+    async with running_service(settings_for("memory://")) as service:
+        names = set(service.tasks.names)
+        assert {
+            "hub.follow",
+            "hub.checkpoints",
+            "agent_actions.tail",
+            "agent_actions.retention",
+            "agent_actions.sweep",
+            "sse.sweep",
+            "identity.files",
+            "loop.lag",
+        } <= names
+        assert service.hub is not None and service.hub.tasks is service.tasks
+
+
+async def test_a_dead_action_tail_is_restarted_counted_and_shown_on_readyz(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the tail had a supervisor of its own, so its death reached neither ``/readyz``
+    nor ``orders_live_task_deaths_total``."""
+    from orders_live.domain.agent_action import EVERY_ACTION
+    from orders_live.domain.source import DatabaseUnavailable
+    from orders_live.service import Service
+
+    token = "a-metrics-token-for-tests"
+    running = Service(settings_for("memory://", metrics_token=token))
+    running.tasks.restart_first, running.tasks.restart_cap = 0.05, 0.2
+    await running.start()
+    try:
+        assert running.action_tail is not None and running.source is not None
+        tail = running.action_tail
+        broken = True
+        after = running.source.actions.after
+
+        async def failing_after(*args: Any, **kwargs: Any) -> Any:
+            if broken:
+                raise DatabaseUnavailable("the database is away")
+            return await after(*args, **kwargs)
+
+        async def broken_wait(error: BaseException) -> None:
+            raise OverflowError("(34, 'Numerical result out of range')")  # a bug in the retry path
+
+        monkeypatch.setattr(running.source.actions, "after", failing_after)
+        monkeypatch.setattr(tail._backoff, "wait", broken_wait)
+        stream = await tail.join(EVERY_ACTION)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+
+            async def readyz() -> tuple[int, dict[str, Any]]:
+                async with session.get(f"{running.url}/readyz") as response:
+                    return response.status, await response.json()
+
+            async def tail_shown_dead() -> bool:
+                status, body = await readyz()
+                return status == 503 and any("task agent_actions.tail died" in p for p in body.get("problems", []))
+
+            await until_async(tail_shown_dead, within=20, what="/readyz to show the dead tail")
+            deaths = running.registry.get_sample_value("orders_live_task_deaths_total", {"task": "agent_actions.tail"})
+            assert deaths is not None and deaths >= 1
+            broken = False
+
+            async def ready() -> bool:
+                return (await readyz())[0] == 200
+
+            await until_async(ready, within=20, what="/readyz to answer 200 once the tail runs again")
+            tail.leave(stream)
+    finally:
+        await running.stop()

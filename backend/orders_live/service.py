@@ -1,11 +1,16 @@
-"""The running service: database (embedded or not), hub, REST, Socket.IO, SSE, in start/stop order."""
+"""The running service: database (embedded or not), hub, REST, Socket.IO, SSE, in start/stop order.
+
+Every background task of the service runs under one ``Supervisor`` (``Service.tasks``): the
+hub's, the source's jobs (``Source.jobs``), the agent action tail and retention, the sweeps,
+the pings, the probes. Each is named, restarted after a death, counted in
+``orders_live_task_deaths_total`` and shown on ``/readyz`` while it is down."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import prometheus_client
@@ -19,6 +24,7 @@ from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.process_limits import raise_open_files_limit
 from orders_live.runtime.heap import SettledHeap
 from orders_live.runtime.pauses import GcPauses, LoopLag
+from orders_live.runtime.supervisor import Supervisor
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
 from orders_live.sources.mongo.embedded import EmbeddedMongo
@@ -28,6 +34,7 @@ from orders_live.transports.http.access import access_middleware, cors_headers
 from orders_live.transports.http.access_log import PathOnlyAccessLog
 from orders_live.transports.http.action_retention import TASK as RETENTION_TASK
 from orders_live.transports.http.action_retention import ActionRetention
+from orders_live.transports.http.action_tail import TASK as TAIL_TASK
 from orders_live.transports.http.action_tail import ActionTail
 from orders_live.transports.http.agent_actions import AgentActionsApi
 from orders_live.transports.http.engine_polling import engine_polling_refused
@@ -78,6 +85,7 @@ class Service:
         self.gc_pauses = GcPauses(self.registry)
         self.loop_lag = LoopLag(self.registry, self.gc_pauses)
         self.heap: SettledHeap | None = None
+        self.tasks = Supervisor()  # every background task of the service
 
     @property
     def url(self) -> str:
@@ -133,6 +141,7 @@ class Service:
             checkpoint_interval=settings.checkpoint_interval,
             registry=self.registry,
             page_orders=settings.snapshot_page_orders,
+            tasks=self.tasks,
         )
         self.gateway = gateway = SocketGateway(
             hub,
@@ -207,19 +216,22 @@ class Service:
         await site.start()
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
+        tasks = self.tasks
+        for name, job in source.jobs.items():  # the database's own work (listening, retention)
+            tasks.start(name, job)
         await hub.start()
         self.gc_pauses.install()
-        hub.tasks.start("loop.lag", self.loop_lag.run)
+        tasks.start("loop.lag", self.loop_lag.run)
         if settings.freeze_heap:
             self.heap = SettledHeap(lambda: gateway.ended, lambda: len(gateway.connection_per_sid))
-            hub.tasks.start("heap.settle", self.heap.run)
+            tasks.start("heap.settle", self.heap.run)
         if gateway.engine.pings is not None:
-            hub.tasks.start("socketio.pings", gateway.engine.pings.run)
-        hub.tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
-        hub.tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
-        hub.tasks.start("agent_actions.sweep", agent_actions.open.sweep)
-        hub.tasks.start(RETENTION_TASK, self.action_retention.run)
-        action_tail.start()
+            tasks.start("socketio.pings", gateway.engine.pings.run)
+        tasks.start("identity.files", authenticator.watch)  # the JWKS and revocation files
+        tasks.start("sse.sweep", streams.open.sweep)  # streams whose client left
+        tasks.start("agent_actions.sweep", agent_actions.open.sweep)
+        tasks.start(RETENTION_TASK, self.action_retention.run)
+        tasks.start(TAIL_TASK, action_tail.run)
         log.info("orders-live listening on %s (instance %s), answering %s", self.url, hub.instance, hosts.describe())
 
     async def _database_url(self) -> str:
@@ -244,34 +256,30 @@ class Service:
             app.router.add_static("/assets", folder / "assets")
 
     async def stop(self) -> None:
-        """Stop accepting, stop the writers and end the event streams, save the position,
-        close the database, then stop the embedded server (closing a client against a
-        stopped server hangs). Each step is bounded (``STOP_STEP``): one that overruns is
-        logged by name and the next one runs, so that a stop always ends."""
+        """Stop accepting, stop the writers and end the event streams, save the position, stop
+        every background task, close the database, then stop the embedded server (closing a
+        client against a stopped server hangs). Every step runs whatever the one before it
+        raised, and each is bounded (``STOP_STEP``): one that fails or overruns is logged by
+        name, in one line, and the next one runs, so that a stop always ends. A cancellation
+        of the caller leaves at once."""
         if self.runner is not None:
             for site in list(self.runner.sites):
-                await _bounded("stop listening", site.stop())
+                await _step("stop listening", site.stop)
         if self.gateway is not None:
-            await _bounded("close the Socket.IO clients", self.gateway.close())
+            await _step("close the Socket.IO clients", self.gateway.close)
         if self.streams is not None:
-            await _bounded("end the event streams", self.streams.close())
+            await _step("end the event streams", self.streams.close)
         if self.agent_actions is not None:
-            await _bounded("end the agent action streams", self.agent_actions.close())
-        if self.action_tail is not None:
-            await _bounded("stop the agent action tail", self.action_tail.stop())
+            await _step("end the agent action streams", self.agent_actions.close)
         if self.hub is not None:
-            try:
-                await _bounded("stop the hub and save the position", self.hub.stop())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not save the resume position on the way out: %s", exc)
+            await _step("stop the hub and save the position", self.hub.stop)
+        await _step("stop the background tasks", self.tasks.stop)
         if self.runner is not None:
-            await _bounded("close the HTTP server", self.runner.cleanup())
+            await _step("close the HTTP server", self.runner.cleanup)
         if self.source is not None:
-            await _bounded("close the database client", self.source.connection.close())
+            await _step("close the database client", self.source.connection.close)
         if self.embedded is not None:
-            await _bounded("stop the embedded database", self.embedded.stop(), within=2 * STOP_STEP)
+            await _step("stop the embedded database", self.embedded.stop, within=2 * STOP_STEP)
         self.gc_pauses.remove()
         if self.heap is not None:
             self.heap.release()
@@ -296,14 +304,25 @@ def identity_options(settings: Settings) -> IdentityOptions:
     )
 
 
-async def _bounded(step: str, work: Awaitable[None], within: float | None = None) -> None:
+async def _step(step: str, work: Callable[[], Awaitable[None]], within: float | None = None) -> None:
+    """One step of a stop: bounded in time; a failure is logged in one line (no traceback)
+    and swallowed, so that the next step runs. The caller's own cancellation propagates."""
     within = STOP_STEP if within is None else within
     started = time.monotonic()
+    bound = asyncio.timeout(within)
     try:
-        async with asyncio.timeout(within):
-            await work
-    except TimeoutError:
-        log.warning("stopping: %s took over %.0f s; going on without it", step, within)
+        async with bound:
+            await work()
+    except TimeoutError as exc:
+        if bound.expired():
+            log.warning("stopping: %s took over %.0f s; going on without it", step, within)
+        else:
+            log.warning("stopping: %s failed (%s: %s); going on", step, type(exc).__name__, exc)
+        return
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("stopping: %s failed (%s: %s); going on", step, type(exc).__name__, exc)
         return
     took = time.monotonic() - started
     if took >= SLOW_STEP:

@@ -10,8 +10,8 @@ object may play several parts. Implementations live in ``orders_live.sources``, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, AgentActionJson, NewAgentAction
@@ -44,6 +44,7 @@ class PositionAhead(Exception):
     """The position is past the newest change the database's log holds: no instance handed it
     out, and waiting will not make it come."""
 
+Job = Callable[[], Awaitable[None]]  # long-running work: runs until cancelled
 
 class TooManyChanges(Exception):
     """More changes lie between two positions than a read may take."""
@@ -182,7 +183,9 @@ class Connection(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One database, as the service uses it."""
+    """One database, as the service uses it. ``jobs``: the long-running work it needs
+    (listening, retention), by task name; the service runs each under its supervisor, which
+    restarts one that dies. ``Connection.open()`` starts none of it."""
 
     connection: Connection
     store: OrderStore
@@ -193,3 +196,4 @@ class Source:
     @property
     def description(self) -> str:
         return self.connection.description
+    jobs: Mapping[str, Job] = field(default_factory=dict)

@@ -7,7 +7,8 @@ the last changes), ``fanout`` (rooms), ``batching`` (the fan-out once per read),
 (replays and snapshots that agree with a position), ``snapshot`` (snapshots read from the
 database in pages), ``catch_up`` (older positions, from the change stream),
 ``write_waiters`` (read-your-writes), ``checkpoints`` and ``stats``. Its background tasks run
-under a ``Supervisor``: a task that dies is logged, reported by ``problems`` and restarted.
+under a ``Supervisor`` (the service's, handed in; else one of its own): a task that dies is
+logged, counted, reported by ``problems`` and restarted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from orders_live.hub.views import ANONYMOUS, View, Views
 from orders_live.hub.write_waiters import WriteWaiters
 from orders_live.runtime.supervisor import Supervisor
 
+FOLLOW_TASK, CHECKPOINTS_TASK = "hub.follow", "hub.checkpoints"
+
 
 class Hub:
     def __init__(
@@ -43,7 +46,9 @@ class Hub:
         page_orders: int = PAGE_ORDERS,
         catch_up_rows: int = 10_000,
         catch_up_timeout: float = 5.0,
+        tasks: Supervisor | None = None,
     ) -> None:
+        """``tasks``: the supervisor its tasks run under (the service's); else one of its own."""
         self.source = source
         self.registry = registry if registry is not None else CollectorRegistry()
         self.stats = HubStats(self.registry)
@@ -79,7 +84,9 @@ class Hub:
             self.views.resync_all,
         )
         self.checkpoints = CheckpointSaver(source.checkpoints, self.feed, checkpoint_interval)
-        self.tasks = Supervisor(on_death=lambda name: self.stats.task_deaths.labels(name).inc())
+        self._own_tasks = tasks is None
+        self.tasks = Supervisor() if tasks is None else tasks
+        self.tasks.death_listeners.append(lambda name: self.stats.task_deaths.labels(name).inc())
         self.instance = instance
 
     @property
@@ -92,13 +99,14 @@ class Hub:
 
     # -- life cycle ----------------------------------------------------------------
     async def start(self) -> None:
-        self.tasks.start("hub.follow", self.follower.run)
-        self.tasks.start("hub.checkpoints", self.checkpoints.run)
+        self.tasks.start(FOLLOW_TASK, self.follower.run)
+        self.tasks.start(CHECKPOINTS_TASK, self.checkpoints.run)
 
     async def stop(self) -> None:
+        """Stops its own tasks (every task of its supervisor when that is its own) and saves the position."""
         await self.views.stop()
         await self.checkpoints.quiesce()
-        await self.tasks.stop()
+        await (self.tasks.stop() if self._own_tasks else self.tasks.stop(FOLLOW_TASK, CHECKPOINTS_TASK))
         self.batcher.flush()
         await self.checkpoints.save()
 

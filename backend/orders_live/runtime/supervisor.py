@@ -4,12 +4,14 @@ A task that dies is noticed at once: the death is logged with the task's name an
 error, counted, reported by ``problems`` (which ``/readyz`` shows) until the task runs
 again, and the task is restarted after a growing, capped, jittered delay. A task that
 returns is treated as dead too: a background task is meant to run until it is cancelled.
+
+The service owns one (``Service.tasks``): every background task of the service runs under it,
+so that each death reaches ``/readyz`` and ``orders_live_task_deaths_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -28,7 +30,7 @@ class Supervisor:
         restart_cap: float = 10.0,
     ) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._on_death = on_death
+        self.death_listeners: list[Callable[[str], None]] = [] if on_death is None else [on_death]
         self.restart_first, self.restart_cap = restart_first, restart_cap
         self.deaths: dict[str, int] = {}
         self.down: dict[str, str] = {}  # task name -> why, while it waits to be restarted
@@ -40,18 +42,31 @@ class Supervisor:
         self._tasks[name] = asyncio.create_task(self._keep(name, run), name=name)
 
     @property
+    def names(self) -> list[str]:
+        """The tasks started and not stopped, by name."""
+        return list(self._tasks)
+
+    @property
+    def running(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks.values())
+
+    @property
     def problems(self) -> list[str]:
         return [f"task {name} died ({why}); restarting" for name, why in sorted(self.down.items())]
 
-    async def stop(self) -> None:
-        """Cancel every task and wait for each to end."""
-        tasks, self._tasks = list(self._tasks.values()), {}
+    async def stop(self, *names: str) -> None:
+        """Cancel the tasks ``names`` (every task when none is named) and wait for each to end.
+
+        A cancellation of the caller itself is not swallowed: it leaves this call at once (the
+        tasks, already cancelled, end on their own)."""
+        chosen = list(self._tasks) if not names else [name for name in names if name in self._tasks]
+        tasks = [self._tasks.pop(name) for name in chosen]
+        for name in chosen:
+            self.down.pop(name, None)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.down.clear()
+        if tasks:
+            await asyncio.wait(tasks)  # raises CancelledError only when the caller is cancelled
 
     async def _keep(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -70,8 +85,8 @@ class Supervisor:
                 log.error("task %s ended by itself", name)
             self.deaths[name] = self.deaths.get(name, 0) + 1
             self.down[name] = why
-            if self._on_death is not None:
-                self._on_death(name)
+            for listener in self.death_listeners:
+                listener(name)
             if loop.time() - started > HEALTHY_AFTER:
                 backoff.failures = 0
             backoff.failures += 1

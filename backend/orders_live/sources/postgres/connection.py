@@ -1,5 +1,5 @@
 """The PostgreSQL connections: a pool for reads and writes, one dedicated connection that
-LISTENs, the schema, and the source's own background work (listening, retention).
+LISTENs (``listen``: a job the service runs under its supervisor), and the schema.
 
 NOTIFY is only a wake-up: each notification (or, without one, a periodic re-read) makes the
 readers look at the change log, which is the truth. A notification lost while the listening
@@ -21,7 +21,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.runtime.backoff import Backoff
-from orders_live.runtime.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,6 @@ class PostgresConnection:
         self.pool: asyncpg.Pool | None = None
         self._news = asyncio.Event()  # set (and replaced) at each NOTIFY, and when listening resumes
         self.listening = False
-        self.tasks = Supervisor()
         self._opened = False
 
     @property
@@ -82,22 +80,15 @@ class PostgresConnection:
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
             await connection.execute(schema_sql())
-        from orders_live.sources.postgres.retention import LogRetention
-
-        self.tasks.start("postgres.listen", self._listen)
-        self.tasks.start("postgres.retention", LogRetention(self).run)
         self._opened = True
 
     async def close(self) -> None:
-        await self.tasks.stop()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
         self._opened = False
 
     async def ping(self) -> None:
-        if self.tasks.problems:
-            raise DatabaseUnavailable("; ".join(self.tasks.problems))
         async with asyncio.timeout(1.0), self.answering() as connection:
             await connection.fetchval("SELECT 1")
 
@@ -126,9 +117,10 @@ class PostgresConnection:
         self._news.set()
         self._news = asyncio.Event()
 
-    async def _listen(self) -> None:
+    async def listen(self) -> None:
         """One connection that LISTENs, reconnected with growing, capped delays; checked
-        with ``SELECT 1`` when quiet, since a dead TCP peer may say nothing."""
+        with ``SELECT 1`` when quiet, since a dead TCP peer may say nothing. Runs until
+        cancelled (the job ``postgres.listen``)."""
         backoff = Backoff("listening for changes", log)
         while True:
             try:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
+
+from orders_live.domain.source import DatabaseUnavailable
 from orders_live.sources.postgres.connection import PostgresConnection
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ class LogRetention:
         self.connection = connection
 
     async def run(self) -> None:
+        """Passes every ``retention_interval`` seconds until cancelled (the job ``postgres.retention``):
+        a pass the database does not answer is logged once and tried again at the next interval."""
         interval = self.connection.options.retention_interval
         failing = False
         while True:
@@ -37,9 +42,7 @@ class LogRetention:
             try:
                 await self.pass_once()
                 failing = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except (DatabaseUnavailable, asyncpg.PostgresError) as exc:  # else a bug: the task dies, is counted
                 if not failing:
                     log.warning("change log retention failed (%s: %s); trying again later", type(exc).__name__, exc)
                 failing = True

@@ -6,10 +6,10 @@ that records appended through another instance arrive within about that long. Ea
 has a bounded queue; a stream that falls more than ``capacity`` records behind is ended (its
 EventSource reconnects with Last-Event-ID and reads the rest from the log).
 
-The tail runs under a Supervisor (named, restarted after a death, cancelled and awaited by
-``stop``). A stream joins under the tail's lock: when no stream was open, the tail first
-takes the log's newest seq, so the stream's own backlog, read after joining, reaches at least
-as far as the tail's first read.
+The tail's ``run`` is a long-running job the service runs under its one Supervisor (``TASK``:
+named, restarted after a death, counted, shown on ``/readyz``). A stream joins under the
+tail's lock: when no stream was open, the tail first takes the log's newest seq, so the
+stream's own backlog, read after joining, reaches at least as far as the tail's first read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import logging
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, AgentActionJson
 from orders_live.domain.source import ActionLog
 from orders_live.runtime.backoff import Backoff
-from orders_live.runtime.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +61,9 @@ class ActionTail:
         self.poll_interval, self.capacity = poll_interval, capacity
         self.streams: set[ActionStream] = set()
         self.last_seq = 0  # the highest seq handed to the streams (valid while any is open)
-        self.tasks = Supervisor()
         self._lock = asyncio.Lock()  # one reader of the log at a time: joins and tail reads
         self._wake = asyncio.Event()  # a local append, or the first stream
         self._backoff = Backoff("reading the agent action log", log)
-
-    def start(self) -> None:
-        self.tasks.start(TASK, self._run)
-
-    async def stop(self) -> None:
-        await self.tasks.stop()
-
-    @property
-    def problems(self) -> list[str]:
-        return self.tasks.problems
 
     def appended(self) -> None:
         """A record was appended through this instance: read it now."""
@@ -97,7 +85,8 @@ class ActionTail:
     def leave(self, stream: ActionStream) -> None:
         self.streams.discard(stream)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Reads the log for the open streams until cancelled (the service supervises it)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval if self.streams else None):
