@@ -6,6 +6,30 @@ agent's append-only action log (``ActionLog``) and a connection to open, check a
 (``Connection``). ``Source`` bundles one of each; one
 object may play several parts. Implementations live in ``orders_live.sources``, one module
 (or package) each, chosen by URL; nothing above them sees a driver's types.
+
+The rules every source keeps (``tests/contract/`` holds each source to them; a new source is
+one more parameter there):
+
+- **Errors.** Besides the refusals a method names (``OrderNotFound``, ``VersionConflict``,
+  ``AlreadyRecorded``, ``PositionAhead``, ``TooManyChanges``, ``StreamInvalidated``), only
+  ``DatabaseUnavailable`` and ``HistoryLost`` leave a source. A driver's error never crosses
+  the seam: each source runs every driver call inside its connection's ``answering()``, which
+  turns them into ``DatabaseUnavailable``.
+- **Positions** are opaque strings, made by one source's feed and compared only by it
+  (``ChangeFeed.position_key``). A position of another source, or no position at all, is
+  ``HistoryLost``, as is one whose following changes the log no longer holds (retention, a
+  truncated log).
+- **Marks.** ``CaughtUp(p)`` says every change committed up to ``p`` has been yielded. After
+  its first mark a feed yields another promptly, without waiting for a write or a poll: a
+  reader that seeds its state from the store when the stream opens (the follower) takes only
+  a mark read after its seed as proof that the seed is at that mark, and ignores the first.
+- **Order.** ``watch`` and ``changes_between`` yield changes in commit order; ``ActionLog.after``
+  returns records in ``seq`` order with none skipped: a record becomes visible only after
+  every record with a lower ``seq`` (concurrent appends included), so a reader that asks for
+  what follows the last ``seq`` it saw never misses one.
+- **Life cycle.** ``Connection.open()`` is idempotent and starts nothing in the background:
+  long-running work a source needs (listening, retention) is one of its ``Source.jobs``, which
+  the service runs under its supervisor (as it does its own: action tails, checkpoints).
 """
 
 from __future__ import annotations
@@ -20,6 +44,7 @@ from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, 
 from orders_live.domain.page import Cursor, IndexRow
 from orders_live.domain.subscription import SubscriptionFilter
 
+Job = Callable[[], Awaitable[None]]  # long-running work: runs until cancelled
 PositionKey = tuple[int, str]  # positions of one database sort by this key
 
 
@@ -44,7 +69,6 @@ class PositionAhead(Exception):
     """The position is past the newest change the database's log holds: no instance handed it
     out, and waiting will not make it come."""
 
-Job = Callable[[], Awaitable[None]]  # long-running work: runs until cancelled
 
 class TooManyChanges(Exception):
     """More changes lie between two positions than a read may take."""
@@ -106,7 +130,8 @@ class ChangeFeed(Protocol):
         ...
 
     def position_key(self, position: str) -> PositionKey | None:
-        """A sort key for a position of this database, or None if it is not one."""
+        """A sort key for a position of this database, or None if it is not one. Keys are
+        compared only with keys of the same feed."""
         ...
 
     async def check_position(self, position: str) -> None:
@@ -152,7 +177,9 @@ class ActionLog(Protocol):
         ...
 
     async def after(self, seq: int, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
-        """Up to ``limit`` records that match with a seq above ``seq``, oldest first."""
+        """Up to ``limit`` records that match with a seq above ``seq``, oldest first. Gap-free:
+        no record with a seq between two returned ones (or below the first, above ``seq``)
+        becomes visible later."""
         ...
 
     async def trim(self, keep: int, keep_seconds: float) -> int:
@@ -171,13 +198,15 @@ class Connection(Protocol):
         ...
 
     async def open(self) -> None:
-        """Connect and prepare (indexes, collection options). Idempotent."""
+        """Connect and prepare (indexes, collection options). Idempotent: once it has
+        succeeded, a second call does nothing; after a failure, the next call tries again.
+        Starts no background work. Raises DatabaseUnavailable."""
         ...
 
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
-        """Raises unless the database answers now."""
+        """Raises DatabaseUnavailable unless the database answers now."""
         ...
 
 
@@ -192,8 +221,8 @@ class Source:
     feed: ChangeFeed
     checkpoints: Checkpoints
     actions: ActionLog
+    jobs: Mapping[str, Job] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
         return self.connection.description
-    jobs: Mapping[str, Job] = field(default_factory=dict)
