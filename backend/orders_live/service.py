@@ -97,7 +97,7 @@ class Service:
         quiet_malformed_requests()
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         if self.source is None:
-            self.source = source_from_url(await self._database_url())
+            self.source = source_from_url(await self._database_url(), settings.mongo, settings.postgres)
         source = self.source
         try:
             await source.connection.open()  # before any write is taken (the hub retries if this fails)
@@ -288,7 +288,7 @@ class Service:
 def embedded_database(settings: Settings) -> EmbeddedMongo | EmbeddedPostgres:
     """The embedded database ``settings`` ask for (not started), under ``data_dir``."""
     if settings.embedded_database == "postgres":
-        return EmbeddedPostgres(settings.data_dir)
+        return EmbeddedPostgres(settings.data_dir, options=settings.postgres)
     return EmbeddedMongo(settings.data_dir)
 
 

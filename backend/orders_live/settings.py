@@ -1,4 +1,6 @@
-"""Configuration: one typed settings object, read from the environment."""
+"""Configuration: one typed settings object, read from the environment. What only one database
+is told is its sub-settings, ``mongo`` and ``postgres`` (``sources/options.py``), read with it
+under their own names (``ORDERS_LIVE_IDLE_POLL_CAP``, ``ORDERS_LIVE_PG_POOL_SIZE``, …)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orders_live.identity.jwt_tokens import JwtRules
+from orders_live.sources.options import MongoOptions, PostgresOptions
 
 
 class Settings(BaseSettings):
@@ -215,6 +218,12 @@ class Settings(BaseSettings):
     )
     agent_actions_retention_interval: float = Field(
         60.0, gt=0, description="seconds between the agent action log's retention passes (the first at start)"
+    )
+    mongo: MongoOptions = Field(
+        default_factory=MongoOptions, description="the MongoDB source's own settings (ORDERS_LIVE_ + name)"
+    )
+    postgres: PostgresOptions = Field(
+        default_factory=PostgresOptions, description="the PostgreSQL source's own settings (ORDERS_LIVE_PG_ + name)"
     )
 
     @field_validator("workers", mode="before")

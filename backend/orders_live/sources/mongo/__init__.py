@@ -10,9 +10,10 @@ from __future__ import annotations
 from orders_live.domain.source import Source
 from orders_live.sources.mongo.actions import MongoActionLog
 from orders_live.sources.mongo.checkpoints import MongoCheckpoints
-from orders_live.sources.mongo.connection import MongoConnection, MongoOptions
+from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.feed import MongoChangeFeed
 from orders_live.sources.mongo.store import MongoOrderStore
+from orders_live.sources.options import MongoOptions
 
 __all__ = ["MongoConnection", "MongoOptions", "mongo_source"]
 

@@ -8,8 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
@@ -17,20 +15,11 @@ from pymongo.errors import OperationFailure, PyMongoError
 from orders_live.domain import order_numbers
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.sources.mongo.pacer import IdlePacer
+from orders_live.sources.options import MongoOptions
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = order_numbers.DATABASE
-
-
-class MongoOptions(BaseSettings):
-    """Settings only this source has (``ORDERS_LIVE_`` + name, upper case)."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDERS_LIVE_", extra="ignore")
-
-    idle_poll_cap: float = Field(
-        0.2, gt=0, description="longest pause between empty getMores against a server without awaitData (nx-27017)"
-    )
 
 
 class MongoConnection:

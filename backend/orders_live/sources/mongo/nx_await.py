@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
-import os
 import sys
 import threading
 import time
@@ -31,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from orders_live.sources.options import MongoOptions
 
 PINNED = "0.8.1"
 MAX_WAIT = 10.0  # seconds: the longest a getMore is held, whatever it asks
@@ -183,7 +184,7 @@ def install() -> None:
 
 
 def main() -> None:
-    wanted = os.environ.get("ORDERS_LIVE_NX_AWAIT", "true").lower() not in ("0", "false", "no", "off")
+    wanted = MongoOptions().nx_await  # this process's own settings: the environment it inherited
     problems = check() if wanted else ["switched off (ORDERS_LIVE_NX_AWAIT=false)"]
     mode = "awaitData" if not problems else "plain: " + "; ".join(problems)
     if "--data-dir" in sys.argv:

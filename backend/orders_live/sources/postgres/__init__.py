@@ -10,9 +10,10 @@ changes; ``retention`` keeps the log bounded (the job ``postgres.retention``); `
 from __future__ import annotations
 
 from orders_live.domain.source import Source
+from orders_live.sources.options import PostgresOptions
 from orders_live.sources.postgres.actions import PostgresActionLog
 from orders_live.sources.postgres.checkpoints import PostgresCheckpoints
-from orders_live.sources.postgres.connection import PostgresConnection, PostgresOptions
+from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.feed import PostgresChangeFeed
 from orders_live.sources.postgres.retention import LogRetention
 from orders_live.sources.postgres.store import PostgresOrderStore

@@ -16,11 +16,10 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.runtime.backoff import Backoff
+from orders_live.sources.options import PostgresOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +35,6 @@ UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
 )
-
-
-class PostgresOptions(BaseSettings):
-    """Settings only this source has (``ORDERS_LIVE_PG_`` + name, upper case)."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDERS_LIVE_PG_", extra="ignore")
-
-    pool_size: int = Field(10, ge=1, description="connections in the pool for reads and writes")
-    poll_interval: float = Field(
-        2.0, gt=0, description="seconds between re-reads of the change log when no notification comes"
-    )
-    log_keep_rows: int = Field(100_000, ge=1, description="changes the log keeps at least (retention by rows)")
-    log_keep_seconds: float = Field(86_400.0, gt=0, description="seconds the log keeps a change at least")
-    retention_interval: float = Field(10.0, gt=0, description="seconds between retention passes")
-    retention_batch: int = Field(5_000, ge=1, description="commits removed per retention statement")
 
 
 def schema_sql() -> str:

@@ -1,7 +1,8 @@
 """A private PostgreSQL server as a child process, for the demo and the tests.
 
-It uses the server binaries already on the machine (``ORDERS_LIVE_PG_BIN``, else
-``pg_config --bindir``, else Debian's ``/usr/lib/postgresql/<version>/bin``): ``initdb`` on
+It uses the server binaries already on the machine (``PostgresOptions.bin``, that is
+``ORDERS_LIVE_PG_BIN``, else ``pg_config --bindir``, else Debian's
+``/usr/lib/postgresql/<version>/bin``): ``initdb`` on
 the first start into ``<data_dir>/pg``, then ``postgres`` on 127.0.0.1 only, on its own port,
 with no Unix socket, logging to ``<data_dir>/postgres.log``. initdb and postgres refuse to
 run as root, so under root the server runs as the ``postgres`` user (Debian's package creates
@@ -33,6 +34,7 @@ from pathlib import Path
 import asyncpg
 
 from orders_live.sources.database_process import die_with_parent, free_port, stop_server, stop_stale_server
+from orders_live.sources.options import PostgresOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,12 @@ host all orders_live ::1/128 scram-sha-256
 """
 
 
-def server_binaries() -> Path:
+def server_binaries(options: PostgresOptions | None = None) -> Path:
     """The folder of ``initdb`` and ``postgres``; RuntimeError with what to install when none."""
     candidates: list[Path] = []
-    if os.environ.get("ORDERS_LIVE_PG_BIN"):
-        candidates.append(Path(os.environ["ORDERS_LIVE_PG_BIN"]))
+    configured = (options or PostgresOptions()).bin
+    if configured is not None:
+        candidates.append(configured)
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -106,8 +109,10 @@ class EmbeddedPostgres:
         port: int | None = None,
         database: str = "orders_live",
         server_settings: Mapping[str, str] | None = None,
+        options: PostgresOptions | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        self.options = options  # where its binaries are (None: from the environment)
         self.port = port
         self.database = database
         self.server_settings = dict(server_settings or {})
@@ -131,7 +136,7 @@ class EmbeddedPostgres:
         return f"postgresql://{login}@127.0.0.1:{self.port}/{database or self.database}"
 
     async def start(self) -> str:
-        binaries = server_binaries()
+        binaries = server_binaries(self.options)
         user = server_user()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stop_stale_server()
