@@ -12,10 +12,13 @@ import pytest
 
 import orders_live
 from conftest import running_service, settings_for
+from orders_live.service import embedded_database
 from orders_live.settings import Settings
+from orders_live.sources.mongo.embedded import EmbeddedMongo
+from orders_live.sources.mongo.nx_await import await_data_wanted
 from orders_live.sources.options import MongoOptions, PostgresOptions
 from orders_live.sources.postgres.connection import PostgresConnection
-from orders_live.sources.postgres.embedded import server_binaries
+from orders_live.sources.postgres.embedded import EmbeddedPostgres, server_binaries
 
 SERVICE_LAYERS = ("service.py", "settings.py", "transports", "hub", "sources", "identity", "domain", "runtime")
 
@@ -60,3 +63,38 @@ async def test_the_postgres_options_given_to_the_settings_reach_the_source(postg
         assert isinstance(connection, PostgresConnection)
         assert (connection.options.pool_size, connection.options.poll_interval) == (3, 0.5)
         assert connection.pool is not None and connection.pool.get_max_size() == 3
+
+
+@pytest.mark.fast
+def test_the_embedded_database_gets_its_source_s_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, mongo=MongoOptions(nx_await=False), postgres=PostgresOptions(bin=tmp_path))
+    mongo = embedded_database(settings)
+    assert isinstance(mongo, EmbeddedMongo) and mongo.options.nx_await is False
+    postgres = embedded_database(settings.model_copy(update={"embedded_database": "postgres"}))
+    assert isinstance(postgres, EmbeddedPostgres) and postgres.options == settings.postgres
+
+
+@pytest.mark.database
+async def test_the_launcher_takes_await_data_from_the_settings_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERS_LIVE_NX_AWAIT", "true")  # the service's settings say otherwise, and win
+    server = EmbeddedMongo(tmp_path / "nx", options=MongoOptions(nx_await=False))
+    await server.start()
+    try:
+        assert server.mode == "plain: switched off (ORDERS_LIVE_NX_AWAIT=false)"
+    finally:
+        await server.stop()
+
+
+@pytest.mark.fast
+def test_the_launcher_s_own_argument_is_taken_out_before_nx_27017_reads_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["nx_await", "--await-data", "false", "--port", "27017"]
+    assert await_data_wanted(argv) is False
+    assert argv == ["nx_await", "--port", "27017"]
+    monkeypatch.setenv("ORDERS_LIVE_NX_AWAIT", "false")  # without the argument: the environment's
+    assert await_data_wanted(argv) is False
+    monkeypatch.delenv("ORDERS_LIVE_NX_AWAIT")
+    assert await_data_wanted(argv) is True

@@ -289,7 +289,7 @@ def embedded_database(settings: Settings) -> EmbeddedMongo | EmbeddedPostgres:
     """The embedded database ``settings`` ask for (not started), under ``data_dir``."""
     if settings.embedded_database == "postgres":
         return EmbeddedPostgres(settings.data_dir, options=settings.postgres)
-    return EmbeddedMongo(settings.data_dir)
+    return EmbeddedMongo(settings.data_dir, options=settings.mongo)
 
 
 def identity_options(settings: Settings) -> IdentityOptions:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from orders_live.sources.database_process import die_with_parent, free_port, stop_server, stop_stale_server
+from orders_live.sources.mongo.nx_await import AWAIT_DATA
+from orders_live.sources.options import MongoOptions
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +21,11 @@ START_TIMEOUT = 30.0
 
 
 class EmbeddedMongo:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, options: MongoOptions | None = None) -> None:
         self.mode = "not started"
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.options = options or MongoOptions()  # nx_await: handed to the launcher
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -46,6 +49,8 @@ class EmbeddedMongo:
                 sys.executable,
                 "-m",
                 "orders_live.sources.mongo.nx_await",  # nx-27017 with awaitData, or as it is
+                AWAIT_DATA,
+                "true" if self.options.nx_await else "false",
                 "--data-dir",
                 str(self.data_dir / "db"),
                 "--host",

@@ -14,8 +14,10 @@ nx-27017's internals (run as ``python -m orders_live.sources.mongo.nx_await <nx-
   writes.
 
 ``check`` compares the version and the shapes these rely on; if anything differs, or with
-``ORDERS_LIVE_NX_AWAIT=false``, nx-27017 runs as it is (the watcher then paces its empty
-reads, as before). Which way it went is written to ``<data dir>/../nx-27017.mode``.
+``--await-data false`` (what ``EmbeddedMongo`` passes for ``settings.mongo.nx_await``; without
+the argument, ``ORDERS_LIVE_NX_AWAIT`` through ``MongoOptions``), nx-27017 runs as it is (the
+watcher then paces its empty reads, as before). Which way it went is written to
+``<data dir>/../nx-27017.mode``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from orders_live.sources.options import MongoOptions
 
 PINNED = "0.8.1"
+AWAIT_DATA = "--await-data"  # the launcher's own argument (true or false), taken out before nx-27017 reads the rest
 MAX_WAIT = 10.0  # seconds: the longest a getMore is held, whatever it asks
 DEFAULT_WAIT = 1.0  # MongoDB's default maxAwaitTimeMS
 THREADS = 64
@@ -183,8 +186,19 @@ def install() -> None:
     server.run_server = run_server
 
 
+def await_data_wanted(argv: list[str]) -> bool:
+    """The launcher's ``--await-data true|false``, removed from ``argv``; without it, the
+    setting as this process's environment gives it."""
+    if AWAIT_DATA not in argv:
+        return MongoOptions().nx_await
+    at = argv.index(AWAIT_DATA)
+    value = argv[at + 1] if at + 1 < len(argv) else ""
+    del argv[at : at + 2]
+    return value.lower() not in ("0", "false", "no", "off")
+
+
 def main() -> None:
-    wanted = MongoOptions().nx_await  # this process's own settings: the environment it inherited
+    wanted = await_data_wanted(sys.argv)
     problems = check() if wanted else ["switched off (ORDERS_LIVE_NX_AWAIT=false)"]
     mode = "awaitData" if not problems else "plain: " + "; ".join(problems)
     if "--data-dir" in sys.argv:
