@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,9 +32,10 @@ TOKEN = "a-metrics-token-for-tests"
 
 @asynccontextmanager
 async def supervised(url: str, source: Source | None = None) -> AsyncIterator[Service]:
-    """A service whose restarts come quickly, its feed live; stopped on the way out."""
+    """A service whose restarts come within 0.5-1 s (long enough for /readyz to be seen
+    showing the death), its feed live; stopped on the way out."""
     running = Service(settings_for(url, metrics_token=TOKEN), source=source)
-    running.tasks.restart_first, running.tasks.restart_cap = 0.05, 0.2
+    running.tasks.restart_first, running.tasks.restart_cap = 1.0, 1.0
     await running.start()
     try:
         assert running.hub is not None
@@ -153,3 +159,44 @@ async def test_a_stop_step_that_raises_still_saves_the_position_and_closes_the_d
         assert await source.checkpoints.load_checkpoint(hub.instance) == hub.position
     with pytest.raises(Exception):  # noqa: B017,PT011  closed: whichever error its driver gives
         await running.source.connection.ping()
+
+
+@pytest.fixture(params=["nx-27017", "postgres"])
+def embedded_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A data folder the embedded database's own user can reach (as root, PostgreSQL runs as
+    ``postgres``, and pytest's folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-watchdog-"))
+    folder.chmod(0o755)
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_an_embedded_database_that_dies_is_shown_counted_and_started_again(
+    embedded_kind: str, reachable_dir: Path
+) -> None:
+    """Before: nothing watched the embedded database; killed, it stayed dead and the service
+    with it, and no task death said why."""
+    settings = settings_for("", database_url=None, embedded_database=embedded_kind, data_dir=reachable_dir)
+    running = Service(settings.model_copy(update={"metrics_token": TOKEN}))
+    # A death shows on /readyz until the restart: 1.5-3 s here, while a ping of the dead
+    # database may hold each /readyz for up to 1 s.
+    running.tasks.restart_first, running.tasks.restart_cap = 3.0, 3.0
+    await running.start()
+    try:
+        assert running.hub is not None and running.source is not None and running.embedded is not None
+        hub, store = running.hub, running.source.store
+        await hub.wait_ready(30)
+        process = running.embedded.process
+        assert process is not None
+        os.kill(process.pid, signal.SIGKILL)
+        await shown_dead_then_back(running, "embedded.watchdog")
+        assert running.embedded.process is not None and running.embedded.process.pid != process.pid
+        order = await store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
+        await until(lambda: hub.index.version_of(order.id) == 1, within=30, what="a change after the restart")
+    finally:
+        await running.stop()

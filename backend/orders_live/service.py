@@ -1,9 +1,9 @@
 """The running service: database (embedded or not), hub, REST, Socket.IO, SSE, in start/stop order.
 
 Every background task of the service runs under one ``Supervisor`` (``Service.tasks``): the
-hub's, the source's jobs (``Source.jobs``), the agent action tail and retention, the sweeps,
-the pings, the probes. Each is named, restarted after a death, counted in
-``orders_live_task_deaths_total`` and shown on ``/readyz`` while it is down."""
+hub's, the embedded database's watchdog, the source's jobs (``Source.jobs``), the agent action
+tail and retention, the sweeps, the pings, the probes. Each is named, restarted after a death,
+counted in ``orders_live_task_deaths_total`` and shown on ``/readyz`` while it is down."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from orders_live.runtime.pauses import GcPauses, LoopLag
 from orders_live.runtime.supervisor import Supervisor
 from orders_live.settings import Settings
 from orders_live.sources import source_from_url
+from orders_live.sources.embedded_watchdog import TASK as WATCHDOG_TASK
+from orders_live.sources.embedded_watchdog import EmbeddedWatchdog
 from orders_live.sources.mongo.embedded import EmbeddedMongo
 from orders_live.sources.postgres.embedded import EmbeddedPostgres
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
@@ -217,6 +219,8 @@ class Service:
         self.port = int(self.runner.addresses[0][1])
         hub.instance = settings.instance_name(self.port)
         tasks = self.tasks
+        if self.embedded is not None:  # started again if it dies
+            tasks.start(WATCHDOG_TASK, EmbeddedWatchdog(self.embedded, settings.embedded_database).run)
         for name, job in source.jobs.items():  # the database's own work (listening, retention)
             tasks.start(name, job)
         await hub.start()
