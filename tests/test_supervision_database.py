@@ -23,6 +23,7 @@ from orders_live.domain.order import OrderCreate
 from orders_live.domain.source import Source
 from orders_live.runtime.backoff import Backoff
 from orders_live.service import Service
+from orders_live.sources import source_from_url
 from orders_live.sources.postgres import PostgresOptions, postgres_source
 
 pytestmark = pytest.mark.database
@@ -200,3 +201,24 @@ async def test_an_embedded_database_that_dies_is_shown_counted_and_started_again
         await until(lambda: hub.index.version_of(order.id) == 1, within=30, what="a change after the restart")
     finally:
         await running.stop()
+
+
+async def test_opening_a_source_starts_nothing_in_the_background(database_url: str) -> None:
+    """Before: PostgreSQL's ``open()`` started its LISTEN loop and retention under a supervisor
+    of its own, out of the service's sight. (A driver's own tasks, PyMongo's monitors, are not
+    the source's work.)"""
+    before = asyncio.all_tasks()
+    source = source_from_url(database_url)
+    await source.connection.open()
+    try:
+        assert [task.get_name() for task in asyncio.all_tasks() - before if _ours(task)] == []
+        if database_url.startswith("postgres"):
+            assert sorted(source.jobs) == ["postgres.listen", "postgres.retention"]
+    finally:
+        await source.connection.close()
+
+
+def _ours(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` runs this project's code (not a driver's)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "orders_live" in code.co_filename
