@@ -316,3 +316,23 @@ async def test_a_dead_action_tail_is_restarted_counted_and_shown_on_readyz(monke
             tail.leave(stream)
     finally:
         await running.stop()
+
+
+async def test_a_task_that_keeps_dying_logs_one_traceback_then_one_line_a_death(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: each death of a task that kept dying (a watchdog whose server cannot start, say)
+    logged its whole traceback again."""
+    deaths: list[str] = []
+
+    async def broken() -> None:
+        raise RuntimeError("still broken")
+
+    supervisor = Supervisor(on_death=deaths.append, restart_first=0.01, restart_cap=0.02)
+    with caplog.at_level(logging.ERROR, logger="orders_live.runtime.supervisor"):
+        supervisor.start("test.broken", broken)
+        await until(lambda: len(deaths) >= 4, what="four deaths")
+        await supervisor.stop()
+    records = [r for r in caplog.records if "task test.broken died" in r.getMessage()]
+    assert len(records) >= 4
+    assert [r.exc_info is not None for r in records[:4]] == [True, False, False, False]

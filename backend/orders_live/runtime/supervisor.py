@@ -1,9 +1,10 @@
 """Background tasks that are owned: stored, named, watched, restarted, cancelled and awaited.
 
 A task that dies is noticed at once: the death is logged with the task's name and its
-error, counted, reported by ``problems`` (which ``/readyz`` shows) until the task runs
-again, and the task is restarted after a growing, capped, jittered delay. A task that
-returns is treated as dead too: a background task is meant to run until it is cancelled.
+error (its traceback too, the first time in a row), counted, reported by ``problems`` (which
+``/readyz`` shows) until the task runs again, and the task is restarted after a growing,
+capped, jittered delay. A task that returns is treated as dead too: a background task is meant
+to run until it is cancelled.
 
 The service owns one (``Service.tasks``): every background task of the service runs under it,
 so that each death reaches ``/readyz`` and ``orders_live_task_deaths_total``.
@@ -79,7 +80,8 @@ class Supervisor:
                 raise
             except Exception as exc:
                 why = f"{type(exc).__name__}: {exc}"
-                log.error("task %s died (%s)", name, why, exc_info=exc)
+                first = loop.time() - started > HEALTHY_AFTER or backoff.failures == 0
+                log.error("task %s died (%s)", name, why, exc_info=exc if first else None)  # one traceback a streak
             else:
                 why = "it returned"
                 log.error("task %s ended by itself", name)
