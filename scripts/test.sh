@@ -26,6 +26,10 @@ cd "$ROOT"
 .venv/bin/ruff check backend tests
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/pytest "$@"
+# Tests run in parallel (pytest-xdist): most of a test's time is spent waiting on a server, so
+# more workers than cores pay; each worker starts its own nx-27017 and PostgreSQL when a test
+# of it needs one (every port is a free one). PYTEST_WORKERS=0 runs them in this process.
+workers="${PYTEST_WORKERS:-4}"
+.venv/bin/pytest -n "$workers" --dist worksteal "$@"
 echo "the Socket.IO suites again, on the libraries' own path (ORDERS_LIVE_SOCKETIO_DIRECT=false)"
-ORDERS_LIVE_SOCKETIO_DIRECT=false .venv/bin/pytest -m socketio "$@"
+ORDERS_LIVE_SOCKETIO_DIRECT=false .venv/bin/pytest -n "$workers" --dist worksteal -m socketio "$@"
