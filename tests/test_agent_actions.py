@@ -327,6 +327,29 @@ async def test_the_stream_gives_the_backlog_caught_up_live_records_and_resumes()
         await until(lambda: _open_streams(service) == 0, what="the closed streams to be gone")
 
 
+@pytest.mark.fast
+async def test_the_stream_keeps_alive_every_keepalive_seconds_as_the_orders_stream_does() -> None:
+    """One pump for both event streams: a quiet action stream gets its keep-alive comment every
+    ``sse_keepalive`` seconds, not at the next whole second of a once-a-second look."""
+    settings = settings_for("memory://", sse_keepalive=0.2)
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        async with session.get(f"{service.url}/api/agent/actions/stream") as response:
+            events = sse_events(response)
+            async for event, _, _ in events:
+                if event == "caught_up":
+                    break
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            gaps = []
+            async for event, _, text in events:
+                assert (event, text) == ("comment", "keep-alive")
+                gaps.append(loop.time() - started)
+                started = loop.time()
+                if len(gaps) == 3:
+                    break
+        assert all(gap < 0.7 for gap in gaps), gaps  # 0.2 s each, with room for a loaded machine
+
+
 def _open_streams(service: Service) -> int:
     assert service.agent_actions is not None
     return service.agent_actions.streams

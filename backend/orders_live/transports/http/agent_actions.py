@@ -13,7 +13,8 @@
 - ``GET /api/agent/actions/stream``: Server-Sent Events: the backlog (the newest 50, or the
   records after ``Last-Event-ID``/``after``) as ``action`` events with ``id: <seq>``, then
   ``caught_up``, then every new record, through any instance (``action_tail``). It ends when its
-  token does (``token_expired``, ``token_revoked``).
+  token does (``token_expired``, ``token_revoked``). Its response, pump, keep-alive and close
+  are the orders stream's (``sse_stream``).
 
 A customer reads only the records about its own orders (``ActionFilter.customer``), on every
 read and on the stream.
@@ -25,6 +26,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -47,7 +49,7 @@ from orders_live.transports.http.errors import ApiError
 from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import DatabaseGuard
 from orders_live.transports.http.request_body import json_object
-from orders_live.transports.http.sse import HEADERS, sse_event
+from orders_live.transports.http.sse_stream import EventStream, sse_event
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.sessions import Sessions, open_sessions
 
@@ -56,7 +58,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 STREAM_BACKLOG = 50  # records a stream starts with when it names no seq
 FILTERS = ("kind", "trigger", "order_id", "order_version")
-GONE_CHECK = 1.0  # seconds between checks, on a quiet stream, that its client is still there
 
 
 class AgentActionsApi:
@@ -151,7 +152,6 @@ class AgentActionsApi:
         with self.open.holding(identity, request) as ending:
             async with self.database.bounded():
                 live = await self.tail.join(filters)  # before the backlog: nothing falls between
-            ending.then(lambda *_: live.ready.set())
             try:
                 return await self._stream(request, live, filters, after, ending)
             finally:
@@ -170,49 +170,84 @@ class AgentActionsApi:
                 backlog = await self.actions.recent(STREAM_BACKLOG, filters)
             else:
                 backlog = await self.actions.after(after, MAX_LIMIT, filters)
-        response = web.StreamResponse(headers=HEADERS)
-        await response.prepare(request)
+        outbox = _ActionOutbox(live)
+        stream = EventStream(request, outbox, self.keepalive, f"actions-{id(request):x}")
+        outbox.overflowed = lambda: _fell_behind(stream, live.capacity)
+        await stream.start()
+        ending.then(lambda event, payload: outbox.end(stream, event, payload))
         try:
-            await response.write(b"retry: 1000\n\n")
             sent = after or 0
             while True:  # a stream resuming far back reads the log a page at a time
-                await response.write(b"".join(_event(record) for record in backlog))
+                outbox.put_control(b"".join(_event(record) for record in backlog))
                 sent = backlog[-1]["seq"] if backlog else sent
                 if after is None or len(backlog) < MAX_LIMIT:
                     break
                 async with self.database.bounded():
                     backlog = await self.actions.after(sent, MAX_LIMIT, filters)
-            await response.write(sse_event("caught_up", str(sent), {"seq": sent}))
-            quiet = 0.0
-            while not live.overflowed:
-                if ending.why is not None:  # the token expired or was revoked: say so, and end
-                    event, payload = ending.why
-                    await response.write(sse_event(event, None, payload))
-                    return response
-                try:
-                    async with asyncio.timeout(GONE_CHECK):
-                        await live.ready.wait()
-                except TimeoutError:
-                    if request.transport is None or request.transport.is_closing():
-                        return response  # the client left: stop holding the tail awake
-                    quiet += GONE_CHECK
-                    if quiet >= self.keepalive:
-                        await response.write(b": keep-alive\n\n")
-                        quiet = 0.0
-                    continue
-                quiet = 0.0
-                fresh = [record for record in live.take() if record["seq"] > sent]
-                if fresh:
-                    await response.write(b"".join(_event(record) for record in fresh))
-                    sent = fresh[-1]["seq"]
-            log.info("an agent action stream fell more than %d records behind; ending it", live.capacity)
+            outbox.caught_up(sent)
+            await stream.done()
         except asyncio.CancelledError:
-            if request.transport is not None and not request.transport.is_closing():
-                request.transport.close()  # shutting down: the client reconnects
+            stream.cancelled()  # shutting down, or the client left: it reconnects
             raise
         except (ConnectionError, ApiError):
             log.debug("an agent action stream ended (client gone, or the database not answering)")
-        return response
+        finally:
+            await stream.stop()
+        return stream.response
+
+
+class _ActionOutbox:
+    """An action stream's outbox: the backlog and ``caught_up`` (control packets), then the live
+    records the tail hands the stream (``ActionStream``, bounded), those after the backlog only.
+    The tail's offer wakes the pump; a stream that falls more than ``capacity`` records behind
+    ends (``overflowed``), and its EventSource reads the rest from the log."""
+
+    def __init__(self, live: ActionStream) -> None:
+        self.live = live
+        self.control: list[bytes] = []
+        self.sent: int | None = None  # the last seq sent, once caught up; live records wait until then
+        self.overflowed: Callable[[], None] = lambda: None
+        self.ending = False  # the token ended: its event is the last one written
+
+    def end(self, stream: EventStream, event: str, payload: dict[str, Any]) -> None:
+        self.ending = True
+        stream.finish(sse_event(event, None, payload))
+
+    def put_control(self, packet: bytes) -> None:
+        self.control.append(packet)
+        self.live.ready.set()
+
+    def caught_up(self, sent: int) -> None:
+        self.put_control(sse_event("caught_up", str(sent), {"seq": sent}))
+        self.sent = sent
+
+    @property
+    def idle(self) -> bool:
+        return not self.control and (self.sent is None or not self.live.pending)
+
+    async def wait(self) -> None:
+        await self.live.ready.wait()
+
+    def take(self) -> list[bytes]:
+        packets, self.control = self.control, []
+        if self.sent is None or self.ending:  # live records wait until the backlog is out; none after the end
+            self.live.ready.clear()
+            return packets
+        if self.live.overflowed:
+            self.overflowed()
+            return packets
+        sent = self.sent
+        fresh = [record for record in self.live.take() if record["seq"] > sent]
+        if fresh:
+            self.sent = fresh[-1]["seq"]
+            packets.extend(_event(record) for record in fresh)
+        return packets
+
+
+def _fell_behind(stream: EventStream, capacity: int) -> None:
+    if not stream.finishing:
+        log.info("an agent action stream fell more than %d records behind; ending it", capacity)
+        stream.finish()
 
 
 def _event(record: AgentActionJson) -> bytes:

@@ -5,7 +5,8 @@ off mid-snapshot must start over), then ``caught_up``; with ``Last-Event-ID`` (s
 reconnecting EventSource) or ``?since=`` the missed changes are replayed, then
 ``caught_up``; when the position cannot be honoured, pages and ``resync``. ``caught_up``,
 ``resync`` and changes carry ``id: <position>`` (merged changes excepted). Idle streams get a
-comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pump task; a
+comment every ``keepalive`` seconds. Each stream has one ClientQueue and one pump task
+(``sse_stream``, shared with the agent's action stream); a
 change for a stream with nothing queued is written straight to its socket (``sse_direct``). On
 shutdown every open stream is ended, so that EventSource clients reconnect elsewhere with
 Last-Event-ID.
@@ -18,7 +19,6 @@ the client reconnects with a fresh ticket and its position, and loses nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -36,20 +36,13 @@ from orders_live.transports.http.feed_params import catch_up_refusals, client_of
 from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import feed_ready
 from orders_live.transports.http.sse_direct import DirectStream, chunk
+from orders_live.transports.http.sse_stream import EventStream, sse_event
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.sessions import Sessions, open_sessions
 from orders_live.transports.snapshot_pages import snapshot_packets
 
 log = logging.getLogger(__name__)
-
-HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def sse_event(event: str, event_id: str | None, payload: Any) -> bytes:
-    data = json.dumps(payload, separators=(",", ":"))
-    id_line = f"id: {event_id}\n" if event_id is not None else ""
-    return f"event: {event}\n{id_line}data: {data}\n\n".encode()
 
 
 def encode_change(delivery: Delivery, conflated: bool) -> bytes:
@@ -63,52 +56,16 @@ def encode_change(delivery: Delivery, conflated: bool) -> bytes:
     return bytes(delivery.encoded("sse", conflated, lambda payload: sse_event("order_change", event_id, payload)))
 
 
-class _Pump:
-    """Writes a stream's queue to its response, in a task of its own, so that snapshot pages
-    can wait for the client to take them (``drained``)."""
-
-    def __init__(self, queue: ClientQueue[bytes], response: web.StreamResponse, keepalive: float) -> None:
-        self.queue, self.response, self.keepalive = queue, response, keepalive
-        self.writing = False
-        self.wrote = asyncio.Event()
-        self.finishing = False
-
-    def finish(self, last: bytes) -> None:
-        """Write ``last`` after what is queued, then end the stream."""
-        self.queue.put_control(last)
-        self.finishing = True
-
-    async def run(self) -> None:
-        try:
-            while not (self.finishing and self.queue.idle):
-                try:
-                    async with asyncio.timeout(self.keepalive):
-                        await self.queue.wait()
-                except TimeoutError:
-                    await self.response.write(b": keep-alive\n\n")
-                    continue
-                packets = self.queue.take()
-                if packets:
-                    self.writing = True
-                    try:
-                        await self.response.write(b"".join(packets))  # waits while the client reads slowly
-                    finally:
-                        self.writing = False
-                self.wrote.set()
-        finally:
-            self.wrote.set()
-
-
 class _SseSink:
     def __init__(self, queue: ClientQueue[bytes], wanted: SubscriptionFilter, page_bytes: int) -> None:
         self.queue, self.wanted, self.page_bytes = queue, wanted, page_bytes
-        self.pump: tuple[_Pump, asyncio.Task[None]] | None = None
+        self.stream: EventStream | None = None
         self.direct: DirectStream | None = None  # set once the stream's headers are out
 
     def _can_skip_the_queue(self) -> DirectStream | None:
         """The socket, when nothing is queued or being written and the client keeps up."""
         direct = self.direct
-        if direct is None or not self.queue.idle or self.pump is None or self.pump[0].writing:
+        if direct is None or not self.queue.idle or self.stream is None or self.stream.writing:
             return None
         return direct if direct.writable else None
 
@@ -136,15 +93,8 @@ class _SseSink:
             self.queue.put_control(packet)
 
     async def drained(self) -> None:
-        assert self.pump is not None
-        pump, task = self.pump
-        while pump.writing or not self.queue.idle:
-            if task.done():
-                raise ConnectionError("the event stream is closed")
-            pump.wrote.clear()
-            await pump.wrote.wait()
-        if task.done():
-            raise ConnectionError("the event stream is closed")
+        assert self.stream is not None
+        await self.stream.drained()
 
     def end_resync(self, end: SnapshotEnd) -> None:
         payload = {"reason": end.reason, **_end_payload(self.wanted, end.position, end.counts), "snapshot": end.sent}
@@ -212,7 +162,6 @@ class EventStreams:
         ending: StreamEnding,
         client: str,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers=HEADERS)
         view: View | None = None
         queue: ClientQueue[bytes] = ClientQueue(
             f"sse-{id(request):x}",
@@ -222,15 +171,13 @@ class EventStreams:
             report_slow=self.metrics.slow_client,
         )
         bound_send_buffer(request.transport, self.socket_send_buffer)
-        await response.prepare(request)
-        await response.write(b"retry: 1000\n\n")  # the headers go out with it
+        stream = EventStream(request, queue, self.keepalive, queue.name)
+        await stream.start()
         sink = _SseSink(queue, wanted, self.page_bytes)
-        sink.direct = DirectStream.of(request, response)
+        sink.direct = DirectStream.of(request, stream.response)
         self.direct += sink.direct is not None
-        pump = _Pump(queue, response, self.keepalive)
-        task = asyncio.create_task(pump.run(), name=f"sse.pump.{queue.name}")
-        sink.pump = (pump, task)
-        ending.then(lambda event, payload: pump.finish(sse_event(event, None, payload)))
+        sink.stream = stream
+        ending.then(lambda event, payload: stream.finish(sse_event(event, None, payload)))
         try:
             try:
                 view = await self.hub.open_view(wanted, sink, since, limit, client)
@@ -238,12 +185,11 @@ class EventStreams:
                 code = {CatchUpBusy: "busy", PositionRefused: "validation_failed"}.get(type(exc), "unavailable")
                 queue.put_control(sse_event("error", None, {"code": code, "message": str(exc)}))
                 await sink.drained()
-                return response  # the client reconnects and starts over
+                return stream.response  # the client reconnects and starts over
             self._first_events(queue, view, wanted)
-            await task
+            await stream.done()
         except asyncio.CancelledError:
-            if request.transport is not None and not request.transport.is_closing():
-                request.transport.close()  # shutting down: the client reconnects
+            stream.cancelled()  # shutting down: the client reconnects
             raise
         except ConnectionError:
             log.debug("an event stream client went away")
@@ -251,11 +197,10 @@ class EventStreams:
             self.metrics.broken_writers.labels("sse").inc()
             log.warning("an event stream failed (%s: %s); closing it", type(exc).__name__, exc)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stream.stop()
             if view is not None and view.subscription is not None:
                 self.hub.close_view(view.subscription)
-        return response
+        return stream.response
 
     def _resync(self, view: View | None) -> None:
         if view is not None and view.subscription is not None:
