@@ -13,10 +13,10 @@ from orders_live.domain.order import positive_int
 from orders_live.domain.page import MAX_WINDOW, Cursor
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
 from orders_live.hub import CatchUpBusy, PositionRefused, catch_up_client
+from orders_live.transports.feed_requests import MAX_POSITION_LENGTH
 from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.errors import ApiError
 
-MAX_POSITION_LENGTH = 4096
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Callable
 
 from orders_live.domain.source import Connection, DatabaseUnavailable
 from orders_live.hub import Hub, NotReady
+from orders_live.transports.feed_requests import READY_WAIT
 from orders_live.transports.http.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-READY_WAIT = 5.0
 PING_EVERY = 1.0  # seconds a database ping's answer serves /readyz
 
 

@@ -25,6 +25,7 @@ from orders_live.domain.subscription import FilterError, SubscriptionFilter, par
 from orders_live.hub import CatchUpBusy, Hub, NotReady, PositionRefused, catch_up_client
 from orders_live.identity.refusal_throttle import RefusalThrottle
 from orders_live.transports.access import AccessPolicy, ConnectionBudget
+from orders_live.transports.feed_requests import READY_WAIT
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
 from orders_live.transports.sessions import Sessions, open_sessions
@@ -42,7 +43,6 @@ from orders_live.transports.socketio.write_rounds import WriteRounds
 
 log = logging.getLogger(__name__)
 
-READY_WAIT = 10.0
 FLUSH_WITHIN = 2.0  # seconds a stopping server gives clients' queues to drain
 
 

@@ -7,8 +7,7 @@ from typing import Any, NamedTuple
 
 from orders_live.domain.page import MAX_WINDOW
 from orders_live.domain.subscription import FilterError, SubscriptionFilter, parse_filter
-
-MAX_POSITION_LENGTH = 4096
+from orders_live.transports.feed_requests import MAX_POSITION_LENGTH
 
 
 class SubscribeRequest(NamedTuple):
