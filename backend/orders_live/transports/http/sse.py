@@ -31,11 +31,12 @@ from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.hub import Batch, CatchUpBusy, Delivery, Hub, NotReady, PositionRefused, SnapshotEnd, View
 from orders_live.transports.access import ConnectionBudget
 from orders_live.transports.client_queue import ClientQueue
+from orders_live.transports.direct_write import DirectWriter
 from orders_live.transports.http.access import identity_of
 from orders_live.transports.http.feed_params import catch_up_refusals, client_of, position, query_filter, window
 from orders_live.transports.http.open_streams import OpenStreams, StreamEnding
 from orders_live.transports.http.readiness import feed_ready
-from orders_live.transports.http.sse_direct import DirectStream, chunk
+from orders_live.transports.http.sse_direct import chunk, direct_stream
 from orders_live.transports.http.sse_stream import EventStream, sse_event
 from orders_live.transports.metrics import TransportMetrics
 from orders_live.transports.send_buffer import bound_send_buffer
@@ -60,9 +61,9 @@ class _SseSink:
     def __init__(self, queue: ClientQueue[bytes], wanted: SubscriptionFilter, page_bytes: int) -> None:
         self.queue, self.wanted, self.page_bytes = queue, wanted, page_bytes
         self.stream: EventStream | None = None
-        self.direct: DirectStream | None = None  # set once the stream's headers are out
+        self.direct: DirectWriter | None = None  # set once the stream's headers are out
 
-    def _can_skip_the_queue(self) -> DirectStream | None:
+    def _can_skip_the_queue(self) -> DirectWriter | None:
         """The socket, when nothing is queued or being written and the client keeps up."""
         direct = self.direct
         if direct is None or not self.queue.idle or self.stream is None or self.stream.writing:
@@ -174,7 +175,7 @@ class EventStreams:
         stream = EventStream(request, queue, self.keepalive, queue.name)
         await stream.start()
         sink = _SseSink(queue, wanted, self.page_bytes)
-        sink.direct = DirectStream.of(request, stream.response)
+        sink.direct = direct_stream(request, stream.response)
         self.direct += sink.direct is not None
         sink.stream = stream
         ending.then(lambda event, payload: stream.finish(sse_event(event, None, payload)))

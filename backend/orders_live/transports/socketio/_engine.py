@@ -1,6 +1,8 @@
-"""The module that reaches into python-socketio, python-engineio and aiohttp internals, with
+"""The module that reaches into python-socketio and python-engineio internals, with
 ``_engine_socket`` (Engine.IO's WebSocket sessions, made leaner) and ``_engine_channel`` (each
-client's way out: reaches 4 and 5 below).
+client's way out: reaches 4 and 5 below). Its one reach into aiohttp's internals (5, and the
+frames' writes in 7) is ``transports.direct_write``, shared with the event streams, whose own
+check is part of ``check_engine()``.
 
 The reaches, each verified by ``check_engine()`` at start-up (versions and shapes):
 
@@ -10,8 +12,8 @@ The reaches, each verified by ``check_engine()`` at start-up (versions and shape
    before python-socketio parses them.
 3. ``eio._async["websocket"]``: a subclass whose ``wait()`` checks each Engine.IO packet.
 4. ``eio.sockets[sid].queue``: how many packets Engine.IO holds for a long-polling client.
-5. aiohttp's ``protocol.writing_paused`` and ``protocol._drain_helper()``: whether a client
-   reads slowly, and waiting until it catches up.
+5. aiohttp's ``protocol.writing_paused`` and ``protocol._drain_helper()`` (through
+   ``direct_write.DirectWriter``): whether a client reads slowly, and waiting until it catches up.
 6. ``eio.sockets``: each WebSocket session is a ``_engine_socket.LeanSocket`` (one task per
    session instead of four; pings from one wheel), and the client manager a ``LeanManager``
    (a disconnect walks the client's own rooms only).
@@ -39,11 +41,11 @@ from typing import Any, Protocol
 
 import engineio
 import socketio
-from aiohttp.base_protocol import BaseProtocol
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
 from orders_live.hub import Delivery
+from orders_live.transports import direct_write
 from orders_live.transports.socketio._engine_channel import Channel
 from orders_live.transports.socketio._engine_socket import (
     LeanManager,
@@ -100,13 +102,11 @@ def check_engine() -> list[str]:
         ),
         (socketio.AsyncServer, "_handle_eio_message", ["self", "eio_sid", "data"]),
         (engineio_aiohttp.WebSocket, "wait", ["self"]),
-        (BaseProtocol, "_drain_helper", ["self"]),
     ):
         method = getattr(owner, name, None)
         if method is None or list(inspect.signature(method).parameters) != params:
             problems.append(f"{owner.__qualname__}.{name} is not the method this was written for")
-    if not isinstance(getattr(BaseProtocol, "writing_paused", None), property):
-        problems.append("aiohttp's BaseProtocol.writing_paused is gone")
+    problems.extend(direct_write.PROBLEMS)  # reach 5 and the frames' writes: the shared writer's check
     probe = engineio.AsyncServer(async_mode="aiohttp")
     if probe._async.get("websocket") is not engineio_aiohttp.WebSocket:
         problems.append("Engine.IO's aiohttp driver no longer uses its WebSocket class")

@@ -1,7 +1,8 @@
 """One client's way out, for the engine adapter (``_engine``, whose ``check_engine`` verifies what
-this module relies on): WebSocket frames written straight to its transport (``DirectSocket``),
-or python-engineio's own send; and how to tell that the client reads slowly (aiohttp's
-``protocol.writing_paused`` and ``_drain_helper()``, Engine.IO's ``sockets[sid].queue``)."""
+this module relies on): WebSocket frames written straight to its transport (a
+``transports.direct_write.DirectWriter``, shared with the event streams), or python-engineio's
+own send; and how to tell that the client reads slowly (the writer's ``drained``, Engine.IO's
+``sockets[sid].queue``)."""
 
 from __future__ import annotations
 
@@ -10,53 +11,12 @@ from typing import Any
 
 import socketio
 
+from orders_live.transports.direct_write import DirectWriter
 from orders_live.transports.socketio._engine_socket import CLOSE_FRAME, frame
 
 SERVICE_RESTART = (1012).to_bytes(2, "big") + b"service restart"  # a WebSocket close frame's body
 ENGINEIO_BACKLOG = 8  # packets handed to Engine.IO and not yet taken by its writer
 WRITE_BUFFER_HIGH = 64 * 1024  # fallback: bytes in a transport's buffer before a writer waits
-
-
-class DirectSocket:
-    """Writes frames straight to one WebSocket client's transport (and its protocol, kept from the
-    start: a WebSocket keeps both for its life; a closed transport says so by ``is_closing``)."""
-
-    def __init__(self, request: Any) -> None:
-        self._request = request
-        self._transport: asyncio.Transport | None = request.transport
-        self._protocol: Any = request.protocol
-
-    @property
-    def open(self) -> bool:
-        transport = self._transport
-        return transport is not None and not transport.is_closing()
-
-    @property
-    def writable(self) -> bool:
-        """Open, and not holding back a client that reads slowly."""
-        transport, protocol = self._transport, self._protocol
-        return (
-            transport is not None and not transport.is_closing() and (protocol is None or not protocol.writing_paused)
-        )
-
-    def write(self, frame: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frame)
-
-    def going_away(self) -> None:
-        """The service stops: the WebSocket is closed with 1012 (service restart), after what is
-        buffered, so that the client reconnects (to another instance, or to this one once back)."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frame(SERVICE_RESTART, CLOSE_FRAME))
-            transport.close()
-
-    async def drained(self) -> None:
-        """Returns once the socket takes more (at once unless the client reads slowly)."""
-        protocol = self._protocol
-        if protocol is not None and protocol.writing_paused:
-            await protocol._drain_helper()
 
 
 class Channel:
@@ -68,22 +28,22 @@ class Channel:
         self._request = environ.get("aiohttp.request")
         self._direct_path = direct_path
         websocket = "transport=websocket" in environ.get("QUERY_STRING", "")
-        self.direct = DirectSocket(self._request) if direct_path and websocket and self._request else None
+        self._socket = DirectWriter.of(self._request) if direct_path and self._request else None
+        self.direct = self._socket if websocket else None
 
     async def send(self, text: str) -> None:
         await self._eio.send(self._eio_sid, text)
 
     async def wait_writable(self) -> None:
         """After an Engine.IO send: wait while the client is behind."""
-        protocol = getattr(self._request, "protocol", None)
         if self._direct_path:
             # Packets pile up in Engine.IO's queue, and (seen on aiohttp 3.14) in aiohttp's
             # buffer while the socket is paused: wait on both.
             engineio_socket = self._eio.sockets.get(self._eio_sid)
             if engineio_socket is not None and engineio_socket.queue.qsize() > ENGINEIO_BACKLOG:
                 await engineio_socket.queue.join()
-            if protocol is not None and protocol.writing_paused:
-                await protocol._drain_helper()
+            if self._socket is not None:
+                await self._socket.drained()
             return
         transport = getattr(self._request, "transport", None)
         pause = 0.002
@@ -97,7 +57,7 @@ class Channel:
         """The service stops: on the direct path the WebSocket is closed with 1012 at once (the
         libraries' path leaves it to Engine.IO's shutdown)."""
         if self.direct is not None:
-            self.direct.going_away()
+            self.direct.close_after(frame(SERVICE_RESTART, CLOSE_FRAME))
 
     def drop(self) -> None:
         """Close the client's connection without a disconnect packet, so that it reconnects; at

@@ -11,7 +11,7 @@ walk, and the pings of a whole burst of connections due in the same few seconds
 - reads in the WebSocket's own request task (aiohttp's), with no task or timer per packet: a
   client that stops answering pings is closed by Engine.IO's own service task, as before;
 - writes each Engine.IO packet straight to the transport as one unmasked frame, in order with
-  the direct path's frames (``_engine.DirectSocket``), with no queue or writer task;
+  the direct path's frames (``direct_write.DirectWriter``), with no queue or writer task;
 - has its pings sent by one ``PingWheel`` for every session, each one ``ping_interval`` after
   the last pong, as Engine.IO does (long-polling sessions too: their pings go to their queue).
 
