@@ -350,6 +350,31 @@ async def test_the_stream_keeps_alive_every_keepalive_seconds_as_the_orders_stre
         assert all(gap < 0.7 for gap in gaps), gaps  # 0.2 s each, with room for a loaded machine
 
 
+@pytest.mark.fast
+async def test_a_stream_more_than_capacity_records_behind_ends_and_its_reconnect_reads_them() -> None:
+    settings = settings_for("memory://")
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        assert service.action_tail is not None and service.source is not None
+        service.action_tail.capacity = 3  # the streams that join from now on
+        url = f"{service.url}/api/agent/actions/stream"
+        stream = Stream(session, url)
+        try:
+            await until(stream.caught_up, what="caught_up")
+            for n in range(1, 6):  # appended past this instance's API: the tail reads all five at once
+                await service.source.actions.append(parse_new_action(refusal(order_id=n)), None)
+            service.action_tail.appended()
+            await until(lambda: stream.ended, what="the stream that fell behind to end")
+            assert stream.events == [("caught_up", "0", {"seq": 0})]  # nothing past what it could hold
+        finally:
+            await stream.close()
+        resumed = Stream(session, url, last_id=stream.last_id)
+        try:
+            await until(resumed.caught_up, what="the reconnect")
+            assert resumed.seqs() == [1, 2, 3, 4, 5]
+        finally:
+            await resumed.close()
+
+
 def _open_streams(service: Service) -> int:
     assert service.agent_actions is not None
     return service.agent_actions.streams
