@@ -67,12 +67,15 @@ class DirectWriter:
     @property
     def writable(self) -> bool:
         """Open, and not holding back a client that reads slowly."""
-        protocol = self._protocol
-        return self.open and (protocol is None or not protocol.writing_paused)
+        transport, protocol = self._transport, self._protocol  # spelled out: once per client and change
+        return (
+            transport is not None and not transport.is_closing() and (protocol is None or not protocol.writing_paused)
+        )
 
     def write(self, data: bytes) -> None:
-        if self.open:
-            self._transport.write(data)
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def close_after(self, last: bytes) -> None:
         """Write ``last`` after what is buffered, then close the socket."""
