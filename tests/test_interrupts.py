@@ -47,7 +47,10 @@ class Terminal:
 
     async def ctrl_c(self) -> int:
         os.killpg(self.process.pid, signal.SIGINT)
-        return await asyncio.wait_for(asyncio.to_thread(self.process.wait), 30)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.process.wait), 30)
+        except TimeoutError:
+            pytest.fail(f"still running 30 s after Ctrl-C; its output:\n{self.text()}")
 
     def kill(self) -> None:
         if self.process.poll() is None:
