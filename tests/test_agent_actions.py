@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest
 from conftest import opened, running_service, settings_for, sse_events, until
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, InvalidAgentAction, parse_new_action
 from orders_live.domain.source import AlreadyRecorded
+from orders_live.identity.minting import mint_token
 from orders_live.runtime.supervisor import Supervisor
 from orders_live.service import Service
 from orders_live.sources.memory_actions import MemoryActionLog
@@ -373,6 +375,27 @@ async def test_a_stream_more_than_capacity_records_behind_ends_and_its_reconnect
             assert resumed.seqs() == [1, 2, 3, 4, 5]
         finally:
             await resumed.close()
+
+
+@pytest.mark.fast
+async def test_a_revoked_token_ends_its_action_stream_with_token_revoked_last(tmp_path: Path) -> None:
+    secret = "a-test-secret-of-at-least-32-characters"
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("# nobody yet\n")
+    settings = settings_for("memory://", jwt_secret=secret, revoked=revoked)
+    ada = mint_token("customer", sub="customer:Ada", customer="Ada", ttl=600, secret=secret)
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {ada}"}
+        async with session.post(f"{service.url}/api/stream-tickets", headers=headers) as response:
+            assert response.status == 201, await response.text()
+            ticket = (await response.json())["ticket"]
+        names: list[str] = []
+        async with session.get(f"{service.url}/api/agent/actions/stream?ticket={ticket}") as response:
+            async for name, _, _ in sse_events(response):
+                names.append(name)
+                if name == "caught_up":
+                    await asyncio.to_thread(revoked.write_text, "customer:Ada\n")
+        assert names == ["caught_up", "token_revoked"]
 
 
 def _open_streams(service: Service) -> int:
