@@ -1,9 +1,15 @@
 """The agent's action log in the ``agent_actions`` collection.
 
-``seq`` comes from an atomic ``$inc`` on the ``counters`` collection (as order ids do), kept
-unique by an index. At most one ``action`` per (trigger, order_id, order_version) without a
-partial index (nx-27017 has none): such a record's ``_id`` is ``action:<trigger>:<order_id>:
-<order_version>``, so a second insert fails on ``_id``; other records get an ObjectId.
+``seq`` is one past the last appended, kept unique by an index: an append tries the seq after
+the ``counters`` document's and, when another append inserted that one first, the next, then
+moves the counter on (``$max``). A seq is tried only once the one before it is visible (it
+was read from the counter, set after its insert, or found taken), so records become visible
+in seq order, with no gap: a reader of ``after`` never skips one that commits late (which an
+``$inc`` taken before the insert allowed under concurrent appends).
+
+At most one ``action`` per (trigger, order_id, order_version) without a partial index
+(nx-27017 has none): such a record's ``_id`` is ``action:<trigger>:<order_id>:<order_version>``,
+so a second insert fails on ``_id``; other records get an ObjectId.
 ``arguments`` is kept as its JSON text (``arguments_json``): any key the model chose ("$x",
 "a.b") and any JSON number (past 64 bits) round-trips, which a subdocument would not.
 ``recorded_at`` is set at insert (nx-27017 stores a ``$set`` date as a string).
@@ -20,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from orders_live.domain.agent_action import (
@@ -33,7 +39,7 @@ from orders_live.domain.agent_action import (
     encode_arguments,
 )
 from orders_live.domain.order import iso_millis, utc_now
-from orders_live.domain.source import AlreadyRecorded
+from orders_live.domain.source import AlreadyRecorded, DatabaseUnavailable
 from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.documents import parse_date
 
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 
 COUNTER = "agent_actions"  # the _id of this log's document in ``counters``
 TRIM_BATCH = 1_000  # records deleted per delete_many
+MAX_TRIES = 1_000  # seqs an append tries before it gives up (as many appends got in first)
 
 
 def action_id(trigger: str, order_id: int, order_version: int) -> str:
@@ -106,43 +113,55 @@ def _records(docs: list[dict[str, Any]]) -> list[AgentActionJson]:
 class MongoActionLog:
     def __init__(self, connection: MongoConnection) -> None:
         self.connection = connection
-        self.collection = connection.agent_actions
+
+    @property
+    def collection(self) -> AsyncCollection[dict[str, Any]]:
+        return self.connection.agent_actions  # the client is built by open()
 
     async def append(self, new: NewAgentAction, customer_name: str | None = None) -> AgentActionJson:
         key = new.unique_key
         doc_id: Any = ObjectId() if key is None else action_id(*key)
-        async with self.connection.answering():
-            if key is not None:  # the usual refusal, without spending a seq on it
-                existing = await self.collection.find_one({"_id": doc_id})
+        doc = {
+            "_id": doc_id,
+            "kind": new.kind,
+            "trigger": new.trigger,
+            "order_id": new.order_id,
+            "order_version": new.order_version,
+            "tool": new.tool,
+            "arguments_json": encode_arguments(new.arguments),
+            "message": new.message,
+            "reason": new.reason,
+            "model": new.model,
+            "customer_name": customer_name,
+            "recorded_at": utc_now(),  # at insert: a $set date would be a string on nx-27017
+        }
+        async with self.connection.answering() as db:
+            if key is not None:  # the usual refusal, without trying a seq
+                existing = await db.agent_actions.find_one({"_id": doc_id})
                 if existing is not None:
                     raise AlreadyRecorded(record_of(existing))
-            counter = await self.connection.counters.find_one_and_update(
-                {"_id": COUNTER}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-            )
-            assert counter is not None
-            doc = {
-                "_id": doc_id,
-                "seq": int(counter["seq"]),
-                "kind": new.kind,
-                "trigger": new.trigger,
-                "order_id": new.order_id,
-                "order_version": new.order_version,
-                "tool": new.tool,
-                "arguments_json": encode_arguments(new.arguments),
-                "message": new.message,
-                "reason": new.reason,
-                "model": new.model,
-                "customer_name": customer_name,
-                "recorded_at": utc_now(),  # at insert: a $set date would be a string on nx-27017
-            }
-            try:
-                await self.collection.insert_one(doc)
-            except DuplicateKeyError:
-                existing = await self.collection.find_one({"_id": doc_id}) if key is not None else None
-                if existing is None:
-                    raise  # a seq taken twice (the counter was reset): the database's problem
-                raise AlreadyRecorded(record_of(existing)) from None
-        return record_of(doc)
+            seq = await self._next_seq(db, 0)
+            for _ in range(MAX_TRIES):
+                try:
+                    await db.agent_actions.insert_one({**doc, "seq": seq})
+                    break
+                except DuplicateKeyError:
+                    existing = await db.agent_actions.find_one({"_id": doc_id}) if key is not None else None
+                    if existing is not None:
+                        raise AlreadyRecorded(record_of(existing)) from None
+                    seq = await self._next_seq(db, seq)  # another append has this seq: the next one
+            else:
+                raise DatabaseUnavailable(f"no free seq for an agent action after {MAX_TRIES} tries")
+            await db.counters.update_one({"_id": COUNTER}, {"$max": {"seq": seq}}, upsert=True)
+        return record_of({**doc, "seq": seq})
+
+    @staticmethod
+    async def _next_seq(db: MongoConnection, taken: int) -> int:
+        """The seq to try: past the counter (the last seq appended, or a little behind it) and
+        past ``taken``, a seq found taken, hence visible."""
+        counter = await db.counters.find_one({"_id": COUNTER})
+        last = int(counter["seq"]) if counter is not None and isinstance(counter.get("seq"), int) else 0
+        return max(last, taken) + 1
 
     async def recent(self, limit: int, filters: ActionFilter = EVERY_ACTION) -> list[AgentActionJson]:
         async with self.connection.answering():

@@ -11,12 +11,14 @@ class MongoCheckpoints:
         self.connection = connection
 
     async def load_checkpoint(self, instance: str) -> str | None:
-        doc = await self.connection.state.find_one({"_id": f"checkpoint:{instance}"})
+        async with self.connection.answering() as db:
+            doc = await db.state.find_one({"_id": f"checkpoint:{instance}"})
         return str(doc["position"]) if doc and isinstance(doc.get("position"), str) else None
 
     async def save_checkpoint(self, instance: str, position: str) -> None:
-        await self.connection.state.update_one(
-            {"_id": f"checkpoint:{instance}"},
-            {"$set": {"position": position, "saved_at": utc_now()}},
-            upsert=True,
-        )
+        async with self.connection.answering() as db:
+            await db.state.update_one(
+                {"_id": f"checkpoint:{instance}"},
+                {"$set": {"position": position, "saved_at": utc_now()}},
+                upsert=True,
+            )

@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from orders_live.domain import order_numbers
@@ -20,29 +21,67 @@ from orders_live.sources.options import MongoOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = order_numbers.DATABASE
+PING_SECONDS = 1.0  # a ping that takes longer is an answer too late
 
 
 class MongoConnection:
+    """The client is built by ``open()``, which is idempotent: the service opens the source
+    before it takes writes and the hub's follower opens it again, which then does nothing.
+    Every driver call runs inside ``answering()``."""
+
     def __init__(self, url: str, options: MongoOptions) -> None:
         self.url = url
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            url, serverSelectionTimeoutMS=5000, tz_aware=True, appname="orders-live"
-        )
-        self.db = self.client.get_default_database(default=DEFAULT_DATABASE)
-        self.orders: AsyncCollection[dict[str, Any]] = self.db["orders"]
-        self.counters: AsyncCollection[dict[str, Any]] = self.db[order_numbers.COUNTERS]
-        self.state: AsyncCollection[dict[str, Any]] = self.db["orders_live_state"]
-        self.agent_actions: AsyncCollection[dict[str, Any]] = self.db["agent_actions"]
+        self.client: AsyncMongoClient[dict[str, Any]] | None = None
         self.pacer = IdlePacer(cap=options.idle_poll_cap)
         self.watch_options: dict[str, Any] = {"full_document": "updateLookup"}
         self.nx: bool | None = None  # known after open(): nx-27017 ("nx:<row>") or MongoDB positions
+        self._opened = False
+
+    @property
+    def database_name(self) -> str:
+        """From the URL, as the client would take it, without building one."""
+        path = self.url.split("://", 1)[-1].split("?", 1)[0]
+        return path.split("/", 1)[1] if "/" in path and path.split("/", 1)[1] else DEFAULT_DATABASE
 
     @property
     def description(self) -> str:
-        return f"MongoDB database {self.db.name!r}"
+        return f"MongoDB database {self.database_name!r}"
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self.client is None:
+            raise DatabaseUnavailable("the database has not been opened")
+        return self.client.get_default_database(default=DEFAULT_DATABASE)
+
+    @property
+    def orders(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db["orders"]
+
+    @property
+    def counters(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db["counters"]
+
+    @property
+    def state(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db["orders_live_state"]
+
+    @property
+    def agent_actions(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db["agent_actions"]
 
     async def open(self) -> None:
-        await self.client.admin.command("ping")
+        if self._opened:
+            return
+        async with self.answering():
+            if self.client is None:
+                self.client = AsyncMongoClient(
+                    self.url, serverSelectionTimeoutMS=5000, tz_aware=True, appname="orders-live"
+                )
+            await self._prepare()
+        self._opened = True
+
+    async def _prepare(self) -> None:
+        await self.db.client.admin.command("ping")  # within the client's server selection timeout
         await self.orders.create_index([("status", ASCENDING), ("updated_at", DESCENDING)])
         await self.orders.create_index([("updated_at", DESCENDING)])
         await self.orders.create_index([("customer_name", ASCENDING), ("updated_at", DESCENDING)])
@@ -71,16 +110,20 @@ class MongoConnection:
         }
 
     async def close(self) -> None:
-        await self.client.close()
+        client, self.client, self._opened = self.client, None, False
+        if client is not None:
+            await client.close()
 
     async def ping(self) -> None:
-        async with asyncio.timeout(1.0):
-            await self.client.admin.command("ping")
+        async with self.answering(), asyncio.timeout(PING_SECONDS):
+            await self.db.client.admin.command("ping")
 
     @contextlib.asynccontextmanager
-    async def answering(self) -> AsyncIterator[None]:
-        """Driver errors leave this source as DatabaseUnavailable."""
+    async def answering(self) -> AsyncIterator[MongoConnection]:
+        """Driver errors (and a ping's timeout) leave this source as DatabaseUnavailable. It
+        yields what statements run on, as PostgreSQL's yields a pooled connection: here that is
+        this connection itself, since the client pools by itself and the collections are its."""
         try:
-            yield
-        except PyMongoError as exc:
+            yield self
+        except (PyMongoError, TimeoutError) as exc:
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from orders_live.domain.change import CaughtUp, Change, HistoryLost, StreamInvalidated
-from orders_live.domain.source import PositionAhead, PositionKey, TooManyChanges
+from orders_live.domain.source import DatabaseUnavailable, PositionAhead, PositionKey, TooManyChanges
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.documents import INVALIDATING_OPS, change_from_event, order_from_document, parse_id
@@ -29,13 +29,19 @@ AWAIT_MS = 1000
 class MongoChangeFeed:
     def __init__(self, connection: MongoConnection) -> None:
         self.connection = connection
-        self.orders = connection.orders
         self.pacer = connection.pacer
 
     async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         token, must_see_first = self._resume_point(resume_after)
+        async with self.connection.answering() as db:
+            async for item in self._stream(db, token, must_see_first):
+                yield item
+
+    async def _stream(
+        self, db: MongoConnection, token: dict[str, str] | None, must_see_first: str | None
+    ) -> AsyncGenerator[Change | CaughtUp, None]:
         try:
-            async with await self.orders.watch(
+            async with await db.orders.watch(
                 resume_after=token, max_await_time_ms=AWAIT_MS, **self.connection.watch_options
             ) as stream:
                 if must_see_first is not None:
@@ -49,7 +55,7 @@ class MongoChangeFeed:
                         # The server ended the cursor without an error (nx-27017 does when the
                         # connection that opened it closes, answering a getMore with cursor id 0);
                         # PyMongo then stops asking. Reopen from our position, proving continuity.
-                        raise ConnectionError("the server closed the change stream's cursor")
+                        raise DatabaseUnavailable("the server closed the change stream's cursor")
                     if event is None:
                         mark = stream.resume_token
                         if mark is not None:
@@ -72,7 +78,7 @@ class MongoChangeFeed:
         key = self.position_key(position)
         if key is None:
             raise HistoryLost(f"not a position of this database: {position!r}")
-        async with await self.orders.watch(**self.connection.watch_options) as probe:
+        async with self.connection.answering() as db, await db.orders.watch(**db.watch_options) as probe:
             token = probe.resume_token
         head = self.position_key(str(token["_data"])) if token is not None else None
         if head is not None and key > head:
@@ -138,7 +144,7 @@ class MongoChangeFeed:
             change = change_from_event(event, position)
             if change is None and op in ("update", "replace"):
                 # The post-image is gone: fall back to the order as it is now.
-                found = await self.orders.find_one({"_id": parse_id(event["documentKey"]["_id"])})
+                found = await self.connection.orders.find_one({"_id": parse_id(event["documentKey"]["_id"])})
                 if found is not None:
                     current = order_from_document(found)
                     lookup = {**event, "fullDocument": {**current.to_json(), "_id": current.id}}

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 
 from orders_live.domain import order_numbers
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, utc_now
@@ -24,7 +25,10 @@ log = logging.getLogger(__name__)
 class MongoOrderStore:
     def __init__(self, connection: MongoConnection) -> None:
         self.connection = connection
-        self.orders = connection.orders
+
+    @property
+    def orders(self) -> AsyncCollection[dict[str, Any]]:
+        return self.connection.orders  # the client is built by open()
 
     async def index_rows(self) -> AsyncIterator[list[IndexRow]]:
         chunk: list[IndexRow] = []
