@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from orders_live.domain.agent_action import EVERY_ACTION, ActionFilter, AgentActionJson, NewAgentAction
 from orders_live.domain.change import CaughtUp, Change
@@ -45,7 +45,20 @@ from orders_live.domain.page import Cursor, IndexRow
 from orders_live.domain.subscription import SubscriptionFilter
 
 Job = Callable[[], Awaitable[None]]  # long-running work: runs until cancelled
-PositionKey = tuple[int, str]  # positions of one database sort by this key
+
+
+class PositionKey(Protocol):
+    """What a feed's ``position_key`` makes of a position: ordered among the keys of that same
+    feed, and nothing more is known of it (each source picks its own shape: PostgreSQL's
+    (commit, seq), nx-27017's row, a MongoDB token's text). Keys of two feeds never meet."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+    def __le__(self, other: Any, /) -> bool: ...
+
+    def __gt__(self, other: Any, /) -> bool: ...
+
+    def __ge__(self, other: Any, /) -> bool: ...
 
 
 class OrderNotFound(Exception):

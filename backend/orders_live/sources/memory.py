@@ -135,10 +135,10 @@ class MemoryDatabase:
         if resume_after is None:
             after = self._seq
         else:
-            key = self.position_key(resume_after)
-            if key is None or key[0] > self._seq:
+            number = self._number(resume_after)
+            if number is None or number > self._seq:
                 raise HistoryLost(f"unknown position {resume_after!r}")
-            after = key[0]
+            after = number
             if after < self._first_kept_seq - 1:
                 raise HistoryLost(f"history before {resume_after!r} is gone")
         while True:
@@ -158,14 +158,14 @@ class MemoryDatabase:
         self._seq_of(position)
 
     def _seq_of(self, position: str) -> int:
-        key = self.position_key(position)
-        if key is None:
+        number = self._number(position)
+        if number is None:
             raise HistoryLost(f"not a position of this database: {position!r}")
-        if key[0] > self._seq:
+        if number > self._seq:
             raise PositionAhead(f"position {position!r} is ahead of this database's log")
-        if key[0] < self._first_kept_seq - 1:
+        if number < self._first_kept_seq - 1:
             raise HistoryLost(f"history before {position!r} is gone")
-        return key[0]
+        return number
 
     async def changes_between(self, after: str, upto: str, wanted: SubscriptionFilter, budget: int) -> list[Change]:
         first, last = self._seq_of(after), self._seq_of(upto)
@@ -175,9 +175,14 @@ class MemoryDatabase:
         return [c for c in self._log[first + 1 - start : last + 1 - start] if wanted.may_concern(c)]
 
     def position_key(self, position: str) -> PositionKey | None:
+        return self._number(position)
+
+    @staticmethod
+    def _number(position: str) -> int | None:
+        """The log's number in a position of this database."""
         if not position.startswith(PREFIX) or not position[len(PREFIX) :].isdigit():
             return None
-        return (int(position[len(PREFIX) :]), "")
+        return int(position[len(PREFIX) :])
 
     async def load_checkpoint(self, instance: str) -> str | None:
         return self._checkpoints.get(instance)

@@ -89,7 +89,7 @@ class MongoChangeFeed:
         with a ``$match`` stage with no events at all, so the filter cannot go into the
         pipeline. On nx-27017 the budget is checked first (its positions count the
         collection's changes); on MongoDB, the changes read are counted."""
-        start, end = self.position_key(after), self.position_key(upto)
+        start, end = self._key(after), self._key(upto)
         if start is None or end is None:
             raise HistoryLost(f"not positions of this database: {after!r}, {upto!r}")
         if start >= end:
@@ -155,8 +155,12 @@ class MongoChangeFeed:
             return None
 
     def position_key(self, position: str) -> PositionKey | None:
-        """Positions of the kind this server hands out; a position of the other kind is
-        not one (nx-27017 would take a MongoDB token silently and start from now)."""
+        return self._key(position)
+
+    def _key(self, position: str) -> tuple[int, str] | None:
+        """Positions of the kind this server hands out, as (nx-27017's row, MongoDB's token);
+        a position of the other kind is not one (nx-27017 would take a MongoDB token silently
+        and start from now)."""
         nx = _NX_TOKEN.fullmatch(position)
         if nx is not None and self.connection.nx is not False:
             return (int(nx.group(1)), "")

@@ -89,8 +89,7 @@ class PostgresChangeFeed:
         self.connection = connection
 
     def position_key(self, position: str) -> PositionKey | None:
-        parsed = parse_position(position)
-        return None if parsed is None else (parsed[0], f"{parsed[1]:019d}")
+        return parse_position(position)  # (commit, seq): "after the whole commit" is seq 2**63 - 1
 
     async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         commit, seq, table = await self._start(resume_after)
