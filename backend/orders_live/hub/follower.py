@@ -1,9 +1,10 @@
 """Following the feed: the one live reader of the database's changes.
 
-It opens the source, resumes from this instance's checkpoint (or from now), seeds the index
-once the stream is open, and applies every change in commit order: index, history, position,
-waiting writers, then the fan-out (once per read: ``batching``). When continuity cannot be
-proven it rebuilds every view.
+It opens the source (idempotent: a no-op when the service's start already opened it),
+resumes from this instance's checkpoint (or from now), seeds the index once the stream is
+open, and applies every change in commit order: index, history, position, waiting writers,
+then the fan-out (once per read: ``batching``). When continuity cannot be proven it rebuilds
+every view.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class Follower:
                     seed = False
                 if isinstance(item, CaughtUp):
                     self.feed.advance(item.position)
-                    # Only a mark read after the seed proves the index is exactly at it.
+                    # Only a mark read after the seed proves the index is exactly at it: the
+                    # first, read before it, is passed over, and every feed yields a second one
+                    # promptly (the marks rule of domain/source.py, held by tests/contract).
                     if not just_seeded and not self.feed.ready:
                         self.feed.go_live()
                         log.info("change feed live at %s (%d orders)", item.position, len(self.index))
