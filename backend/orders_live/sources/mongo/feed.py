@@ -33,8 +33,11 @@ class MongoChangeFeed:
 
     async def watch(self, resume_after: str | None) -> AsyncGenerator[Change | CaughtUp, None]:
         token, must_see_first = self._resume_point(resume_after)
-        async with self.connection.answering() as db:
-            async for item in self._stream(db, token, must_see_first):
+        async with (
+            self.connection.answering() as db,
+            contextlib.aclosing(self._stream(db, token, must_see_first)) as items,
+        ):
+            async for item in items:
                 yield item
 
     async def _stream(
