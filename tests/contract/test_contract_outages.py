@@ -136,13 +136,7 @@ async def test_every_call_on_a_stopped_database_raises_database_unavailable(stop
 
 
 @DRIVER_LEAK
-async def test_opening_a_database_that_is_not_there_raises_database_unavailable(
-    stoppable: Stoppable, request: pytest.FixtureRequest
-) -> None:
-    if stoppable.kind == "pg":  # a known gap, outside this suite's change: strict, so its fix is noticed
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="PostgresConnection.open() lets create_pool's OSError out")
-        )
+async def test_opening_a_database_that_is_not_there_raises_database_unavailable(stoppable: Stoppable) -> None:
     url = await stoppable.url()
     stoppable.stop()
     source = source_from_url(url)

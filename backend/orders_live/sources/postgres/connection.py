@@ -55,13 +55,17 @@ class PostgresConnection:
         return f"PostgreSQL database {database!r}"
 
     async def open(self) -> None:
+        """Idempotent; a server that does not answer is DatabaseUnavailable (the hub retries)."""
         if self._opened:
             return
-        if self.pool is None:
-            self.pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.options.pool_size, command_timeout=60
-            )
-        async with self.pool.acquire() as connection, connection.transaction():
+        try:
+            if self.pool is None:
+                self.pool = await asyncpg.create_pool(
+                    self.url, min_size=1, max_size=self.options.pool_size, command_timeout=60
+                )
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        async with self.answering() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
             await connection.execute(schema_sql())
         self._opened = True
