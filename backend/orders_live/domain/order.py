@@ -12,6 +12,16 @@ from pydantic_core import PydanticCustomError
 Status = Literal["pending", "shipped", "delivered"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
+
+def known_status(value: Any) -> Status | None:
+    """``value`` as a Status, or None when it is none (a stored row or document, or a change's
+    pre-image, read as the database has it)."""
+    for known in STATUSES:
+        if value == known:
+            return known
+    return None
+
+
 # What no name may hold, so that a name is text a person can read wherever it is shown: the C0
 # controls (NUL, TAB, LF, CR, ESC …), DEL and the C1 controls; lone surrogates (not text, and
 # not storable as UTF-8); the invisible marks that reorder the text around them (ALM U+061C,

@@ -14,7 +14,7 @@ from typing import Any
 from bson.timestamp import Timestamp
 
 from orders_live.domain.change import Change, Op
-from orders_live.domain.order import STATUSES, Order, Status, iso_millis, utc_now
+from orders_live.domain.order import Order, Status, iso_millis, known_status, utc_now
 
 _OPS: dict[str, Op] = {"insert": "insert", "replace": "update", "update": "update", "delete": "delete"}
 INVALIDATING_OPS = frozenset({"invalidate", "drop", "rename", "dropDatabase"})
@@ -79,12 +79,9 @@ def customer_of(doc: Any) -> str | None:
 
 
 def status_of(doc: Any) -> Status | None:
-    if isinstance(doc, dict):
-        status = doc.get("status")
-        for known in STATUSES:
-            if status == known:
-                return known
-    return None
+    """A document's status (as ``customer_of`` reads its customer); which values are statuses is
+    ``known_status``'s, for every source."""
+    return known_status(doc.get("status")) if isinstance(doc, dict) else None
 
 
 def _commit_time(event: dict[str, Any]) -> datetime:

@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from orders_live.domain import order_numbers
 from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, utc_now
 from orders_live.domain.page import Cursor, IndexRow, newest_first
-from orders_live.domain.source import OrderNotFound, VersionConflict
+from orders_live.domain.write_refusal import refusal
 from orders_live.sources.mongo.connection import MongoConnection
 from orders_live.sources.mongo.documents import order_from_document, parse_id, status_of, touching
 
@@ -130,7 +130,7 @@ class MongoOrderStore:
                 return_document=ReturnDocument.AFTER,
             )
         if doc is None:
-            raise await self._refusal(order_id, owner)
+            raise refusal(order_id, await self.get(order_id), owner)
         self.connection.pacer.wake()
         return order_from_document(doc)
 
@@ -141,11 +141,5 @@ class MongoOrderStore:
         async with self.connection.answering():
             result = await self.orders.delete_one(selector)
         if result.deleted_count == 0:
-            raise await self._refusal(order_id)
+            raise refusal(order_id, await self.get(order_id))
         self.connection.pacer.wake()
-
-    async def _refusal(self, order_id: int, owner: str | None = None) -> Exception:
-        current = await self.get(order_id)
-        if current is None or (owner is not None and current.customer_name != owner):
-            return OrderNotFound(order_id)
-        return VersionConflict(current)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from orders_live.domain.change import Change, Op
-from orders_live.domain.order import STATUSES, Order, Status, iso_millis
+from orders_live.domain.order import Order, iso_millis, known_status
 
 ORDER_COLUMNS = "id, customer_name, product_name, status, updated_at, version"
 _OPS: dict[str, Op] = {"insert": "insert", "update": "update", "delete": "delete"}
@@ -33,13 +33,6 @@ def position_of(commit_seq: int, seq: int | None = None) -> str:
     return f"pg:{commit_seq}" if seq is None else f"pg:{commit_seq}.{seq}"
 
 
-def status_of(value: Any) -> Status | None:
-    for known in STATUSES:
-        if value == known:
-            return known
-    return None
-
-
 def change_from_row(row: Any) -> Change:
     """One change-log row (joined with its commit) → Change. Raises ValueError for a row that
     is not an order change (the caller skips it, logged)."""
@@ -57,6 +50,6 @@ def change_from_row(row: Any) -> Change:
         order=order,
         position=position_of(row["commit_seq"], row["seq"]),
         committed_at=iso_millis(committed),
-        before_status=status_of(row["status_before"]),
+        before_status=known_status(row["status_before"]),
         before_customer=row["customer_before"],
     )

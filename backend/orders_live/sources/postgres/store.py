@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 
-from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, UnreadableName
+from orders_live.domain.order import Order, OrderCreate, OrderJson, OrderPatch, Status, UnreadableName, known_status
 from orders_live.domain.page import Cursor, IndexRow
-from orders_live.domain.source import OrderNotFound, VersionConflict
+from orders_live.domain.write_refusal import refusal
 from orders_live.sources.postgres.connection import PostgresConnection
-from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row, status_of
+from orders_live.sources.postgres.documents import ORDER_COLUMNS, order_from_row
 
 INDEX_BATCH = 10_000
 # The table's constraints that names be readable (sql/schema.sql), by the field each checks.
@@ -63,7 +63,7 @@ class PostgresOrderStore:
                 )
             chunk: list[IndexRow] = []
             for order_id, status, version, customer in rows:
-                known = status_of(status)
+                known = known_status(status)
                 if known is not None:  # the table's CHECK makes this always so
                     chunk.append((order_id, known, version, customer))
             if chunk:
@@ -118,7 +118,7 @@ class PostgresOrderStore:
                 raise
             raise UnreadableName(field) from None  # a row stored before the rule keeps its name
         if row is None:
-            raise await self._refusal(order_id, owner)
+            raise refusal(order_id, await self.get(order_id), owner)
         return order_from_row(row)
 
     async def delete(self, order_id: int, expected_version: int | None) -> None:
@@ -129,10 +129,4 @@ class PostgresOrderStore:
                 expected_version,
             )
         if deleted is None:
-            raise await self._refusal(order_id)
-
-    async def _refusal(self, order_id: int, owner: str | None = None) -> Exception:
-        current = await self.get(order_id)
-        if current is None or (owner is not None and current.customer_name != owner):
-            return OrderNotFound(order_id)
-        return VersionConflict(current)
+            raise refusal(order_id, await self.get(order_id))
