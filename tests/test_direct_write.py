@@ -42,7 +42,8 @@ async def test_both_transports_write_straight_to_the_socket_or_both_fall_back(
 ) -> None:
     monkeypatch.setattr(direct_write, "PROBLEMS", found)
     direct = not found
-    async with running_service(settings_for("memory://")) as service, aiohttp.ClientSession() as session:
+    settings = settings_for("memory://", socketio_direct=True)  # what is tested is the check, not the switch
+    async with running_service(settings) as service, aiohttp.ClientSession() as session:
         assert service.gateway is not None and service.streams is not None
         assert service.gateway.engine.direct is direct
         assert any(problem in service.gateway.engine.problems for problem in found) or direct
