@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from conftest import opened
 from orders_live.domain.order import OrderCreate
 from orders_live.domain.source import Source
-from orders_live.sources import source_from_url
 from orders_live.sources.memory import MemoryDatabase
 from orders_live.sources.postgres.embedded import create_database
 
@@ -48,16 +48,6 @@ class Subject:
             (await self.source.store.create(OrderCreate(customer_name="Ada", product_name=f"P{i}"))).id
             for i in range(n)
         ]
-
-
-@contextlib.asynccontextmanager
-async def opened_url(url: str) -> AsyncIterator[Source]:
-    source = source_from_url(url)
-    await source.connection.open()
-    try:
-        yield source
-    finally:
-        await source.connection.close()
 
 
 async def _forget_postgres(url: str) -> None:
@@ -118,8 +108,8 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
     # PostgreSQL re-reads its log this often without a NOTIFY: long enough that no test passes
     # by a poll where the contract promises more (a prompt second mark, a wake-up per write).
     request.getfixturevalue("monkeypatch").setenv("ORDERS_LIVE_PG_POLL_INTERVAL", "30")
-    async with opened_url(url) as source, running(source):
-        yield Subject(kind, source, lambda: opened_url(url), lambda: forget(url))
+    async with opened(url) as source, running(source):
+        yield Subject(kind, source, lambda: opened(url), lambda: forget(url))
 
 
 @contextlib.asynccontextmanager

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_sources import Subject, opened_url, subject
+from contract_sources import Subject, subject
 
-from conftest import NxServer, PgServer
+from conftest import NxServer, PgServer, opened
 from orders_live.domain.agent_action import NewAgentAction
 from orders_live.domain.change import CaughtUp, Change
 from orders_live.domain.order import OrderCreate
@@ -96,7 +96,7 @@ async def _outcome(call: Awaitable[Any]) -> str:
 
 @DRIVER_LEAK
 async def test_every_call_on_a_stopped_database_raises_database_unavailable(stoppable: Stoppable) -> None:
-    async with opened_url(await stoppable.url()) as source:
+    async with opened(await stoppable.url()) as source:
         order = await source.store.create(OrderCreate(customer_name="Ada", product_name="Pen"))
         async with contextlib.aclosing(source.feed.watch(None)) as live:
             mark = await anext(live)
