@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orders_live.bench.clients import STAMP  # the bench's clients read it back
+from orders_live.bench.pacing import paced
 
 CONCURRENCY = 16
 INSERT_EVERY = 10
@@ -79,9 +80,8 @@ async def _postgres(url: str) -> Writer:
 
 async def write(url: str, ids: list[int], rate: float, duration: float) -> dict[str, int]:
     update, insert, close = await (_postgres(url) if url.startswith("postgres") else _mongo(url))
-    done = inserted = late = 0
+    done = inserted = 0
     slots = asyncio.Semaphore(CONCURRENCY)
-    loop = asyncio.get_running_loop()
 
     async def one(n: int) -> None:
         nonlocal done, inserted
@@ -94,16 +94,7 @@ async def write(url: str, ids: list[int], rate: float, duration: float) -> dict[
                 done += 1
 
     try:
-        start = loop.time()
-        tasks = []
-        for n in range(int(rate * duration)):
-            delay = start + n / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.05:
-                late += 1
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
+        late = await paced(rate, duration, one)
     finally:
         await close()
     return {"writes": done, "inserts": inserted, "late": late}

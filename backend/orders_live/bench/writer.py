@@ -20,6 +20,7 @@ import aiohttp
 
 from orders_live.bench.accounting import Listing
 from orders_live.bench.clients import STAMP
+from orders_live.bench.pacing import paced
 from orders_live.bench.scopes import order_count, orders_by_customer, owners
 
 LISTING_WAIT = 60.0  # seconds a refused listing is asked again
@@ -87,7 +88,6 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
     time; how many were acknowledged."""
     done = 0
     failed: list[str] = []
-    loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
@@ -101,14 +101,7 @@ async def write_rest(url: str, headers: dict[str, str], ids: list[int], rate: fl
             except aiohttp.ClientConnectionError as exc:  # not acknowledged; the listings tell whether it was applied
                 failed.append(str(exc))
 
-        start = loop.time()
-        tasks = []
-        for n in range(int(rate * duration)):
-            delay = start + n / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n), name=f"bench-write-{n}"))
-        await asyncio.gather(*tasks)
+        await paced(rate, duration, one)
     if failed:
         print(f"{len(failed)} writes not acknowledged, the connection failed: {failed[0]}")
     return done
