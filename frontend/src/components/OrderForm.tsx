@@ -1,9 +1,9 @@
 import { type FormEvent, useId, useRef, useState } from "react";
 import type { OrderDraft } from "../api";
-import { capitalize } from "../format";
 import type { WriteOutcome } from "../liveStore";
-import { STATUSES, type Status } from "../protocol";
+import type { Status } from "../protocol";
 import { type FieldErrors, checkFields, hasErrors, serverFieldErrors } from "../validation";
+import { Field, STATUS_OPTIONS } from "./Field";
 
 interface Props {
   onCreate: (draft: OrderDraft) => Promise<WriteOutcome>;
@@ -53,73 +53,37 @@ export function OrderForm({ onCreate, serverValidationOnly }: Props) {
     else if (fieldErrors.product_name) productRef.current?.focus();
   }
 
-  const field = (name: "customer_name" | "product_name") => ({
-    "aria-invalid": errors[name] ? true : undefined,
-    "aria-describedby": errors[name] ? `${id}-${name}-error` : undefined,
-  });
-
   return (
     <form className="card order-form" onSubmit={submit} noValidate aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`}>New order</h2>
       <div className="form-grid">
-        <div className="field">
-          <label htmlFor={`${id}-customer`}>Customer</label>
-          <input
-            id={`${id}-customer`}
-            ref={customerRef}
-            name="customer_name"
-            autoComplete="off"
-            value={customer}
-            onChange={(e) => setCustomer(e.target.value)}
-            placeholder="e.g. Ada Lovelace"
-            {...field("customer_name")}
-          />
-          {errors.customer_name && (
-            <p className="field-error" id={`${id}-customer_name-error`} data-field-error="customer_name">
-              {errors.customer_name}
-            </p>
-          )}
-        </div>
-        <div className="field">
-          <label htmlFor={`${id}-product`}>Product</label>
-          <input
-            id={`${id}-product`}
-            ref={productRef}
-            name="product_name"
-            autoComplete="off"
-            value={product}
-            onChange={(e) => setProduct(e.target.value)}
-            placeholder="e.g. Desk lamp"
-            {...field("product_name")}
-          />
-          {errors.product_name && (
-            <p className="field-error" id={`${id}-product_name-error`} data-field-error="product_name">
-              {errors.product_name}
-            </p>
-          )}
-        </div>
-        <div className="field field-status">
-          <label htmlFor={`${id}-status`}>Status</label>
-          <select
-            id={`${id}-status`}
-            name="status"
-            value={status}
-            onChange={(e) => setStatus(e.target.value as Status)}
-            aria-invalid={errors.status ? true : undefined}
-            aria-describedby={errors.status ? `${id}-status-error` : undefined}
-          >
-            {STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {capitalize(s)}
-              </option>
-            ))}
-          </select>
-          {errors.status && (
-            <p className="field-error" id={`${id}-status-error`} data-field-error="status">
-              {errors.status}
-            </p>
-          )}
-        </div>
+        <Field
+          label="Customer"
+          name="customer_name"
+          ref={customerRef}
+          value={customer}
+          onChange={setCustomer}
+          placeholder="e.g. Ada Lovelace"
+          error={errors.customer_name}
+        />
+        <Field
+          label="Product"
+          name="product_name"
+          ref={productRef}
+          value={product}
+          onChange={setProduct}
+          placeholder="e.g. Desk lamp"
+          error={errors.product_name}
+        />
+        <Field
+          label="Status"
+          name="status"
+          className="field-status"
+          options={STATUS_OPTIONS}
+          value={status}
+          onChange={(value) => setStatus(value as Status)}
+          error={errors.status}
+        />
         <div className="field field-submit">
           <button type="submit" className="button primary" disabled={busy}>
             {busy ? "Creating…" : "Create order"}
