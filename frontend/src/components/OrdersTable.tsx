@@ -3,6 +3,7 @@ import { capitalize, relativeTime } from "../format";
 import type { OrderEdit, Row } from "../liveState";
 import type { WriteOutcome } from "../liveStore";
 import { type Order, STATUSES, type Status } from "../protocol";
+import "./orders/OrdersTable.css";
 import { type FieldErrors, checkFields, hasErrors, serverFieldErrors } from "../validation";
 
 export function StatusBadge({ status }: { status: Status }) {
