@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { OrdersApi } from "./api";
-import { type LiveSocket, LiveStore } from "./liveStore";
+import { type LiveSocket, LiveStore, MAX_HELD_CHANGES } from "./liveStore";
 import type { Counts, Order, SubscribeAck } from "./protocol";
 import { explainRefusal } from "./refusal";
 import { flush, jwt, tokenUrlSource } from "./tokenFixtures";
@@ -113,9 +113,37 @@ function setup(api = fakeApi(() => json(500, {})), random = 0.5, tokens?: Tokens
       delays.push(ms);
     },
     random: () => random,
+    frame: null,
   });
   return { socket, store, timers, delays };
 }
+
+/** A store whose frames run when the test says (`nextFrame`), counting what its listener is told. */
+function framed() {
+  const socket = new FakeSocket();
+  const frames: (() => void)[] = [];
+  const store = new LiveStore(socket, fakeApi(() => json(500, {})), { now: () => 1000, frame: (fn) => frames.push(fn) });
+  let told = 0;
+  store.listen(() => (told += 1));
+  const nextFrame = () => {
+    const due = frames.splice(0);
+    for (const fn of due) fn();
+  };
+  socket.connect();
+  snapshot(socket, [order(1)], "nx:5");
+  nextFrame();
+  told = 0;
+  return { socket, store, frames, nextFrame, told: () => told };
+}
+
+const insert = (id: number, position: string) => ({
+  op: "insert",
+  id,
+  order: order(id),
+  position,
+  committed_at: "x",
+  counts: { ...ALL, pending: id },
+});
 
 describe("LiveStore and the socket", () => {
   it("subscribes on connect, resubscribes with since after a reconnect", () => {
@@ -182,6 +210,47 @@ describe("LiveStore and the socket", () => {
     snapshot(socket, [order(3)], "nx:9");
     expect(store.getState().phase).toBe("live");
     expect(store.getState().error).toBeNull();
+  });
+});
+
+describe("LiveStore renders at most once per frame", () => {
+  it("holds the changes between two frames and applies them together: one notification, one announcement", () => {
+    const { socket, store, frames, nextFrame, told } = framed();
+    const before = store.getState().announcement?.serial ?? 0;
+    for (let id = 2; id <= 40; id += 1) socket.fire("order_change", insert(id, `nx:${id + 10}`));
+    socket.fire("order_changes", { changes: [insert(41, "nx:51"), insert(42, "nx:52")] });
+    expect(store.getState().orders.size).toBe(1); // nothing applied before the frame
+    expect(told()).toBe(0);
+    expect(frames).toHaveLength(1); // one frame asked for, not one per change
+
+    nextFrame();
+    expect(store.getState().orders.size).toBe(42);
+    expect(store.getState().position).toBe("nx:52");
+    expect(told()).toBe(1);
+    expect(store.getState().announcement).toEqual({ text: "41 changes applied.", serial: before + 1 });
+    nextFrame();
+    expect(told()).toBe(1); // nothing new: no frame asked, nothing told
+  });
+
+  it("another event applies the held changes first, and is told with them at the same frame", () => {
+    const { socket, store, nextFrame, told } = framed();
+    socket.fire("order_change", insert(2, "nx:6"));
+    socket.disconnect(); // the change came before the disconnect: it is in the view
+    expect(store.getState().orders.size).toBe(2);
+    expect(store.getState().phase).toBe("reconnecting");
+    expect(told()).toBe(0);
+    nextFrame();
+    expect(told()).toBe(1);
+    socket.connect();
+    expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:6" });
+  });
+
+  it("a hidden tab (no frames) holds at most MAX_HELD_CHANGES changes before applying them", () => {
+    const { socket, store, told } = framed();
+    const batch = Array.from({ length: MAX_HELD_CHANGES }, (_, i) => insert(i + 2, `nx:${i + 100}`));
+    socket.fire("order_changes", { changes: batch });
+    expect(store.getState().orders.size).toBe(MAX_HELD_CHANGES + 1);
+    expect(told()).toBe(0); // applied, told at the next frame
   });
 });
 

@@ -8,6 +8,13 @@
 // undo by itself), the store gets a new token and connects again: it subscribes with `since`, so
 // the view stays and nothing is missed. A fixed token that ended (or a token URL whose new token is
 // revoked too) is a final refusal: the banner says so, and nothing is tried again by itself.
+//
+// Rendering: with a frame scheduler (requestAnimationFrame in the browser, a fake in tests), the
+// changes that arrive between two frames (order_change events and every change of an order_changes
+// batch) are held and applied together as one `changes` action at the next frame, and listeners are
+// told at most once per frame, whatever was dispatched meanwhile. Any other action applies the held
+// changes first, so that the order of events is kept. Without one (unit tests of the protocol),
+// every action is applied and told at once.
 
 import type { ApiResult, OrderDraft, OrderPatch, OrdersApi } from "./api";
 import {
@@ -59,6 +66,20 @@ export interface StoreOptions {
   random?: () => number;
   /** Where the token comes from (none: the socket's auth is left as it is). */
   tokens?: Tokens;
+  /** Calls back before the next frame (requestAnimationFrame); null: apply and tell at once.
+   *  Defaults to requestAnimationFrame where there is one. */
+  frame?: RequestFrame | null;
+}
+
+/** Schedules a callback before the next repaint, like requestAnimationFrame. */
+export type RequestFrame = (callback: () => void) => unknown;
+
+/** Changes held for the next frame beyond which they are applied at once (a hidden tab gets no
+ *  frames): the store never holds an unbounded backlog. */
+export const MAX_HELD_CHANGES = 1_000;
+
+function browserFrames(): RequestFrame | null {
+  return typeof requestAnimationFrame === "function" ? (callback) => requestAnimationFrame(() => callback()) : null;
 }
 
 /** The answer to `refresh_token`. */
@@ -100,6 +121,12 @@ export class LiveStore {
   /** A new token was taken since the last connection that succeeded: a refusal saying the token
    *  ended is then not answered with yet another one at once (no loop). */
   private renewed = false;
+  private readonly frame: RequestFrame | null;
+  /** Changes received since the last frame, not applied yet. */
+  private held: OrderChange[] = [];
+  /** The state changed since listeners were last told. */
+  private untold = false;
+  private frameRequested = false;
 
   constructor(
     private readonly socket: LiveSocket,
@@ -113,6 +140,7 @@ export class LiveStore {
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.random = options.random ?? Math.random;
     this.tokens = options.tokens ?? null;
+    this.frame = options.frame === undefined ? browserFrames() : options.frame;
 
     if (this.tokens !== null) {
       const token = this.tokens.current();
@@ -139,12 +167,8 @@ export class LiveStore {
     });
     socket.on("token_expired", (data: unknown) => this.tokenEnded("expired", messageOf(data, "the token expired")));
     socket.on("token_revoked", (data: unknown) => this.tokenEnded("revoked", messageOf(data, "the token was revoked")));
-    socket.on("order_change", (change: OrderChange) => {
-      this.dispatch({ type: "change", change, now: this.now() });
-    });
-    socket.on("order_changes", (batch: OrderChangeBatch) => {
-      this.dispatch({ type: "changes", changes: batch?.changes ?? [], now: this.now() });
-    });
+    socket.on("order_change", (change: OrderChange) => this.receive([change]));
+    socket.on("order_changes", (batch: OrderChangeBatch) => this.receive(batch?.changes ?? []));
     socket.on("snapshot", (page: SnapshotPage) => {
       this.dispatch({ type: "page", page, now: this.now() });
     });
@@ -163,10 +187,57 @@ export class LiveStore {
   };
 
   dispatch(action: LiveAction): void {
+    this.applyHeld();
+    this.apply(action);
+  }
+
+  private apply(action: LiveAction): void {
     const next = reduce(this.state, action);
     if (next === this.state) return;
     this.state = next;
+    if (this.frame === null) {
+      this.tell();
+    } else {
+      this.untold = true;
+      this.requestFrame();
+    }
+  }
+
+  private tell(): void {
     for (const listener of this.listeners) listener();
+  }
+
+  // -- one render per frame -----------------------------------------------------------------
+  /** Live changes: held until the next frame (applied at once without a frame scheduler). */
+  private receive(changes: readonly OrderChange[]): void {
+    if (changes.length === 0) return;
+    if (this.frame === null) {
+      this.apply({ type: "changes", changes, now: this.now() });
+      return;
+    }
+    this.held.push(...changes);
+    if (this.held.length >= MAX_HELD_CHANGES) this.applyHeld();
+    this.requestFrame();
+  }
+
+  /** The changes held, applied together: one action, one announcement. */
+  private applyHeld(): void {
+    if (this.held.length === 0) return;
+    const changes = this.held;
+    this.held = [];
+    this.apply({ type: "changes", changes, now: this.now() });
+  }
+
+  private requestFrame(): void {
+    if (this.frameRequested || this.frame === null) return;
+    this.frameRequested = true;
+    this.frame(() => {
+      this.frameRequested = false;
+      this.applyHeld();
+      if (!this.untold) return;
+      this.untold = false;
+      this.tell();
+    });
   }
 
   // -- the connection and its token --------------------------------------------------------
