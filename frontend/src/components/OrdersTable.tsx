@@ -1,4 +1,4 @@
-import { type FormEvent, type KeyboardEvent, memo, useEffect, useId, useRef, useState } from "react";
+import { type FormEvent, type KeyboardEvent, memo, useCallback, useEffect, useId, useRef, useState } from "react";
 import { capitalize, relativeTime } from "../format";
 import type { OrderEdit, Row } from "../liveState";
 import type { WriteOutcome } from "../liveStore";
@@ -26,6 +26,8 @@ interface TableProps {
   onDelete: (order: Order) => void;
   serverValidationOnly: boolean;
   caption: string;
+  /** Each row's Edit button, registered by order id (the focus goes back to it when its edit closes). */
+  registerEditButton: (id: number, button: HTMLButtonElement | null) => void;
 }
 
 export function OrdersTable(props: TableProps) {
@@ -67,6 +69,7 @@ export function OrdersTable(props: TableProps) {
               onEdit={props.onEdit}
               onConfirmDelete={props.onConfirmDelete}
               onDelete={props.onDelete}
+              registerEditButton={props.registerEditButton}
             />
           ),
         )}
@@ -101,11 +104,14 @@ interface RowProps {
   onEdit: (id: number | null) => void;
   onConfirmDelete: (id: number | null) => void;
   onDelete: (order: Order) => void;
+  registerEditButton: (id: number, button: HTMLButtonElement | null) => void;
 }
 
 /** Re-renders only when its own order, highlight or state changes (the callbacks are stable). */
 const OrderRow = memo(
-  function OrderRow({ row, now, confirming, onEdit, onConfirmDelete, onDelete }: RowProps) {
+  function OrderRow({ row, now, confirming, onEdit, onConfirmDelete, onDelete, registerEditButton }: RowProps) {
+    const id = row.order.id;
+    const editButtonRef = useCallback((button: HTMLButtonElement | null) => registerEditButton(id, button), [id, registerEditButton]);
     return (
       <OrderRowView
         row={row}
@@ -115,6 +121,7 @@ const OrderRow = memo(
         onAskDelete={() => onConfirmDelete(row.order.id)}
         onCancelDelete={() => onConfirmDelete(null)}
         onDelete={() => onDelete(row.order)}
+        editButtonRef={editButtonRef}
       />
     );
   },
@@ -126,7 +133,8 @@ const OrderRow = memo(
     a.confirming === b.confirming &&
     a.onEdit === b.onEdit &&
     a.onConfirmDelete === b.onConfirmDelete &&
-    a.onDelete === b.onDelete,
+    a.onDelete === b.onDelete &&
+    a.registerEditButton === b.registerEditButton,
 );
 
 interface RowViewProps {
@@ -137,9 +145,10 @@ interface RowViewProps {
   onAskDelete: () => void;
   onCancelDelete: () => void;
   onDelete: () => void;
+  editButtonRef: (button: HTMLButtonElement | null) => void;
 }
 
-function OrderRowView({ row, now, confirming, onEdit, onAskDelete, onCancelDelete, onDelete }: RowViewProps) {
+function OrderRowView({ row, now, confirming, onEdit, onAskDelete, onCancelDelete, onDelete, editButtonRef }: RowViewProps) {
   const { order, pending } = row;
   const ref = useFlash(row);
   const keepRef = useRef<HTMLButtonElement>(null);
@@ -152,6 +161,11 @@ function OrderRowView({ row, now, confirming, onEdit, onAskDelete, onCancelDelet
     else if (wasConfirming.current) editRef.current?.focus();
     wasConfirming.current = confirming;
   }, [confirming]);
+
+  useEffect(() => {
+    editButtonRef(editRef.current);
+    return () => editButtonRef(null);
+  }, [editButtonRef]);
 
   const onKeyDown = (event: KeyboardEvent) => {
     if (event.key === "Escape" && confirming) onCancelDelete();
