@@ -19,6 +19,9 @@ __all__ = ["EMBEDDED_DATABASES", "add_bench_parser", "run_bench_command"]
 
 
 def run_bench_command(args: argparse.Namespace) -> None:
+    if args.dashboard:
+        _dashboard(args)
+        return
     if args.attack:
         _attacks(args)
         return
@@ -209,6 +212,47 @@ def _write_cost(url: str | None, out: Path) -> None:
     (out / "write-cost.md").write_text(table)
     print(table)
     print(f"written: {out / 'write-cost.md'}")
+
+
+def _dashboard(args: argparse.Namespace) -> None:
+    from orders_live.bench.dashboard import Plan
+    from orders_live.bench.dashboard_page import MissingBrowser, check_prerequisites
+
+    default = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+    frontend = Path(os.environ.get("ORDERS_LIVE_FRONTEND_DIR") or default)
+    try:
+        check_prerequisites(frontend)
+    except MissingBrowser as exc:
+        raise SystemExit(f"--dashboard: {exc}") from None
+    rates = [float(rate) for rate in (args.rates or "5,50").split(",")]
+    plan = Plan(_counts(args.dashboard_rows, "--dashboard-rows"), rates, args.dashboard_window, args.dashboard_burst)
+    asyncio.run(_bench_dashboard(plan, frontend, args))
+
+
+async def _bench_dashboard(plan: Any, frontend: Path, args: argparse.Namespace) -> None:
+    """The dashboard's cases on the given server, or an embedded one; each size on a fresh database."""
+    from orders_live.bench.bulk import insert_orders
+    from orders_live.bench.dashboard import run_dashboard
+    from orders_live.bench.dashboard_stats import markdown, write_report
+
+    folder = Path(tempfile.mkdtemp(prefix="orders-live-dashboard-"))
+    os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
+    server: Any = None
+    try:
+        kind, fresh, server = await _scratch_server(args.database_url, args.database, folder)
+        cases = await run_dashboard(fresh, insert_orders, frontend, plan)
+    finally:
+        if server is not None:
+            await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    command = f"orders-live bench --dashboard --dashboard-rows {','.join(str(s) for s in plan.sizes)}"
+    command += f" --rates {','.join(f'{r:g}' for r in plan.rates)} --dashboard-window {plan.window_s:g}"
+    command += f" --dashboard-burst {plan.burst}"
+    command += f" --database {kind}" if args.database_url is None else " --database-url …"
+    command += f" --tag {args.tag}" if args.tag else ""
+    path = write_report(cases, Path(args.out), command, f"dashboard-{args.tag}" if args.tag else "dashboard")
+    print(markdown(cases))
+    print(f"written: {path}, {path.with_suffix('.md')}")
 
 
 def _attacks(args: argparse.Namespace) -> None:

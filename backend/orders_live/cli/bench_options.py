@@ -135,5 +135,28 @@ def add_bench_parser(commands: Any) -> None:
             " refused-sessions, bad-tokens, or all (docs/performance.md, 'Hostile clients')"
         ),
     )
-    bench.add_argument("--tag", default="", help="with --attack: a prefix for the result files (before, after)")
+    bench.add_argument(
+        "--dashboard",
+        action="store_true",
+        help=(
+            "instead: the built dashboard in headless chromium under REST updates at each --rates (default 5,50)"
+            " and a burst; Chromium's main-thread counters and commit→screen times (dashboard.json/.md;"
+            " ORDERS_LIVE_FRONTEND_DIR picks the build, default frontend/dist)"
+        ),
+    )
+    bench.add_argument(
+        "--dashboard-rows",
+        default="500,5000",
+        metavar="N[,N…]",
+        help="with --dashboard: table sizes (default 500,5000)",
+    )
+    bench.add_argument(
+        "--dashboard-window", type=float, default=20.0, help="with --dashboard: seconds per rate (default 20)"
+    )
+    bench.add_argument(
+        "--dashboard-burst", type=int, default=1000, help="with --dashboard: updates in the burst (default 1000)"
+    )
+    bench.add_argument(
+        "--tag", default="", help="with --attack or --dashboard: a name for the result files (before, after)"
+    )
     bench.add_argument("--out", default="docs/performance", help="folder for results.json/.md and latency.png")
