@@ -34,15 +34,16 @@ interface TextProps extends CommonProps {
 interface SelectProps extends CommonProps {
   /** A select with these choices instead of a text input. */
   options: readonly FieldOption[];
+  placeholder?: undefined;
+  ref?: undefined;
 }
 
 /**
  * One labelled form control with its error message: a text input, or a select when `options` is
  * given. Both the new-order form and a table row's edit form are made of these.
  */
-export function Field(props: TextProps | SelectProps) {
+export function Field({ label, name, value, onChange, error, className, options, placeholder, ref }: TextProps | SelectProps) {
   const id = useId();
-  const { label, name, value, onChange, error, className } = props;
   const errorId = `${id}-error`;
   const aria = {
     id,
@@ -53,9 +54,9 @@ export function Field(props: TextProps | SelectProps) {
   return (
     <div className={className ? `field ${className}` : "field"}>
       <label htmlFor={id}>{label}</label>
-      {props.options ? (
+      {options ? (
         <select {...aria} value={value} onChange={(e) => onChange(e.target.value)}>
-          {props.options.map((option) => (
+          {options.map((option) => (
             <option key={option.value} value={option.value}>
               {option.label}
             </option>
@@ -64,10 +65,10 @@ export function Field(props: TextProps | SelectProps) {
       ) : (
         <input
           {...aria}
-          ref={props.ref}
+          ref={ref}
           autoComplete="off"
           value={value}
-          placeholder={props.placeholder}
+          placeholder={placeholder}
           onChange={(e) => onChange(e.target.value)}
         />
       )}
