@@ -7,7 +7,7 @@ import { FilterBar } from "./components/FilterBar";
 import { LoadOlder } from "./components/LoadOlder";
 import { Notices, useNotices } from "./components/Notices";
 import { OrderForm } from "./components/OrderForm";
-import { OrdersTable } from "./components/OrdersTable";
+import { OrdersTable } from "./components/orders/OrdersTable";
 import { RefusalBanner } from "./components/RefusalBanner";
 import { StatusTiles } from "./components/StatusTiles";
 import { TopBar } from "./components/TopBar";
@@ -108,7 +108,6 @@ export function App({ store, agent, serverValidationOnly = false }: AppProps) {
             <div className="table-wrap">
               <OrdersTable
                 rows={found}
-                now={now}
                 editingId={editing.editingId}
                 confirmingId={editing.confirmingId}
                 onEdit={editing.startEdit}

@@ -3,11 +3,14 @@
 
 import type { Flash, LiveState, OrderEdit } from "./liveView";
 import type { Order } from "./protocol";
+import { latestFlashes } from "./rowHighlight";
 
 export interface Row {
   order: Order;
   /** A write of this tab is on its way for this row. */
   pending: "create" | "update" | null;
+  /** The change to highlight the row for: only on the rows of the latest changes (a burst lights
+   *  up its last rows, not all of them). */
   flash: Flash | undefined;
 }
 
@@ -27,6 +30,7 @@ export function selectRows(state: LiveState): Row[] {
     else if (write.kind === "delete") deletes.add(write.id);
     else updates.set(write.id, { ...updates.get(write.id), ...write.changes });
   }
+  const flashes = latestFlashes(state.flashes);
   const rows: Row[] = [];
   for (const order of state.orders.values()) {
     if (deletes.has(order.id)) continue;
@@ -34,7 +38,7 @@ export function selectRows(state: LiveState): Row[] {
     rows.push({
       order: edit === undefined ? order : { ...order, ...edit },
       pending: edit === undefined ? null : "update",
-      flash: state.flashes.get(order.id),
+      flash: flashes.get(order.id),
     });
   }
   for (const order of creates) {

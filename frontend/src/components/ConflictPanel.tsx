@@ -2,7 +2,7 @@ import { useEffect, useRef } from "react";
 import { capitalize } from "../format";
 import type { OrderEdit } from "../liveState";
 import type { Order } from "../protocol";
-import { StatusBadge } from "./OrdersTable";
+import { StatusBadge } from "./orders/StatusBadge";
 
 export interface Conflict {
   id: number;

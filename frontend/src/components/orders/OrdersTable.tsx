@@ -1,0 +1,101 @@
+import { type ReactNode, useRef } from "react";
+import type { OrderEdit, Row } from "../../liveState";
+import type { WriteOutcome } from "../../liveStore";
+import type { Order } from "../../protocol";
+import { EditRow } from "./EditRow";
+import { OrderRow } from "./OrderRow";
+import "./OrdersTable.css";
+import { VirtualRows } from "./VirtualRows";
+
+/** From this many rows, only those in view (and the one being edited) are in the document. Below
+ *  it every row is, as a plain table. */
+export const VIRTUAL_FROM = 1_000;
+
+export interface OrdersTableProps {
+  rows: readonly Row[];
+  editingId: number | null;
+  confirmingId: number | null;
+  onEdit: (id: number | null) => void;
+  onConfirmDelete: (id: number | null) => void;
+  onSave: (order: Order, changes: OrderEdit) => Promise<WriteOutcome | null>;
+  onDelete: (order: Order) => void;
+  serverValidationOnly: boolean;
+  caption: string;
+  /** Each row's Edit button, registered by order id (the focus goes back to it when its edit closes). */
+  registerEditButton?: (id: number, button: HTMLButtonElement | null) => void;
+}
+
+export function OrdersTable(props: OrdersTableProps) {
+  const { rows, editingId } = props;
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const virtual = rows.length >= VIRTUAL_FROM;
+
+  const renderRow = (row: Row, index?: number, measure?: (element: HTMLTableRowElement | null) => void): ReactNode =>
+    editingId === row.order.id && row.order.id > 0 ? (
+      <EditRow
+        key={row.order.id}
+        order={row.order}
+        flash={row.flash}
+        onCancel={props.onEdit}
+        onSave={props.onSave}
+        serverValidationOnly={props.serverValidationOnly}
+        index={index}
+        measure={measure}
+      />
+    ) : (
+      <OrderRow
+        key={row.order.id}
+        order={row.order}
+        pending={row.pending}
+        flash={row.flash}
+        confirming={props.confirmingId === row.order.id}
+        onEdit={props.onEdit}
+        onConfirmDelete={props.onConfirmDelete}
+        onDelete={props.onDelete}
+        registerEditButton={props.registerEditButton}
+        index={index}
+        measure={measure}
+      />
+    );
+
+  const table = (
+    <table className="orders" aria-rowcount={virtual ? rows.length + 1 : undefined}>
+      <caption className="sr-only">{props.caption}</caption>
+      <thead>
+        <tr aria-rowindex={virtual ? 1 : undefined}>
+          <th scope="col">Order</th>
+          <th scope="col">Customer</th>
+          <th scope="col">Product</th>
+          <th scope="col">Status</th>
+          <th scope="col">Updated</th>
+          <th scope="col" className="num">
+            Version
+          </th>
+          <th scope="col">
+            <span className="sr-only">Actions</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {virtual ? (
+          <VirtualRows
+            rows={rows}
+            scrollRef={scrollRef}
+            keepIndex={editingId === null ? -1 : rows.findIndex((row) => row.order.id === editingId)}
+            renderRow={renderRow}
+          />
+        ) : (
+          rows.map((row) => renderRow(row))
+        )}
+      </tbody>
+    </table>
+  );
+  if (!virtual) return table;
+  return (
+    // A scroll box of its own, which the rows in view are taken from; focusable, so that the
+    // keyboard scrolls it too.
+    <div className="orders-scroll" ref={scrollRef} tabIndex={0} role="region" aria-label={props.caption}>
+      {table}
+    </div>
+  );
+}

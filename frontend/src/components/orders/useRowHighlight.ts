@@ -1,0 +1,16 @@
+import { useEffect, useRef } from "react";
+import type { Flash } from "../../liveView";
+import { HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING, highlightDue, prefersReducedMotion } from "../../rowHighlight";
+
+/** Highlights the row a change was applied to (not one that merely re-renders or moves): a Web
+ *  Animations API fade of its ::after's opacity, which needs no layout and restarts by itself. */
+export function useRowHighlight<E extends Element>(flash: Flash | undefined) {
+  const ref = useRef<E | null>(null);
+  useEffect(() => {
+    const element = ref.current;
+    if (element === null || typeof element.animate !== "function") return;
+    if (!highlightDue(flash, Date.now(), prefersReducedMotion())) return;
+    element.animate(HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING);
+  }, [flash]);
+  return ref;
+}
