@@ -10,6 +10,7 @@ import {
 } from "../agentActions";
 import type { AgentFeed } from "../agentFeed";
 import { relativeTime } from "../format";
+import "./AgentPanel.css";
 
 function KindBadge({ kind }: { kind: string }) {
   return (
