@@ -1,4 +1,4 @@
-import { type ReactNode, useRef } from "react";
+import { type ReactNode, useState } from "react";
 import type { OrderEdit, Row } from "../../liveState";
 import type { WriteOutcome } from "../../liveStore";
 import type { Order } from "../../protocol";
@@ -27,7 +27,9 @@ export interface OrdersTableProps {
 
 export function OrdersTable(props: OrdersTableProps) {
   const { rows, editingId } = props;
-  const scrollRef = useRef<HTMLDivElement>(null);
+  // State, not a ref: the rows are laid out once the box exists (a child's effects run before
+  // its parent's ref is set).
+  const [scrollBox, setScrollBox] = useState<HTMLDivElement | null>(null);
   const virtual = rows.length >= VIRTUAL_FROM;
 
   const renderRow = (row: Row, index?: number, measure?: (element: HTMLTableRowElement | null) => void): ReactNode =>
@@ -80,7 +82,7 @@ export function OrdersTable(props: OrdersTableProps) {
         {virtual ? (
           <VirtualRows
             rows={rows}
-            scrollRef={scrollRef}
+            scrollBox={scrollBox}
             keepIndex={editingId === null ? -1 : rows.findIndex((row) => row.order.id === editingId)}
             renderRow={renderRow}
           />
@@ -94,7 +96,7 @@ export function OrdersTable(props: OrdersTableProps) {
   return (
     // A scroll box of its own, which the rows in view are taken from; focusable, so that the
     // keyboard scrolls it too.
-    <div className="orders-scroll" ref={scrollRef} tabIndex={0} role="region" aria-label={props.caption}>
+    <div className="orders-scroll" ref={setScrollBox} tabIndex={0} role="region" aria-label={props.caption}>
       {table}
     </div>
   );

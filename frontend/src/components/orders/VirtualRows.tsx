@@ -1,5 +1,5 @@
 import { defaultRangeExtractor, useVirtualizer } from "@tanstack/react-virtual";
-import type { ReactNode, RefObject } from "react";
+import type { ReactNode } from "react";
 import type { Row } from "../../liveState";
 
 /** A row's height before it is measured (px). */
@@ -7,7 +7,8 @@ const ESTIMATED_HEIGHT = 46;
 
 interface VirtualRowsProps {
   rows: readonly Row[];
-  scrollRef: RefObject<HTMLDivElement | null>;
+  /** The box the table scrolls in (null until it is in the document). */
+  scrollBox: HTMLDivElement | null;
   /** A row kept in the document even out of view (the one being edited keeps its form), or -1. */
   keepIndex: number;
   renderRow: (row: Row, index: number, measure: (element: HTMLTableRowElement | null) => void) => ReactNode;
@@ -16,10 +17,10 @@ interface VirtualRowsProps {
 /** The rows in view of a long table, between spacer rows standing for the others: a window of
  *  10,000 orders puts as many rows in the document as one of 50. Each row says where it is
  *  (aria-rowindex; the table has aria-rowcount). */
-export function VirtualRows({ rows, scrollRef, keepIndex, renderRow }: VirtualRowsProps) {
+export function VirtualRows({ rows, scrollBox, keepIndex, renderRow }: VirtualRowsProps) {
   const virtualizer = useVirtualizer<HTMLDivElement, HTMLTableRowElement>({
     count: rows.length,
-    getScrollElement: () => scrollRef.current,
+    getScrollElement: () => scrollBox,
     estimateSize: () => ESTIMATED_HEIGHT,
     getItemKey: (index) => rows[index].order.id,
     overscan: 6,
