@@ -19,7 +19,8 @@ export default defineConfig({
     },
   },
   test: {
+    // Node by default; a component test sets jsdom in its first line (`// @vitest-environment jsdom`).
     environment: "node",
-    include: ["src/**/*.test.ts"],
+    include: ["src/**/*.test.{ts,tsx}"],
   },
 });
