@@ -16,7 +16,10 @@ export interface RowClosers {
  * outcome is told through `notify`; a 409 with the current order opens the conflict, which can be
  * re-applied to that version or discarded. `rows` closes a row's edit, or its delete confirmation.
  */
-export function useOrderWrites(store: LiveStore, notify: Notify, rows: RowClosers) {
+/** What the writes need of the store. */
+export type OrderWriter = Pick<LiveStore, "create" | "update" | "remove">;
+
+export function useOrderWrites(store: OrderWriter, notify: Notify, rows: RowClosers) {
   const { closeEdit, closeConfirm } = rows;
   const [conflict, setConflict] = useState<Conflict | null>(null);
   const [conflictBusy, setConflictBusy] = useState(false);
