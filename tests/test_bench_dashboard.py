@@ -119,6 +119,18 @@ def test_the_report_is_a_table_and_json_with_nan_as_null(tmp_path: Path) -> None
     assert path.with_suffix(".md").read_text() == f"`orders-live bench --dashboard`\n\n{table}"
 
 
+@pytest.mark.fast
+def test_a_case_whose_page_stopped_answering_has_no_figures() -> None:
+    from orders_live.bench.dashboard import Swamped, unanswered
+
+    swamped = unanswered(Swamped("500 rows, burst", 1000), 500, None)
+    assert not swamped.valid
+    assert swamped.changes == 1000 and swamped.seen == 0
+    assert "did not answer" in swamped.notes[0]
+    row = markdown([swamped]).splitlines()[2]
+    assert row == "| 500 rows, burst | 500 (0) | burst | – | – | – | – | – / – / – | – | 0/1,000 | no |"
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")

@@ -15,6 +15,7 @@ highlights have faded), so that a case does not pay for the last one's work.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import aiohttp
 from orders_live.bench.balancer import free_port
 from orders_live.bench.dashboard_page import DashboardPage, check_prerequisites
 from orders_live.bench.dashboard_stats import (
+    PARTS,
     STAMP,
     DashboardCase,
     burst_tail_ms,
@@ -45,6 +47,15 @@ SETTLE_WITHIN_MS = 10_000.0  # how long a case's highlights may run on after its
 SEEN_WITHIN_MS = 30_000.0  # how long a case waits for its changes to be on screen
 BURST_CONCURRENCY = 64  # REST updates in flight during a burst
 READY_WITHIN = 60.0
+ANSWER_WITHIN = 15.0  # seconds the page has to answer a question (a swamped main thread answers late)
+
+
+class Swamped(Exception):
+    """The page's main thread did not answer in time: it is still working through the changes."""
+
+    def __init__(self, name: str, changes: int) -> None:
+        super().__init__(name)
+        self.name, self.changes = name, changes
 
 
 @dataclass
@@ -164,18 +175,22 @@ async def measure_case(
         await asyncio.sleep(plan.window_s)  # the window itself: the idle page's counters over it
     else:
         numbers = await updater.at_rate(rate, plan.window_s)
-    if rate is not None:
-        after, ended = await page.counters(), time.time()
-    # A burst changes an order more than once; only its last change is owed to the screen.
-    owed = [n for n in numbers if n in updater.commits]
-    if rate is None:
-        last = finals({n: updater.versions[n] for n in owed})
-        owed = [n for n in owed if n in last]
-    on_screen = await page.until_seen(owed, SEEN_WITHIN_MS)
-    if rate is None:
-        after, ended = await page.counters(), time.time()
+    try:
+        if rate is not None:
+            after, ended = await asyncio.wait_for(page.counters(), ANSWER_WITHIN), time.time()
+        # A burst changes an order more than once; only its last change is owed to the screen.
+        owed = [n for n in numbers if n in updater.commits]
+        if rate is None:
+            last = finals({n: updater.versions[n] for n in owed})
+            owed = [n for n in owed if n in last]
+        on_screen = await asyncio.wait_for(page.until_seen(owed, SEEN_WITHIN_MS), SEEN_WITHIN_MS / 1000 + ANSWER_WITHIN)
+        if rate is None:
+            after, ended = await asyncio.wait_for(page.counters(), ANSWER_WITHIN), time.time()
+        found = await asyncio.wait_for(page.seen_since(numbers.start), ANSWER_WITHIN)
+    except TimeoutError:
+        raise Swamped(name, len(numbers)) from None
     commits = {n: updater.commits[n] for n in owed}
-    seen = {n: at for n, at in (await page.seen_since(numbers.start)).items() if n in commits}
+    seen = {n: at for n, at in found.items() if n in commits}
     p50, p95, worst = summarise(latencies(commits, seen))
     notes = [] if on_screen else [f"not all on screen within {SEEN_WITHIN_MS / 1000:g} s"]
     notes += [f"{len(updater.failed)} updates refused: {updater.failed[0]}"] if updater.failed else []
@@ -189,6 +204,15 @@ async def measure_case(
     )  # fmt: skip
 
 
+def unanswered(swamped: Swamped, rows: int, rate: float | None) -> DashboardCase:
+    """A case whose page stopped answering: no figures, and why."""
+    nan = math.nan
+    note = f"the page did not answer within {SEEN_WITHIN_MS / 1000 + ANSWER_WITHIN:g} s: its main thread was saturated"
+    return DashboardCase(
+        swamped.name, rows, 0, rate, 0.0, swamped.changes, 0, dict.fromkeys(PARTS, nan), nan, nan, nan, None, [note]
+    )
+
+
 async def measure_size(database_url: str, rows: int, frontend_dir: Path, plan: Plan) -> list[DashboardCase]:
     service = DashboardService(database_url, frontend_dir)
     await service.start()
@@ -199,9 +223,15 @@ async def measure_size(database_url: str, rows: int, frontend_dir: Path, plan: P
             updater = Updater(service.url, session, await newest_ids(service.url, session, min(rows, UPDATED)))
             cases = []
             for rate in [0.0, *plan.rates, None]:
-                cases.append(await measure_case(page, updater, rows, rate, plan))
+                try:
+                    cases.append(await measure_case(page, updater, rows, rate, plan))
+                except Swamped as swamped:  # the page is no use for the cases left at this size
+                    cases.append(unanswered(swamped, rows, rate))
+                    print(f"  {swamped.name}: the page did not answer", flush=True)
+                    break
                 print(f"  {cases[-1].name}: busy {cases[-1].shares['busy'] * 100:.0f} %", flush=True)
-                await page.until_still(SETTLE_WITHIN_MS)  # the last case's highlights end before the next begins
+                # The last case's highlights end before the next begins.
+                await asyncio.wait_for(page.until_still(SETTLE_WITHIN_MS), SETTLE_WITHIN_MS / 1000 + ANSWER_WITHIN)
         if page.errors:
             for case in cases:
                 case.notes.append(f"page errors: {page.errors[:3]}")

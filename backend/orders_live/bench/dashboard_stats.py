@@ -97,7 +97,7 @@ def _ms(value: float | None) -> str:
 
 
 def _pct(value: float) -> str:
-    return f"{value * 100:.0f} %"
+    return "–" if math.isnan(value) else f"{value * 100:.0f} %"
 
 
 def markdown(cases: Sequence[DashboardCase]) -> str:
