@@ -8,7 +8,7 @@ import { order } from "../../liveFixtures";
 import type { Row } from "../../liveState";
 import { OrdersTable, type OrdersTableProps } from "./OrdersTable";
 
-const animate = vi.fn();
+const animate = vi.fn((..._args: unknown[]) => ({ addEventListener: () => {} }));
 let reduce = false;
 
 beforeEach(() => {

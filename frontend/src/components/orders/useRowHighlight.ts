@@ -3,14 +3,24 @@ import type { Flash } from "../../liveView";
 import { HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING, highlightDue, prefersReducedMotion } from "../../rowHighlight";
 
 /** Highlights the row a change was applied to (not one that merely re-renders or moves): a Web
- *  Animations API fade of its ::after's opacity, which needs no layout and restarts by itself. */
+ *  Animations API fade of its ::after's opacity, which needs no layout and restarts by itself. The
+ *  row holds the class `flash` (which gives it the ::after) while the fade runs. */
 export function useRowHighlight<E extends Element>(flash: Flash | undefined) {
   const ref = useRef<E | null>(null);
   useEffect(() => {
     const element = ref.current;
     if (element === null || typeof element.animate !== "function") return;
     if (!highlightDue(flash, Date.now(), prefersReducedMotion())) return;
-    element.animate(HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING);
+    element.classList.add("flash");
+    const fade = element.animate(HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING);
+    const done = () => {
+      // A later change of the same row started a new fade: that one takes the class off.
+      if (!element.getAnimations({ subtree: true }).some((other) => other !== fade && other.playState === "running")) {
+        element.classList.remove("flash");
+      }
+    };
+    fade.addEventListener("finish", done);
+    fade.addEventListener("cancel", done);
   }, [flash]);
   return ref;
 }
