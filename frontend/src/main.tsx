@@ -1,3 +1,5 @@
+// The tokens and the shared rules first: the components' own sheets come after them and win a tie.
+import "./styles.css";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { io } from "socket.io-client";
@@ -8,7 +10,6 @@ import { LiveStore } from "./liveStore";
 import { isStatus } from "./protocol";
 import { type KeyStore, originFor, readFragment } from "./tokenOrigin";
 import { TokenSource } from "./tokenSource";
-import "./styles.css";
 
 const params = new URLSearchParams(window.location.search);
 const status = params.get("status");

@@ -3,6 +3,7 @@ import { capitalize } from "../format";
 import type { OrderEdit } from "../liveState";
 import type { Order } from "../protocol";
 import { StatusBadge } from "./orders/StatusBadge";
+import "./ConflictPanel.css";
 
 export interface Conflict {
   id: number;

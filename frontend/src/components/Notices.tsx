@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
+import "./Notices.css";
 
 export interface Notice {
   id: number;

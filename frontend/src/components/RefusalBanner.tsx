@@ -1,6 +1,7 @@
 import { capitalize } from "../format";
 import type { ActiveRefusal } from "../liveState";
 import { explainRefusal, retryText } from "../refusal";
+import "./RefusalBanner.css";
 
 interface Props {
   refusal: ActiveRefusal;
