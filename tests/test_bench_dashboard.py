@@ -123,12 +123,12 @@ def test_the_report_is_a_table_and_json_with_nan_as_null(tmp_path: Path) -> None
 def test_a_case_whose_page_stopped_answering_has_no_figures() -> None:
     from orders_live.bench.dashboard import Swamped, unanswered
 
-    swamped = unanswered(Swamped("500 rows, burst", 1000), 500, None)
+    swamped = unanswered(Swamped("500 rows, burst", 1000, 500), 500, None)
     assert not swamped.valid
     assert swamped.changes == 1000 and swamped.seen == 0
     assert "did not answer" in swamped.notes[0]
     row = markdown([swamped]).splitlines()[2]
-    assert row == "| 500 rows, burst | 500 (0) | burst | – | – | – | – | – / – / – | – | 0/1,000 | no |"
+    assert row == "| 500 rows, burst | 500 (500) | burst | – | – | – | – | – / – / – | – | 0/1,000 | no |"
 
 
 @pytest.mark.browser

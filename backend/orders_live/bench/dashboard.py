@@ -53,9 +53,9 @@ ANSWER_WITHIN = 15.0  # seconds the page has to answer a question (a swamped mai
 class Swamped(Exception):
     """The page's main thread did not answer in time: it is still working through the changes."""
 
-    def __init__(self, name: str, changes: int) -> None:
+    def __init__(self, name: str, changes: int, rendered: int = 0) -> None:
         super().__init__(name)
-        self.name, self.changes = name, changes
+        self.name, self.changes, self.rendered = name, changes, rendered
 
 
 @dataclass
@@ -188,7 +188,7 @@ async def measure_case(
             after, ended = await asyncio.wait_for(page.counters(), ANSWER_WITHIN), time.time()
         found = await asyncio.wait_for(page.seen_since(numbers.start), ANSWER_WITHIN)
     except TimeoutError:
-        raise Swamped(name, len(numbers)) from None
+        raise Swamped(name, len(numbers), rendered) from None
     commits = {n: updater.commits[n] for n in owed}
     seen = {n: at for n, at in found.items() if n in commits}
     p50, p95, worst = summarise(latencies(commits, seen))
@@ -209,7 +209,19 @@ def unanswered(swamped: Swamped, rows: int, rate: float | None) -> DashboardCase
     nan = math.nan
     note = f"the page did not answer within {SEEN_WITHIN_MS / 1000 + ANSWER_WITHIN:g} s: its main thread was saturated"
     return DashboardCase(
-        swamped.name, rows, 0, rate, 0.0, swamped.changes, 0, dict.fromkeys(PARTS, nan), nan, nan, nan, None, [note]
+        swamped.name,
+        rows,
+        swamped.rendered,
+        rate,
+        0.0,
+        swamped.changes,
+        0,
+        dict.fromkeys(PARTS, nan),
+        nan,
+        nan,
+        nan,
+        None,
+        [note],
     )
 
 
