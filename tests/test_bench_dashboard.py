@@ -131,6 +131,22 @@ def test_a_case_whose_page_stopped_answering_has_no_figures() -> None:
     assert row == "| 500 rows, burst | 500 (500) | burst | – | – | – | – | – / – / – | – | 0/1,000 | no |"
 
 
+@pytest.mark.fast
+def test_without_chromium_or_a_built_dashboard_the_bench_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orders_live.bench import dashboard_page
+    from orders_live.bench.dashboard_page import MissingBrowser, check_prerequisites
+
+    monkeypatch.setattr(dashboard_page, "CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(MissingBrowser, match=r"no Chromium at .*apt-get install chromium"):
+        check_prerequisites(tmp_path)
+    (tmp_path / "chromium").write_text("")
+    monkeypatch.setattr(dashboard_page, "CHROMIUM", tmp_path / "chromium")
+    with pytest.raises(MissingBrowser, match=r"not built .*npm run build"):
+        check_prerequisites(tmp_path / "dist")
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
