@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 import socketio
 
+from orders_live.client.live_events import LiveEvent, LiveEvents
 from orders_live.client.live_view import LiveView
 from orders_live.client.refusals import AccessRefused, LiveOrdersDied, Refused, SubscribeRefused, refusal
 from orders_live.client.token_refresh import keep_fresh
@@ -42,26 +42,13 @@ from orders_live.client.tokens import Tokens, TokenSource
 from orders_live.domain.order import OrderJson
 from orders_live.runtime.backoff import Backoff
 
+__all__ = ["LiveEvent", "LiveOrders"]
+
 log = logging.getLogger(__name__)
 
 State = Literal["connecting", "catching_up", "live", "reconnecting", "closed"]
-EVENTS_CAPACITY = 10_000
 SUBSCRIBE_WAIT = 30.0  # seconds a subscribe may wait for its ack, or for the next snapshot page
 MAX_MESSAGE = 4 * 1024 * 1024  # aiohttp's WebSocket message limit, told to the server, which pages below it
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    """``change``: one applied change (``replayed`` during catch-up, ``conflated`` when
-    the server merged changes for a slow client). ``snapshot``/``resync``: the view was
-    replaced (``reason`` says why for a resync). ``dropped``: this iterator fell behind;
-    read ``orders`` afresh."""
-
-    kind: Literal["change", "snapshot", "resync", "dropped"]
-    change: dict[str, Any] | None = None
-    replayed: bool = False
-    reason: str | None = None
-    before: OrderJson | None = None  # the order as the view held it before the change
 
 
 class LiveOrders:
@@ -86,13 +73,11 @@ class LiveOrders:
         self.view = LiveView(wanted)
         self.state: State = "connecting"
         self.replayed = 0  # changes replayed by the last catch-up
-        self.on_event = on_event
+        self._events = LiveEvents(on_event)
         self.failure: Refused | LiveOrdersDied | None = None  # why the connection task ended, if not closed
         self._backoff = Backoff("connection to orders-live", log, first=reconnect_first, cap=reconnect_max)
-        self._listeners: list[asyncio.Queue[LiveEvent | None]] = []  # None: the connection task ended
         self._live = asyncio.Event()
         self._live_or_ended = asyncio.Event()
-        self._ended = False
         self._failure_raised = False  # told to the caller by events(), wait_live() or close()
         self._task: asyncio.Task[None] | None = None
         self._sio: socketio.AsyncClient | None = None
@@ -123,7 +108,8 @@ class LiveOrders:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("this LiveOrders is already started")
-        self.failure, self._ended, self._failure_raised = None, False, False  # a fresh start after close()
+        self.failure, self._failure_raised = None, False  # a fresh start after close()
+        self._events.reopen()
         self._set_state("connecting")
         self._task = asyncio.create_task(self._run(), name="live-orders-connection")
         self._task.add_done_callback(self._connection_ended)
@@ -132,7 +118,7 @@ class LiveOrders:
         """Until the view is live; raises ``failure`` if the connection task ended instead."""
         async with asyncio.timeout(within):
             await self._live_or_ended.wait()
-        if self._ended:
+        if self._events.ended:
             self._raise_failure()
             raise RuntimeError("this LiveOrders was closed before it went live")
 
@@ -142,22 +128,10 @@ class LiveOrders:
         if failure is not None:
             raise failure
 
-    async def events(self) -> AsyncIterator[LiveEvent]:
+    def events(self) -> AsyncIterator[LiveEvent]:
         """Every event from now on. Ends when the client is closed; raises ``failure``
         (after the events that came before it) if the connection task ended by itself."""
-        queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
-        self._listeners.append(queue)
-        if self._ended:
-            queue.put_nowait(None)
-        try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    self._raise_failure()
-                    return
-                yield event
-        finally:
-            self._listeners.remove(queue)
+        return self._events.iterate(self._raise_failure)
 
     def _raise_failure(self) -> None:
         if self.failure is not None:
@@ -189,10 +163,8 @@ class LiveOrders:
             failure.__cause__ = error
             log.error("the connection task %s died (%s)", task.get_name(), why, exc_info=error)
         self.failure = failure
-        self._ended = True
+        self._events.end()
         self._set_state("closed")
-        for queue in self._listeners:
-            queue.put_nowait(None)
 
     # -- the connection ------------------------------------------------------------
     async def _run(self) -> None:
@@ -309,7 +281,7 @@ class LiveOrders:
         self.view.end(ack["position"], ack.get("counts") or {})
         if "replayed" not in ack:
             reason = ack.get("resync")
-            self._emit(LiveEvent("resync" if reason else "snapshot", reason=reason))
+            self._events.emit(LiveEvent("resync" if reason else "snapshot", reason=reason))
         self._set_state("live")
 
     def _set_state(self, state: State) -> None:
@@ -318,7 +290,7 @@ class LiveOrders:
             self._live.set()
         else:
             self._live.clear()
-        if state == "live" or self._ended:
+        if state == "live" or self._events.ended:
             self._live_or_ended.set()
         else:
             self._live_or_ended.clear()
@@ -329,7 +301,7 @@ class LiveOrders:
             self.replayed += 1
         before = self.view.orders.get(change["id"])
         if self.view.apply(change):
-            self._emit(LiveEvent("change", change, replayed=replaying, before=before))
+            self._events.emit(LiveEvent("change", change, replayed=replaying, before=before))
 
     async def _on_changes(self, batch: dict[str, Any]) -> None:
         for change in batch["changes"]:
@@ -350,23 +322,7 @@ class LiveOrders:
         if message.get("filter", self.view.wanted) != self.view.wanted:
             return
         self.view.end(message["position"], message.get("counts") or {})
-        self._emit(LiveEvent("resync", reason=message["reason"]))
-
-    def _emit(self, event: LiveEvent) -> None:
-        if self._ended:
-            return  # the iterators have been told; nothing may follow that
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:
-                log.exception("an on_event callback failed")
-        for queue in self._listeners:
-            if queue.qsize() >= EVENTS_CAPACITY:
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(LiveEvent("dropped"))
-            else:
-                queue.put_nowait(event)
+        self._events.emit(LiveEvent("resync", reason=message["reason"]))
 
 
 async def _disconnect(sio: socketio.AsyncClient) -> None:
