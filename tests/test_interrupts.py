@@ -50,7 +50,9 @@ class Terminal:
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.process.wait), 30)
         except TimeoutError:
-            pytest.fail(f"still running 30 s after Ctrl-C; its output:\n{self.text()}")
+            os.kill(self.process.pid, signal.SIGUSR1)  # its threads' stacks, to its output
+            await until(lambda: "Thread 0x" in self.text() or "Current thread" in self.text(), within=5, what="stacks")
+            pytest.fail(f"still running 30 s after Ctrl-C; its output and stacks:\n{self.text()}")
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -239,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     serving = args.command in ("serve", "demo", "agent")
     configure_logging(settings.log_level if serving else "WARNING", settings.log_format)
+    if serving:  # SIGUSR1 writes every thread's stack to stderr: how to see where a stuck process is
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         if args.command in ("serve", "demo"):
             rate = args.rate if args.command == "demo" else None
