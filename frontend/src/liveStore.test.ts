@@ -245,6 +245,18 @@ describe("LiveStore renders at most once per frame", () => {
     expect(socket.lastSubscribe().payload).toEqual({ limit: 500, since: "nx:6" });
   });
 
+  it("this tab's own actions are told before the call returns, with the changes held before them", () => {
+    const { socket, store, nextFrame, told } = framed();
+    socket.fire("order_change", insert(2, "nx:6"));
+    store.setFilter("pending"); // a radio React renders from the store: it must be checked now
+    expect(store.getState().filter).toBe("pending");
+    expect(told()).toBe(1);
+    void store.update(1, { status: "shipped" }, 1);
+    expect(told()).toBe(2);
+    nextFrame();
+    expect(told()).toBe(2); // nothing untold is left for the frame
+  });
+
   it("a hidden tab (no frames) holds at most MAX_HELD_CHANGES changes before applying them", () => {
     const { socket, store, told } = framed();
     const batch = Array.from({ length: MAX_HELD_CHANGES }, (_, i) => insert(i + 2, `nx:${i + 100}`));

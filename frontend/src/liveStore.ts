@@ -13,8 +13,11 @@
 // changes that arrive between two frames (order_change events and every change of an order_changes
 // batch) are held and applied together as one `changes` action at the next frame, and listeners are
 // told at most once per frame, whatever was dispatched meanwhile. Any other action applies the held
-// changes first, so that the order of events is kept. Without one (unit tests of the protocol),
-// every action is applied and told at once.
+// changes first, so that the order of events is kept. This tab's own actions (the filter, "Load
+// older", the optimistic overlay of a write) are told before the call returns: a controlled input
+// that React renders from the store must show the choice within the event that made it, or React
+// puts the old value back until the next frame. Without a frame scheduler (unit tests of the
+// protocol), every action is applied and told at once.
 
 import type { ApiResult, OrderDraft, OrderPatch, OrdersApi } from "./api";
 import {
@@ -207,6 +210,13 @@ export class LiveStore {
     for (const listener of this.listeners) listener();
   }
 
+  /** Tells the listeners now of what is applied and untold (this tab's own actions). */
+  private tellNow(): void {
+    if (!this.untold) return;
+    this.untold = false;
+    this.tell();
+  }
+
   // -- one render per frame -----------------------------------------------------------------
   /** Live changes: held until the next frame (applied at once without a frame scheduler). */
   private receive(changes: readonly OrderChange[]): void {
@@ -366,6 +376,7 @@ export class LiveStore {
       this.socket.emit("unsubscribe", wireFilter(old));
       this.sendSubscribe();
     }
+    this.tellNow();
   }
 
   private sendSubscribe(): void {
@@ -399,6 +410,7 @@ export class LiveStore {
     const epoch = state.epoch;
     const before = olderCursor(state);
     this.dispatch({ type: "older_started", epoch });
+    this.tellNow();
     const result = await this.api.list({ status: state.filter, limit: OLDER_PAGE, before });
     if (result.ok) this.dispatch({ type: "older_loaded", epoch, page: result.value, now: this.now() });
     else this.dispatch({ type: "older_failed", epoch, message: result.error.message });
@@ -422,6 +434,7 @@ export class LiveStore {
         order: { id: this.tempIds, ...draft, updated_at: new Date(now).toISOString(), version: 0 },
       },
     });
+    this.tellNow();
     const result = await this.api.create(draft);
     return this.finish(key, result);
   }
@@ -429,6 +442,7 @@ export class LiveStore {
   async update(id: number, changes: OrderEdit, ifMatch: number): Promise<WriteOutcome> {
     const key = this.key();
     this.dispatch({ type: "optimistic", write: { key, kind: "update", id, changes } });
+    this.tellNow();
     const result = await this.api.update(id, changes as OrderPatch, ifMatch);
     return this.finish(key, result, id);
   }
@@ -436,6 +450,7 @@ export class LiveStore {
   async remove(id: number, ifMatch?: number): Promise<WriteOutcome> {
     const key = this.key();
     this.dispatch({ type: "optimistic", write: { key, kind: "delete", id } });
+    this.tellNow();
     const result = await this.api.remove(id, ifMatch);
     if (result.ok) {
       this.dispatch({ type: "settled", key, deletedId: id, now: this.now() });
