@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { OrdersApi } from "./api";
-import { type LiveSocket, LiveStore, MAX_HELD_CHANGES } from "./liveStore";
+import { type LiveSocket, LiveStore, MAX_HELD_CHANGES, RENDER_EVERY_MS } from "./liveStore";
 import type { Counts, Order, SubscribeAck } from "./protocol";
 import { explainRefusal } from "./refusal";
 import { flush, jwt, tokenUrlSource } from "./tokenFixtures";
@@ -118,22 +118,36 @@ function setup(api = fakeApi(() => json(500, {})), random = 0.5, tokens?: Tokens
   return { socket, store, timers, delays };
 }
 
-/** A store whose frames run when the test says (`nextFrame`), counting what its listener is told. */
+/** A store whose frames run when the test says (`nextFrame`), on a clock the test moves (`advance`,
+ *  which runs the timers due), counting what its listener is told. */
 function framed() {
   const socket = new FakeSocket();
   const frames: (() => void)[] = [];
-  const store = new LiveStore(socket, fakeApi(() => json(500, {})), { now: () => 1000, frame: (fn) => frames.push(fn) });
+  let now = 1000;
+  let timers: { at: number; fn: () => void }[] = [];
+  const store = new LiveStore(socket, fakeApi(() => json(500, {})), {
+    now: () => now,
+    setTimer: (fn, ms) => timers.push({ at: now + ms, fn }),
+    frame: (fn) => frames.push(fn),
+  });
   let told = 0;
   store.listen(() => (told += 1));
   const nextFrame = () => {
     const due = frames.splice(0);
     for (const fn of due) fn();
   };
+  const advance = (ms: number) => {
+    now += ms;
+    const due = timers.filter((timer) => timer.at <= now);
+    timers = timers.filter((timer) => timer.at > now);
+    for (const timer of due) timer.fn();
+  };
   socket.connect();
   snapshot(socket, [order(1)], "nx:5");
   nextFrame();
+  advance(RENDER_EVERY_MS); // the snapshot's render is long past
   told = 0;
-  return { socket, store, frames, nextFrame, told: () => told };
+  return { socket, store, frames, nextFrame, advance, told: () => told };
 }
 
 const insert = (id: number, position: string) => ({
@@ -255,6 +269,26 @@ describe("LiveStore renders at most once per frame", () => {
     expect(told()).toBe(2);
     nextFrame();
     expect(told()).toBe(2); // nothing untold is left for the frame
+  });
+
+  it("renders live changes at most every RENDER_EVERY_MS: one that comes sooner waits, with those after it", () => {
+    const { socket, store, frames, nextFrame, advance, told } = framed();
+    socket.fire("order_change", insert(2, "nx:6"));
+    nextFrame(); // long after the last render: at the next frame
+    expect(told()).toBe(1);
+
+    advance(30);
+    socket.fire("order_change", insert(3, "nx:7")); // 30 ms after that render: it waits
+    expect(frames).toHaveLength(0);
+    advance(40);
+    socket.fire("order_change", insert(4, "nx:8"));
+    expect(frames).toHaveLength(0);
+    advance(RENDER_EVERY_MS - 70); // the interval is over: a frame is asked for
+    expect(frames).toHaveLength(1);
+    nextFrame();
+    expect(told()).toBe(2); // both changes, in one render
+    expect(store.getState().orders.size).toBe(4);
+    expect(store.getState().position).toBe("nx:8");
   });
 
   it("a hidden tab (no frames) holds at most MAX_HELD_CHANGES changes before applying them", () => {
