@@ -10,6 +10,9 @@ import type { WriteOutcome } from "../liveStore";
 import type { Order } from "../protocol";
 import { useRowEditing } from "../useRowEditing";
 import { OrdersTable } from "./orders/OrdersTable";
+import { withViewport } from "./orders/viewportFixture";
+
+withViewport();
 
 beforeEach(() => {
   // jsdom has neither the Web Animations API nor media queries (the highlight uses both).

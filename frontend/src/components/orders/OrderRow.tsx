@@ -22,9 +22,11 @@ export interface OrderRowProps {
 }
 
 /** One order. Memoised with the default comparison: every prop is a value or a stable callback,
- *  so a row re-renders only when its own order, highlight or state changes. */
+ *  so a row re-renders only when its own order, highlight, state or place changes. Its cells are
+ *  memoised apart from its place (`index`): when a change moves a row to the top, every row in
+ *  view moves down one, and only their `<tr>` attributes are rendered again. */
 export const OrderRow = memo(function OrderRow(props: OrderRowProps) {
-  const { order, pending, flash, confirming, onEdit, onConfirmDelete, onDelete, registerEditButton, index, measure } = props;
+  const { order, pending, flash, index, measure, ...cells } = props;
   const highlight = useRowHighlight<HTMLTableRowElement>(flash);
   const setRow = useCallback(
     (element: HTMLTableRowElement | null) => {
@@ -33,6 +35,25 @@ export const OrderRow = memo(function OrderRow(props: OrderRowProps) {
     },
     [highlight, measure],
   );
+  return (
+    <tr
+      ref={setRow}
+      className={pending ? "row pending" : "row"}
+      data-order-id={order.id < 0 ? undefined : order.id}
+      data-status={order.status}
+      data-index={index}
+      aria-rowindex={index === undefined ? undefined : index + 2}
+      aria-busy={pending ? true : undefined}
+    >
+      <OrderCells order={order} pending={pending} {...cells} />
+    </tr>
+  );
+});
+
+type OrderCellsProps = Omit<OrderRowProps, "flash" | "index" | "measure">;
+
+const OrderCells = memo(function OrderCells(props: OrderCellsProps) {
+  const { order, pending, confirming, onEdit, onConfirmDelete, onDelete, registerEditButton } = props;
   const keepRef = useRef<HTMLButtonElement>(null);
   const editRef = useRef<HTMLButtonElement>(null);
   const wasConfirming = useRef(false);
@@ -57,15 +78,7 @@ export const OrderRow = memo(function OrderRow(props: OrderRowProps) {
   };
 
   return (
-    <tr
-      ref={setRow}
-      className={pending ? "row pending" : "row"}
-      data-order-id={temporary ? undefined : order.id}
-      data-status={order.status}
-      data-index={index}
-      aria-rowindex={index === undefined ? undefined : index + 2}
-      aria-busy={pending ? true : undefined}
-    >
+    <>
       <td data-label="Order" className="cell-id">
         {temporary ? <span className="muted">new</span> : `#${order.id}`}
       </td>
@@ -117,6 +130,6 @@ export const OrderRow = memo(function OrderRow(props: OrderRowProps) {
           </div>
         )}
       </td>
-    </tr>
+    </>
   );
 });

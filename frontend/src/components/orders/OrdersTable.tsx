@@ -7,10 +7,6 @@ import { OrderRow } from "./OrderRow";
 import "./OrdersTable.css";
 import { VirtualRows } from "./VirtualRows";
 
-/** From this many rows, only those in view (and the one being edited) are in the document. Below
- *  it every row is, as a plain table. */
-export const VIRTUAL_FROM = 1_000;
-
 export interface OrdersTableProps {
   rows: readonly Row[];
   editingId: number | null;
@@ -25,14 +21,18 @@ export interface OrdersTableProps {
   registerEditButton?: (id: number, button: HTMLButtonElement | null) => void;
 }
 
+/** The orders, newest change first. Only the rows in view (and the one being edited) are in the
+ *  document, whatever the number held (VirtualRows.tsx). `orders-live bench --dashboard`, 500 rows
+ *  at 5 changes/s: the main thread 81 % busy when every row was in the table (a row that moves to
+ *  the top re-lays out the table), 7 % with the rows in view only; at 99 rows and 50 changes/s a
+ *  plain table saturated it. */
 export function OrdersTable(props: OrdersTableProps) {
   const { rows, editingId } = props;
   // State, not a ref: the rows are laid out once the box exists (a child's effects run before
   // its parent's ref is set).
   const [scrollBox, setScrollBox] = useState<HTMLDivElement | null>(null);
-  const virtual = rows.length >= VIRTUAL_FROM;
 
-  const renderRow = (row: Row, index?: number, measure?: (element: HTMLTableRowElement | null) => void): ReactNode =>
+  const renderRow = (row: Row, index: number, measure: (element: HTMLTableRowElement | null) => void): ReactNode =>
     editingId === row.order.id && row.order.id > 0 ? (
       <EditRow
         key={row.order.id}
@@ -61,10 +61,10 @@ export function OrdersTable(props: OrdersTableProps) {
     );
 
   const table = (
-    <table className="orders" aria-rowcount={virtual ? rows.length + 1 : undefined}>
+    <table className="orders" aria-rowcount={rows.length + 1}>
       <caption className="sr-only">{props.caption}</caption>
       <thead>
-        <tr aria-rowindex={virtual ? 1 : undefined}>
+        <tr aria-rowindex={1}>
           <th scope="col">Order</th>
           <th scope="col">Customer</th>
           <th scope="col">Product</th>
@@ -79,20 +79,15 @@ export function OrdersTable(props: OrdersTableProps) {
         </tr>
       </thead>
       <tbody>
-        {virtual ? (
-          <VirtualRows
-            rows={rows}
-            scrollBox={scrollBox}
-            keepIndex={editingId === null ? -1 : rows.findIndex((row) => row.order.id === editingId)}
-            renderRow={renderRow}
-          />
-        ) : (
-          rows.map((row) => renderRow(row))
-        )}
+        <VirtualRows
+          rows={rows}
+          scrollBox={scrollBox}
+          keepIndex={editingId === null ? -1 : rows.findIndex((row) => row.order.id === editingId)}
+          renderRow={renderRow}
+        />
       </tbody>
     </table>
   );
-  if (!virtual) return table;
   return (
     // A scroll box of its own, which the rows in view are taken from; focusable, so that the
     // keyboard scrolls it too.

@@ -1,8 +1,8 @@
-import { defaultRangeExtractor, useVirtualizer } from "@tanstack/react-virtual";
-import type { ReactNode } from "react";
+import { type Virtualizer, defaultRangeExtractor, useVirtualizer } from "@tanstack/react-virtual";
+import { type ReactNode, useRef } from "react";
 import type { Row } from "../../liveState";
 
-/** A row's height before it is measured (px). */
+/** A row's height before any is measured (px). */
 const ESTIMATED_HEIGHT = 46;
 
 interface VirtualRowsProps {
@@ -18,10 +18,17 @@ interface VirtualRowsProps {
  *  10,000 orders puts as many rows in the document as one of 50. Each row says where it is
  *  (aria-rowindex; the table has aria-rowcount). */
 export function VirtualRows({ rows, scrollBox, keepIndex, renderRow }: VirtualRowsProps) {
+  // The last height a ResizeObserver reported: what a row that has not been measured yet is taken
+  // to be. A row is never measured by reading its layout when it mounts (TanStack's default reads
+  // offsetHeight, a forced layout per row that scrolls or moves into view: at 50 changes/s that
+  // was a third of the page's layout time); its ResizeObserver, which runs after the frame's own
+  // layout, corrects the size if it differs (a row being edited is taller).
+  const typical = useRef(ESTIMATED_HEIGHT);
   const virtualizer = useVirtualizer<HTMLDivElement, HTMLTableRowElement>({
     count: rows.length,
     getScrollElement: () => scrollBox,
-    estimateSize: () => ESTIMATED_HEIGHT,
+    estimateSize: () => typical.current,
+    measureElement: (element, entry, instance) => observedHeight(element, entry, instance, typical),
     getItemKey: (index) => rows[index].order.id,
     overscan: 6,
     rangeExtractor: (range) => {
@@ -40,6 +47,19 @@ export function VirtualRows({ rows, scrollBox, keepIndex, renderRow }: VirtualRo
   const total = virtualizer.getTotalSize();
   if (total > end) out.push(<Spacer key="gap-end" height={total - end} />);
   return out;
+}
+
+function observedHeight(
+  element: HTMLTableRowElement,
+  entry: ResizeObserverEntry | undefined,
+  instance: Virtualizer<HTMLDivElement, HTMLTableRowElement>,
+  typical: { current: number },
+): number {
+  const box = entry?.borderBoxSize?.[0];
+  if (box === undefined) return instance.options.estimateSize(instance.indexFromElement(element));
+  const height = Math.round(box.blockSize);
+  if (height > 0) typical.current = height;
+  return height;
 }
 
 function Spacer({ height }: { height: number }) {
