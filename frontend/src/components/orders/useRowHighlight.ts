@@ -3,16 +3,18 @@ import type { Flash } from "../../liveView";
 import { HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING, highlightDue, prefersReducedMotion } from "../../rowHighlight";
 
 /** Highlights the row a change was applied to (not one that merely re-renders or moves): a Web
- *  Animations API fade of its ::after's opacity, which needs no layout and restarts by itself. The
- *  row holds the class `flash` (which gives it the ::after) while the fade runs. */
+ *  Animations API fade of the opacity of its first cell's ::after, a layer that covers the row
+ *  (OrdersTable.css), which needs no layout and restarts by itself. The row holds the class
+ *  `flash` (which gives the cell the ::after) while the fade runs. */
 export function useRowHighlight<E extends Element>(flash: Flash | undefined) {
   const ref = useRef<E | null>(null);
   useEffect(() => {
     const element = ref.current;
-    if (element === null || typeof element.animate !== "function") return;
+    const layer = element?.firstElementChild;
+    if (element === null || !layer || typeof layer.animate !== "function") return;
     if (!highlightDue(flash, Date.now(), prefersReducedMotion())) return;
     element.classList.add("flash");
-    const fade = element.animate(HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING);
+    const fade = layer.animate(HIGHLIGHT_KEYFRAMES, HIGHLIGHT_TIMING);
     const done = () => {
       // A later change of the same row started a new fade: that one takes the class off.
       if (!element.getAnimations({ subtree: true }).some((other) => other !== fade && other.playState === "running")) {
