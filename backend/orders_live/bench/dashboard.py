@@ -196,7 +196,9 @@ async def measure_case(
     p50, p95, worst = summarise(latencies(commits, seen))
     notes = [] if on_screen else [f"not all on screen within {SEEN_WITHIN_MS / 1000:g} s"]
     notes += [f"{len(updater.failed)} updates refused: {updater.failed[0]}"] if updater.failed else []
-    notes += [f"a burst of {len(numbers):,} changes; the {len(owed):,} that end in view are owed"] if rate is None else []
+    notes += (
+        [f"a burst of {len(numbers):,} changes; the {len(owed):,} that end in view are owed"] if rate is None else []
+    )
     updater.failed.clear()
     window = ended - started
     tail = burst_tail_ms(commits, seen) if rate is None else None
