@@ -258,6 +258,10 @@ class PgServer:
                     "--unix_socket_directories=",
                     "--fsync=off",  # tests, not benchmarks: durability is not what they measure
                     "--max_connections=300",
+                    # the WAL feed's suites: logical decoding, a slot per database that follows it
+                    "--wal_level=logical",
+                    "--max_replication_slots=200",
+                    "--max_wal_senders=100",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -37,6 +37,9 @@ from orders_live.sources.database_process import die_with_parent, free_port, sto
 from orders_live.sources.options import PostgresOptions
 
 log = logging.getLogger(__name__)
+# The write-ahead log carries what logical decoding needs, so that the WAL feed
+# (ORDERS_LIVE_PG_CHANGES=wal) can follow it; a few slots and senders for it.
+LOGICAL = {"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10"}
 
 START_TIMEOUT = 30.0
 PASSWORD_FILE = "postgres.password"  # in data_dir: the superuser's password
@@ -148,7 +151,7 @@ class EmbeddedPostgres:
             await self._set_password(binaries, user)
         self._write_hba(user)
         self.port = self.port or free_port()
-        options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": "", **self.server_settings}
+        options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": "", **LOGICAL, **self.server_settings}
         arguments = [f"--{name}={value}" for name, value in options.items()]
         with self.log_file.open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
