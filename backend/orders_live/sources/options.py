@@ -7,6 +7,7 @@ made without them reads the same variables. No driver here: ``settings`` imports
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,19 @@ class PostgresOptions(BaseSettings):
     log_keep_seconds: float = Field(86_400.0, gt=0, description="seconds the log keeps a change at least")
     retention_interval: float = Field(10.0, gt=0, description="seconds between retention passes")
     retention_batch: int = Field(5_000, ge=1, description="commits removed per retention statement")
+    changes: Literal["auto", "wal", "triggers"] = Field(
+        "triggers",
+        description=(
+            "the change feed: wal reads the write-ahead log (logical replication; writers pay nothing),"
+            " triggers logs each write in the writer's transaction; auto: wal when the server has"
+            " wal_level=logical and the role may replicate, else triggers"
+        ),
+    )
+    slot_retained_limit: int = Field(
+        1 << 30,
+        ge=1,
+        description="bytes of WAL the feed's replication slot may hold back before /readyz says so",
+    )
     bin: Path | None = Field(
         None,
         description="the folder of initdb and postgres for the embedded server (else pg_config's, else Debian's)",
