@@ -20,6 +20,8 @@ import asyncpg
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.runtime.backoff import Backoff
 from orders_live.sources.options import PostgresOptions
+from orders_live.sources.postgres.slot import Feed, choose_feed, drop_slot, ensure_slot
+from orders_live.sources.postgres.wal_log import RESYNC
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,9 @@ UNAVAILABLE = (
 )
 
 
-def schema_sql() -> str:
-    return resources.files("orders_live.sources.postgres").joinpath("sql", "schema.sql").read_text()
+def schema_sql(name: str = "schema") -> str:
+    """``schema.sql``, or a feed's own file (``triggers``, ``wal``), run after it."""
+    return resources.files("orders_live.sources.postgres").joinpath("sql", f"{name}.sql").read_text()
 
 
 class PostgresConnection:
@@ -48,6 +51,9 @@ class PostgresConnection:
         self._news = asyncio.Event()  # set (and replaced) at each NOTIFY, and when listening resumes
         self.listening = False
         self._opened = False
+        self.opened = asyncio.Event()  # set once open() has chosen the feed and applied the schema
+        self.feed: Feed | None = None  # chosen at open()
+        self.slot = ""  # the WAL feed's replication slot (named at open())
 
     @property
     def description(self) -> str:
@@ -65,16 +71,54 @@ class PostgresConnection:
                 )
         except UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        async with self.answering() as connection, connection.transaction():
+        async with self.answering() as connection:
+            await self._apply_schema(connection)
+        self._opened = True
+        self.opened.set()
+
+    async def _apply_schema(self, connection: Any) -> None:
+        """The schema and the chosen feed's part of it, under the schema lock. A change of feed
+        leaves no gap: to the WAL, the slot is made first and the log records from which WAL
+        position the changes are its reader's (the drop of the triggers waits for every writer
+        that ran them); back to the triggers, every reader is made to resync, and the slot is
+        dropped so that it keeps no WAL."""
+        choice = await choose_feed(connection, self.options.changes)
+        self.slot = choice.slot
+        if self.feed is None:
+            log.info("PostgreSQL change feed: %s (%s)", choice.feed, choice.why)
+        async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
             await connection.execute(schema_sql())
-        self._opened = True
+            if choice.feed == "wal":
+                await connection.execute(schema_sql("publication"))
+        created = await ensure_slot(connection, choice.slot) if choice.feed == "wal" else None
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
+            was = await connection.fetchval("SELECT feed FROM orders_live_log")
+            await connection.execute(schema_sql(choice.feed))
+            if choice.feed == "wal" and was != "wal":
+                await connection.execute(
+                    "UPDATE orders_live_log SET feed = 'wal', wal_from = pg_current_wal_insert_lsn()"
+                )
+            elif choice.feed == "wal" and created is not None:  # the slot was gone: what it held is lost
+                log.warning("the replication slot %s was missing: every reader resyncs", choice.slot)
+                await connection.execute(RESYNC, created - 1)
+                await connection.execute("SELECT pg_notify($1, '')", CHANNEL)
+            elif choice.feed == "triggers" and was == "wal":
+                log.warning("the change feed goes from the WAL back to triggers: every reader resyncs")
+                await connection.execute("UPDATE orders_live_log SET feed = 'triggers', wal_from = NULL")
+                await connection.execute("INSERT INTO orders_live_changes (op, order_id) VALUES ('truncate', 0)")
+                await connection.execute("SELECT pg_notify($1, '')", CHANNEL)
+        if choice.feed == "triggers":
+            await drop_slot(connection, choice.slot)
+        self.feed = choice.feed
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
         self._opened = False
+        self.opened.clear()
 
     async def ping(self) -> None:
         async with asyncio.timeout(1.0), self.answering() as connection:

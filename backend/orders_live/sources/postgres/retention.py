@@ -28,6 +28,11 @@ SELECT LEAST(
 """
 
 
+_NTH_AFTER = (
+    "SELECT commit_seq FROM orders_live_commits WHERE commit_seq > $1 ORDER BY commit_seq OFFSET $2 - 1 LIMIT 1"
+)
+
+
 class LogRetention:
     def __init__(self, connection: PostgresConnection) -> None:
         self.connection = connection
@@ -55,7 +60,10 @@ class LogRetention:
             bounds = await db.fetchrow(_TARGET, options.log_keep_seconds, options.log_keep_rows)
             target, horizon = int(bounds["target"]), int(bounds["horizon"])
             while horizon < target:
-                upto = min(target, horizon + options.retention_batch)
+                # Commit numbers are not dense (the WAL feed numbers a commit by its log position):
+                # a batch ends at the retention_batch-th commit after the horizon, not at a sum.
+                nth = await db.fetchval(_NTH_AFTER, horizon, options.retention_batch)
+                upto = target if nth is None else min(target, int(nth))
                 async with db.transaction():
                     await db.execute("UPDATE orders_live_log SET horizon = $1 WHERE horizon < $1", upto)
                     await db.execute(
