@@ -202,7 +202,7 @@ class Service:
             source.connection,
             self.registry,
             lambda: {"socketio": len(gateway.connection_per_sid), "sse": streams.streams + agent_actions.streams},
-            lambda: authenticator.problems,
+            lambda: authenticator.problems + source.health.problems(),
             metrics_token=settings.metrics_token,
             worker=settings.worker,
         )
@@ -221,6 +221,8 @@ class Service:
         tasks = self.tasks
         if self.embedded is not None:  # started again if it dies
             tasks.start(WATCHDOG_TASK, EmbeddedWatchdog(self.embedded, settings.embedded_database).run)
+        for metric, (text, read) in source.health.gauges.items():
+            prometheus_client.Gauge(metric, text, registry=self.registry).set_function(read)
         for name, job in source.jobs.items():  # the database's own work (listening, retention)
             tasks.start(name, job)
         await hub.start()

@@ -223,6 +223,19 @@ class Connection(Protocol):
         ...
 
 
+def _no_problems() -> list[str]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What a source says of itself beyond answering a ping: ``problems`` for ``/readyz`` (empty
+    when there is none) and ``gauges`` for ``/metrics`` (metric name → (help text, reader))."""
+
+    problems: Callable[[], list[str]] = _no_problems
+    gauges: Mapping[str, tuple[str, Callable[[], float]]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One database, as the service uses it. ``jobs``: the long-running work it needs
@@ -235,6 +248,7 @@ class Source:
     checkpoints: Checkpoints
     actions: ActionLog
     jobs: Mapping[str, Job] = field(default_factory=dict)
+    health: SourceHealth = field(default_factory=SourceHealth)
 
     @property
     def description(self) -> str:

@@ -10,6 +10,7 @@ passed is refused (HistoryLost), never skipped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator
@@ -20,12 +21,14 @@ from orders_live.domain.source import DatabaseUnavailable, PositionAhead, Positi
 from orders_live.domain.subscription import SubscriptionFilter
 from orders_live.sources.postgres.connection import PostgresConnection
 from orders_live.sources.postgres.documents import change_from_row, position_of
+from orders_live.sources.postgres.slot import unconfirmed_now
 
 log = logging.getLogger(__name__)
 
 _POSITION = re.compile(r"pg:(\d{1,18})(?:\.(\d{1,18}))?")
 WHOLE_COMMIT = 2**63 - 1  # the seq of "after every change of the commit"
 BATCH = 1_000
+CAUGHT_UP_WITHIN = 15.0  # seconds "now" waits for the WAL reader to have appended what committed before it
 _STATE = "SELECT horizon, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
 _CHANGES = """
 SELECT c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before, l.customer_before
@@ -164,6 +167,8 @@ class PostgresChangeFeed:
         if state is None or state["orders_oid"] is None:
             raise DatabaseUnavailable("the orders table does not exist")
         if resume_after is None:
+            if self.connection.feed == "wal":  # "now" is after every commit made before it
+                latest = await self._appended_up_to_now()
             return int(latest), WHOLE_COMMIT, int(state["orders_oid"])
         parsed = parse_position(resume_after)
         if parsed is None:
@@ -173,6 +178,25 @@ class PostgresChangeFeed:
         if _gone(parsed[0], parsed[1], state["horizon"]):
             raise HistoryLost(f"the change log no longer holds what follows {resume_after!r}")
         return parsed[0], parsed[1], int(state["orders_oid"])
+
+    async def _appended_up_to_now(self) -> int:
+        """With the WAL feed the log trails the table by the reader's delay (or by any time when no
+        instance reads the slot): waits until the reader has confirmed the WAL position of now, so
+        that "now" holds every commit made before it; the log's latest commit then."""
+        loop = asyncio.get_running_loop()
+        deadline, target = loop.time() + CAUGHT_UP_WITHIN, None
+        while True:
+            news = self.connection.news()
+            async with self.connection.answering() as db:
+                now, confirmed = await unconfirmed_now(db, self.connection.slot)
+                target = now if target is None else target
+                if confirmed is not None and confirmed >= target:
+                    return int(await db.fetchval("SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits"))
+            if loop.time() > deadline:
+                raise DatabaseUnavailable(
+                    f"the WAL reader has not reached the log's present within {CAUGHT_UP_WITHIN:g} s"
+                )
+            await self.connection.wait_for_news(news, 0.05)
 
     async def _read(self, commit: int, seq: int, table: int) -> list[Any]:
         async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
