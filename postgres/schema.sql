@@ -1,6 +1,9 @@
 -- orders-live on PostgreSQL: the orders table, the triggers that keep its contract, and the
 -- change log the service reads. Idempotent: the service runs it at every start, in one
--- transaction, under an advisory lock (two instances starting at once do not race).
+-- transaction, under an advisory lock (two instances starting at once do not race), followed
+-- by the file of the change feed in use: triggers.sql (the triggers below append to the change
+-- log at each write) or wal.sql (the log is appended by the instance that reads the write-ahead
+-- log; the writers' transactions carry no trigger but the one that sets version and updated_at).
 --
 -- The contract is kept by the database itself, so that psql or any other client writes
 -- exactly as the service does:
@@ -84,6 +87,10 @@ CREATE TABLE IF NOT EXISTS orders_live_log (
     horizon       bigint NOT NULL DEFAULT 0
 );
 INSERT INTO orders_live_log (one, horizon) VALUES (true, 0) ON CONFLICT (one) DO NOTHING;
+-- Which feed appends to the log (triggers or wal), and for wal the write-ahead log position from
+-- which the changes are the WAL reader's to append (those before it were logged by triggers).
+ALTER TABLE orders_live_log ADD COLUMN IF NOT EXISTS feed text NOT NULL DEFAULT 'triggers';
+ALTER TABLE orders_live_log ADD COLUMN IF NOT EXISTS wal_from pg_lsn;
 
 -- Each instance's resume position.
 CREATE TABLE IF NOT EXISTS orders_live_state (
@@ -146,29 +153,6 @@ $$;
 CREATE OR REPLACE TRIGGER orders_live_before_write
     BEFORE INSERT OR UPDATE ON orders
     FOR EACH ROW EXECUTE FUNCTION orders_live_before_write();
-
-CREATE OR REPLACE TRIGGER orders_live_after_write
-    AFTER INSERT OR UPDATE OR DELETE ON orders
-    FOR EACH ROW EXECUTE FUNCTION orders_live_after_write();
-
-CREATE OR REPLACE TRIGGER orders_live_truncated
-    AFTER TRUNCATE ON orders
-    FOR EACH STATEMENT EXECUTE FUNCTION orders_live_truncated();
-
-DO $$
-BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_trigger
-        WHERE tgname = 'orders_live_number_commit' AND tgrelid = 'orders_live_changes'::regclass
-    ) THEN
-        -- A constraint trigger cannot be CREATE OR REPLACEd.
-        CREATE CONSTRAINT TRIGGER orders_live_number_commit
-            AFTER INSERT ON orders_live_changes
-            DEFERRABLE INITIALLY DEFERRED
-            FOR EACH ROW EXECUTE FUNCTION orders_live_number_commit();
-    END IF;
-END
-$$;
 
 -- The agent's action log (docs/agent.md): append-only, one row per record, numbered by seq.
 -- Appends take the advisory lock (7362519, 2) until they commit, so seqs become visible in
