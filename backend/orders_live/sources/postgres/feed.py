@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _POSITION = re.compile(r"pg:(\d{1,18})(?:\.(\d{1,18}))?")
 WHOLE_COMMIT = 2**63 - 1  # the seq of "after every change of the commit"
 BATCH = 1_000
+MARK_POLL = 0.05  # seconds between looks at the WAL reader's progress while a mark waits for it
 CAUGHT_UP_WITHIN = 15.0  # seconds "now" waits for the WAL reader to have appended what committed before it
 _STATE = "SELECT horizon, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
 _CHANGES = """
@@ -98,8 +99,16 @@ class PostgresChangeFeed:
         commit, seq, table = await self._start(resume_after)
         options = self.connection.options
         marks = 0
+        wal = self.connection.feed == "wal"
+        target: int | None = None  # with the WAL feed: the WAL position a mark must cover
         while True:
             news = self.connection.news()  # taken before reading: a NOTIFY during the read still wakes us
+            caught = True
+            if wal:  # the log trails the WAL: a mark only once the reader appended what was before it
+                async with self.connection.answering() as db:
+                    now, confirmed = await unconfirmed_now(db, self.connection.slot)
+                target = now if target is None else target
+                caught = confirmed is not None and confirmed >= target
             rows = await self._read(commit, seq, table)
             for row in rows:
                 commit, seq = row["commit_seq"], row["seq"]
@@ -112,6 +121,10 @@ class PostgresChangeFeed:
                     continue
                 yield change
             if len(rows) < BATCH:
+                if not caught:
+                    await self.connection.wait_for_news(news, MARK_POLL)
+                    continue
+                target = None
                 seq = WHOLE_COMMIT  # everything visible is read: the last commit is whole
                 yield CaughtUp(position_of(commit))
                 marks += 1
@@ -196,7 +209,7 @@ class PostgresChangeFeed:
                 raise DatabaseUnavailable(
                     f"the WAL reader has not reached the log's present within {CAUGHT_UP_WITHIN:g} s"
                 )
-            await self.connection.wait_for_news(news, 0.05)
+            await self.connection.wait_for_news(news, MARK_POLL)
 
     async def _read(self, commit: int, seq: int, table: int) -> list[Any]:
         async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
