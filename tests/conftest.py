@@ -49,6 +49,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             wrong.append(f"{item.nodeid}: in the fast tier but uses a database fixture")
     if wrong:
         raise pytest.UsageError("tests outside the tiers:\n" + "\n".join(wrong))
+    for item in items:  # the suites that run again on the WAL feed (scripts/test.sh)
+        if on_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+
+
+def on_postgres(item: pytest.Item) -> bool:
+    """The test uses a PostgreSQL database (a fixture of it, or a parameter that picks it)."""
+    if {"pg", "postgres_url"} & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "pg" in {str(value) for value in callspec.params.values()}
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:

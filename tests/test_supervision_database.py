@@ -213,7 +213,8 @@ async def test_opening_a_source_starts_nothing_in_the_background(database_url: s
     try:
         assert [task.get_name() for task in asyncio.all_tasks() - before if _ours(task)] == []
         if database_url.startswith("postgres"):
-            assert sorted(source.jobs) == ["postgres.listen", "postgres.retention"]
+            # the WAL feed's reader and its slot's watch idle with the trigger feed
+            assert sorted(source.jobs) == ["postgres.listen", "postgres.retention", "postgres.slot", "postgres.wal"]
     finally:
         await source.connection.close()
 

@@ -8,6 +8,7 @@ when its reader dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,10 +39,8 @@ class Running:
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         await self.source.connection.close()
 
     def died(self) -> list[str]:

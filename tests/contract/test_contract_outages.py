@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_sources import Subject, subject
+from contract_sources import Subject, running, subject
 
 from conftest import NxServer, PgServer, opened
 from orders_live.domain.agent_action import NewAgentAction
@@ -96,7 +96,7 @@ async def _outcome(call: Awaitable[Any]) -> str:
 
 @DRIVER_LEAK
 async def test_every_call_on_a_stopped_database_raises_database_unavailable(stoppable: Stoppable) -> None:
-    async with opened(await stoppable.url()) as source:
+    async with opened(await stoppable.url()) as source, running(source):
         order = await source.store.create(OrderCreate(customer_name="Ada", product_name="Pen"))
         async with contextlib.aclosing(source.feed.watch(None)) as live:
             mark = await anext(live)
