@@ -30,7 +30,7 @@ WHOLE_COMMIT = 2**63 - 1  # the seq of "after every change of the commit"
 BATCH = 1_000
 MARK_POLL = 0.05  # seconds between looks at the WAL reader's progress while a mark waits for it
 CAUGHT_UP_WITHIN = 15.0  # seconds "now" waits for the WAL reader to have appended what committed before it
-_STATE = "SELECT horizon, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
+_STATE = "SELECT horizon, feed, to_regclass('orders')::oid AS orders_oid FROM orders_live_log"
 _CHANGES = """
 SELECT c.commit_seq, c.committed_at, l.seq, l.op, l.order_id, l.row_after, l.status_before, l.customer_before
 FROM orders_live_commits c JOIN orders_live_changes l ON l.xid = c.xid
@@ -99,17 +99,17 @@ class PostgresChangeFeed:
         commit, seq, table = await self._start(resume_after)
         options = self.connection.options
         marks = 0
-        wal = self.connection.feed == "wal"
+        feed: str | None = self.connection.feed  # the database's, as of the last read (another may switch it)
         target: int | None = None  # with the WAL feed: the WAL position a mark must cover
         while True:
             news = self.connection.news()  # taken before reading: a NOTIFY during the read still wakes us
             caught = True
-            if wal:  # the log trails the WAL: a mark only once the reader appended what was before it
+            if feed == "wal":  # the log trails the WAL: a mark only once the reader appended what was before it
                 async with self.connection.answering() as db:
                     now, confirmed = await unconfirmed_now(db, self.connection.slot)
                 target = now if target is None else target
                 caught = confirmed is not None and confirmed >= target
-            rows = await self._read(commit, seq, table)
+            rows, feed = await self._read(commit, seq, table)
             for row in rows:
                 commit, seq = row["commit_seq"], row["seq"]
                 if row["op"] == "truncate":
@@ -121,7 +121,7 @@ class PostgresChangeFeed:
                     continue
                 yield change
             if len(rows) < BATCH:
-                if not caught:
+                if not caught and feed == "wal":
                     await self.connection.wait_for_news(news, MARK_POLL)
                     continue
                 target = None
@@ -211,7 +211,8 @@ class PostgresChangeFeed:
                 )
             await self.connection.wait_for_news(news, MARK_POLL)
 
-    async def _read(self, commit: int, seq: int, table: int) -> list[Any]:
+    async def _read(self, commit: int, seq: int, table: int) -> tuple[list[Any], str]:
+        """The changes after (commit, seq), and the database's feed as of that read."""
         async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
             state = await db.fetchrow(_STATE)
             if state is None or state["orders_oid"] != table:
@@ -219,4 +220,4 @@ class PostgresChangeFeed:
             if _gone(commit, seq, state["horizon"]):
                 raise HistoryLost(f"retention passed {position_of(commit, seq)} while it was being read")
             rows: list[Any] = await db.fetch(_CHANGES, commit, seq, BATCH)
-        return rows
+        return rows, str(state["feed"])
