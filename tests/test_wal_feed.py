@@ -17,6 +17,7 @@ import pytest
 
 from conftest import until_async
 from orders_live.domain.change import CaughtUp, Change, StreamInvalidated
+from orders_live.domain.order import OrderCreate
 from orders_live.domain.source import Source
 from orders_live.sources.postgres import PostgresOptions, postgres_source
 
@@ -159,5 +160,90 @@ async def _leading(running: Running) -> bool:
                 "SELECT active FROM pg_replication_slots WHERE slot_name = $1", running.source.connection.slot
             )
         )
+    finally:
+        await connection.close()
+
+
+async def read_from(source: Source, position: str, count: int, within: float = 15.0) -> list[Change]:
+    """``count`` changes after ``position``."""
+    found: list[Change] = []
+
+    async def read() -> None:
+        async for item in source.feed.watch(position):
+            if isinstance(item, Change):
+                found.append(item)
+                if len(found) == count:
+                    return
+
+    await asyncio.wait_for(read(), within)
+    return found
+
+
+async def test_switching_a_database_from_triggers_to_the_wal_while_it_is_written_skips_no_change(
+    postgres_url: str,
+) -> None:
+    """Contract note 17: one writer updates an order without pause while the database goes from the
+    trigger feed to the WAL feed; the log holds every version once, in order."""
+    triggers = postgres_source(postgres_url, PostgresOptions(changes="triggers"))
+    await triggers.connection.open()
+    try:
+        order = await triggers.store.create(OrderCreate(customer_name="Ada", product_name="v1"))
+        start = await _head(postgres_url)
+    finally:
+        await triggers.connection.close()
+    writer = await asyncpg.connect(postgres_url)
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        n = 0
+        while not stop.is_set() or n < 50:
+            await writer.execute("UPDATE orders SET product_name = $2 WHERE id = $1", order.id, f"p{n}")
+            n += 1
+        return n
+
+    writing = asyncio.create_task(write())
+    try:
+        async with Running(postgres_url) as wal:  # the switch, while the writer writes
+            assert await _feed_of(postgres_url) == "wal"
+            stop.set()
+            written = await writing
+            changes = await read_from(wal.source, start, written)
+            assert wal.died() == []
+    finally:
+        stop.set()
+        await writer.close()
+    assert [c.order["version"] for c in changes if c.order] == list(range(2, written + 2))
+    assert [c.order["product_name"] for c in changes if c.order] == [f"p{n}" for n in range(written)]
+
+
+async def test_going_back_to_triggers_resyncs_every_reader_and_drops_the_slot(postgres_url: str) -> None:
+    async with Running(postgres_url) as wal:
+        await wal.source.store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
+        position = await _head(postgres_url)
+        slot = wal.source.connection.slot
+    assert [s["slot_name"] for s in await slots(postgres_url)] == [slot]
+    triggers = postgres_source(postgres_url, PostgresOptions(changes="triggers"))
+    await triggers.connection.open()
+    try:
+        assert await _feed_of(postgres_url) == "triggers"
+        assert await slots(postgres_url) == []  # no slot left to hold WAL back
+        with pytest.raises(StreamInvalidated):
+            await read_from(triggers, position, 1)
+    finally:
+        await triggers.connection.close()
+
+
+async def _head(url: str) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        return f"pg:{await connection.fetchval('SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits')}"
+    finally:
+        await connection.close()
+
+
+async def _feed_of(url: str) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        return str(await connection.fetchval("SELECT feed FROM orders_live_log"))
     finally:
         await connection.close()
