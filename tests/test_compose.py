@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from orders_live.settings import Settings
+from orders_live.sources.options import PostgresOptions
 
 pytestmark = pytest.mark.fast
 
@@ -89,6 +90,21 @@ def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None
     assert not any("profiles" in services[name] for name in ("mongo", "orders-live-1", "orders-live-2", "balancer"))
     schema = ROOT / "backend" / "orders_live" / "sources" / "postgres" / "sql" / "schema.sql"
     assert schema.resolve() == (ROOT / "postgres" / "schema.sql").resolve()  # the package's link to postgres/
+
+
+def test_the_postgres_service_can_give_the_wal_feed_and_the_instance_keeps_the_default_feed() -> None:
+    """The server runs with logical decoding and room for the WAL feed's slot and WAL sender; the
+    instance's feed is the default (triggers) unless ORDERS_LIVE_PG_CHANGES says otherwise."""
+    services = compose()["services"]
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert all(flag == "-c" for flag in command[1::2]) and len(command) % 2 == 1
+    settings = {name: value for name, _, value in (setting.partition("=") for setting in command[2::2])}
+    assert settings["wal_level"] == "logical"
+    assert int(settings["max_replication_slots"]) >= 1 and int(settings["max_wal_senders"]) >= 1
+    changes = services["orders-live-pg"]["environment"]["ORDERS_LIVE_PG_CHANGES"]
+    assert changes == "${ORDERS_LIVE_PG_CHANGES:-triggers}"
+    assert PostgresOptions.model_fields["changes"].default == "triggers"  # the service's own default
 
 
 def test_only_nginx_publishes_a_port() -> None:
