@@ -11,6 +11,12 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'orders_live') THEN
         CREATE PUBLICATION orders_live FOR TABLE orders;
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+        WHERE p.pubname = 'orders_live' AND r.prrelid = 'orders'::regclass
+    ) THEN
+        -- a dropped table leaves its publications: a recreated orders table is added again
+        ALTER PUBLICATION orders_live ADD TABLE orders;
     END IF;
 END
 $$;

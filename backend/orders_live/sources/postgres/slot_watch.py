@@ -51,7 +51,12 @@ class SlotWatch:
     async def look(self, since_last: float) -> None:
         async with self.connection.answering() as db:
             state = await slot_state(db, self.connection.slot)
+            feed = await db.fetchval("SELECT feed FROM orders_live_log")
         limit = self.connection.options.slot_retained_limit
+        if feed != "wal":  # another instance switched the database to the trigger feed: no slot to watch
+            self.retained = self.unconfirmed = self.unread_for = 0.0
+            self.problem = None
+            return
         if state is None:
             self.retained = self.unconfirmed = 0.0
             self._say(f"the replication slot {self.connection.slot} is missing; the WAL reader makes it again")

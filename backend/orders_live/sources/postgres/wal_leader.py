@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = (7362519, 3)  # pg_advisory_lock keys: the instance that reads the slot
 STANDBY_POLL = 1.0  # seconds between a standby's tries to become the leader
 LOCK_CHECK = 5.0  # seconds between checks that the leader's lock connection still answers
+_PUBLISHED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid"
+    " WHERE p.pubname = $1 AND r.prrelid = to_regclass('orders'))"
+)
 FAILURES = (
     DatabaseUnavailable,
     ReplicationLost,
@@ -77,10 +81,11 @@ class WalLeader:
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
         stream: ReplicationStream | None = None
         try:
-            while not await lock.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_LOCK):
+            while not await self._may_lead(lock):
                 backoff.reset()  # standing by is not failing
-                await asyncio.sleep(STANDBY_POLL)  # another instance reads the slot
+                await asyncio.sleep(STANDBY_POLL)  # another instance reads the slot, or the triggers log
             slot = self.connection.slot
+            await self._publication_holds_orders(lock)
             await self._take_slot(lock, slot)
             stream = ReplicationStream(self.connection.url, slot, PUBLICATION)
             await stream.open()
@@ -94,6 +99,27 @@ class WalLeader:
                 await asyncio.wait_for(lock.close(), 2)
             except (OSError, asyncpg.PostgresError, TimeoutError):
                 lock.terminate()
+
+    async def _may_lead(self, lock: Any) -> bool:
+        """This instance holds the leader's lock and the database's feed is the WAL (an instance
+        started with the trigger feed may have switched it back: then nobody reads a slot)."""
+        if await lock.fetchval("SELECT feed FROM orders_live_log") != "wal":
+            return False
+        return bool(await lock.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_LOCK))
+
+    async def _publication_holds_orders(self, lock: Any) -> None:
+        """A dropped and recreated ``orders`` table leaves the publication (PostgreSQL removes a
+        dropped table from it): put it back, and make every reader resync, since what the new
+        table got meanwhile was never decoded."""
+        if await lock.fetchval(_PUBLISHED, PUBLICATION):
+            return
+        log.warning(
+            "the orders table was not in the publication %s (recreated?): added, every reader resyncs", PUBLICATION
+        )
+        async with lock.transaction():
+            await lock.execute(f"ALTER PUBLICATION {PUBLICATION} ADD TABLE orders")  # constant names only
+            await lock.execute(RESYNC, await lock.fetchval("SELECT pg_current_wal_insert_lsn()"))
+            await lock.execute("SELECT pg_notify($1, '')", CHANNEL)
 
     async def _take_slot(self, lock: Any, slot: str) -> None:
         """The slot exists (made again, with a resync mark, if someone dropped it) and no other
@@ -131,5 +157,5 @@ class WalLeader:
             backoff.reset()  # a batch read and appended: the stream works
             if loop.time() - checked > LOCK_CHECK:  # a leader whose lock is gone must stop at once
                 async with asyncio.timeout(LOCK_CHECK):
-                    await lock.fetchval("SELECT 1")
+                    await self._publication_holds_orders(lock)
                 checked = loop.time()
