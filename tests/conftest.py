@@ -306,8 +306,31 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def postgres_url(pg: PgServer) -> str:
-    return pg.new_database()
+def postgres_url(pg: PgServer) -> Iterator[str]:
+    url = pg.new_database()
+    yield url
+    asyncio.run(drop_slots(url))  # a slot left behind keeps the session server's WAL
+
+
+async def drop_slots(url: str) -> None:
+    """Drops the replication slots of the database at ``url`` (ending whoever still reads one)."""
+    connection = await asyncpg.connect(url)
+    try:
+        for _ in range(50):
+            slots = await connection.fetch(
+                "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = current_database()"
+            )
+            if not slots:
+                return
+            for slot in slots:
+                if slot["active_pid"] is not None:
+                    await connection.execute("SELECT pg_terminate_backend($1)", slot["active_pid"])
+                    continue
+                with contextlib.suppress(asyncpg.ObjectInUseError, asyncpg.UndefinedObjectError):
+                    await connection.execute("SELECT pg_drop_replication_slot($1)", slot["slot_name"])
+            await asyncio.sleep(0.1)  # a terminated reader takes a moment to let go of its slot
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(params=["nx", "pg"])

@@ -247,3 +247,31 @@ async def _feed_of(url: str) -> str:
         return str(await connection.fetchval("SELECT feed FROM orders_live_log"))
     finally:
         await connection.close()
+
+
+async def test_a_recreated_orders_table_is_published_again_and_followed(wal: Running, postgres_url: str) -> None:
+    """PostgreSQL removes a dropped table from its publications: the table made again by the next
+    start's schema is put back, and its writes reach the feed."""
+    started = asyncio.Event()
+    reading = asyncio.create_task(collect(wal.source, 1, started=started))
+    await asyncio.wait_for(started.wait(), 10)
+    await wal.source.store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
+    await reading  # appended: the reader is idle when the table goes
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute("DROP TABLE orders CASCADE")
+        again = postgres_source(postgres_url, PostgresOptions(changes="wal"))
+        await again.connection.open()  # what an instance's start does: the schema, the publication
+        await again.connection.close()
+        published = await admin.fetchval(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'orders_live' AND tablename = 'orders'"
+        )
+        assert published == 1
+    finally:
+        await admin.close()
+    started = asyncio.Event()
+    reading = asyncio.create_task(collect(wal.source, 1, started=started))
+    await asyncio.wait_for(started.wait(), 10)
+    created = await wal.source.store.create(OrderCreate(customer_name="Bo", product_name="Desk"))
+    [change] = await reading
+    assert (change.op, change.id) == ("insert", created.id)
