@@ -26,7 +26,8 @@ from orders_live.sources.postgres.wal_log import RESYNC
 log = logging.getLogger(__name__)
 
 CHANNEL = "orders_live"
-SCHEMA_LOCK = (7362519, 0)  # pg_advisory_xact_lock keys: applying the schema
+SCHEMA_LOCK = (7362519, 0)
+SCHEMA_ATTEMPTS = 5  # pg_advisory_xact_lock keys: applying the schema
 # What asyncpg raises when the server is away, refuses, or the connection broke.
 UNAVAILABLE = (
     OSError,
@@ -77,6 +78,19 @@ class PostgresConnection:
         self.opened.set()
 
     async def _apply_schema(self, connection: Any) -> None:
+        """``_apply_feed`` again when the server ended it to break a deadlock: its DDL can meet the
+        WAL reader's append, which holds the log's tables and waits on the orders row type."""
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                await self._apply_feed(connection)
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == SCHEMA_ATTEMPTS:
+                    raise
+                log.info("applying the schema met a deadlock (attempt %d); again", attempt)
+                await asyncio.sleep(0.05 * attempt)
+
+    async def _apply_feed(self, connection: Any) -> None:
         """The schema and the chosen feed's part of it, under the schema lock. A change of feed
         leaves no gap: to the WAL, the slot is made first and the log records from which WAL
         position the changes are its reader's (the drop of the triggers waits for every writer

@@ -109,6 +109,7 @@ class Other:
 Message: TypeAlias = Begin | Commit | Relation | Insert | Update | Delete | Truncate | Other
 
 _KNOWN: Final = frozenset("BCRIUDT")
+_LAYOUTS: dict[str, struct.Struct] = {}  # struct formats, compiled once
 
 
 class _Reader:
@@ -131,7 +132,15 @@ class _Reader:
 
     def fields(self, fmt: str, what: str) -> tuple[int, ...]:
         """Integers in network byte order (counts are read unsigned: a wrong one runs out of bytes)."""
-        return struct.unpack("!" + fmt, self._take(struct.calcsize("!" + fmt), what))
+        layout = _LAYOUTS.get(fmt)
+        if layout is None:
+            layout = _LAYOUTS[fmt] = struct.Struct("!" + fmt)
+        end = self.offset + layout.size
+        if end > len(self.data):
+            self._take(layout.size, what)  # raises, saying what is short
+        values = layout.unpack_from(self.data, self.offset)
+        self.offset = end
+        return values
 
     def char(self, what: str) -> str:
         return chr(self.fields("B", what)[0])
@@ -151,21 +160,45 @@ class _Reader:
         return self.text(raw, what)
 
     def tuple(self, what: str) -> Tuple:
+        """A row's values. The hot path of the WAL feed (every change has one or two): indexes into
+        the payload directly; the slower checked reads only build the error's message."""
         (count,) = self.fields("H", f"{what}'s column count")
+        data, size, offset = self.data, len(self.data), self.offset
         values: list[str | Unchanged | None] = []
         for index in range(count):
-            column = f"{what}'s column {index}"
-            marker = self.char(column)
-            if marker == "n":
+            if offset >= size:
+                self.offset = offset
+                self.char(f"{what}'s column {index}")  # raises: truncated
+            marker = data[offset]
+            offset += 1
+            if marker == 0x74:  # 't': a value in text format
+                start = offset + 4
+                length = int.from_bytes(data[offset:start], "big", signed=True) if start <= size else -1
+                end = start + length
+                if length < 0 or end > size:
+                    self.offset = offset
+                    column = f"{what}'s column {index}"
+                    self._take(self.fields("i", f"{column}'s length")[0], column)  # raises: truncated
+                try:
+                    values.append(data[start:end].decode())
+                except UnicodeDecodeError as exc:
+                    raise PgOutputError(
+                        f"{self.kind!r} message: {what}'s column {index} is not UTF-8 ({exc})"
+                    ) from None
+                offset = end
+            elif marker == 0x6E:  # 'n': null
                 values.append(None)
-            elif marker == "u":
+            elif marker == 0x75:  # 'u': unchanged TOASTed value
                 values.append(UNCHANGED)
-            elif marker == "t":
-                values.append(self.text(self._take(self.fields("i", f"{column}'s length")[0], column), column))
-            elif marker == "b":
-                raise PgOutputError(f"{self.kind!r} message: {column} is in binary format (we ask for text)")
+            elif marker == 0x62:  # 'b'
+                raise PgOutputError(
+                    f"{self.kind!r} message: {what}'s column {index} is in binary format (we ask for text)"
+                )
             else:
-                raise PgOutputError(f"{self.kind!r} message: {column} has an unknown kind {marker!r}")
+                raise PgOutputError(
+                    f"{self.kind!r} message: {what}'s column {index} has an unknown kind {chr(marker)!r}"
+                )
+        self.offset = offset
         return tuple(values)
 
     def end(self) -> None:

@@ -47,6 +47,8 @@ FAILURES = (
     PgOutputError,
     ValueError,
     asyncpg.PostgresError,
+    asyncpg.InterfaceError,  # a connection closed, or left mid-query by a timeout
+    asyncpg.exceptions.InternalClientError,
     OSError,
 )
 
@@ -97,7 +99,7 @@ class WalLeader:
                 stream.close()
             try:
                 await asyncio.wait_for(lock.close(), 2)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except (*FAILURES, TimeoutError):  # a connection that cannot close cleanly is cut
                 lock.terminate()
 
     async def _may_lead(self, lock: Any) -> bool:

@@ -20,6 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from orders_live.sources.postgres.pgoutput import (
     Begin,
     Commit,
@@ -116,45 +118,64 @@ RESYNC = """
 WITH c AS (INSERT INTO orders_live_commits (commit_seq, xid) OVERRIDING SYSTEM VALUE VALUES ($1, $1::text::xid8))
 INSERT INTO orders_live_changes (xid, op, order_id) VALUES ($1::text::xid8, 'truncate', 0)
 """
-_STATE = "SELECT feed, wal_from FROM orders_live_log FOR SHARE"  # a pg_lsn reads as an int
-_HIGHEST = "SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits"
-_COMMITS = """
-INSERT INTO orders_live_commits (commit_seq, xid, committed_at) OVERRIDING SYSTEM VALUE
-SELECT lsn, lsn::text::xid8, at FROM unnest($1::bigint[], $2::timestamptz[]) AS t(lsn, at)
-"""
-_CHANGES = """
-INSERT INTO orders_live_changes (xid, op, order_id, row_after, status_before, customer_before)
-SELECT c.lsn::text::xid8, c.op, c.order_id,
-       CASE WHEN c.new IS NULL THEN NULL ELSE to_jsonb(jsonb_populate_record(NULL::orders, c.new::jsonb)) END,
-       c.status_before, c.customer_before
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-     WITH ORDINALITY AS c(lsn, op, order_id, new, status_before, customer_before, n)
-ORDER BY c.n
+# One statement, one round trip: the commits not in the log yet (above its highest number, from
+# the switch's WAL position on, and only while the database's feed is the WAL, read under a share
+# lock that a switch of feed waits for), their changes in order, and a wake-up for the readers.
+_APPEND = """
+WITH state AS (
+    SELECT feed, COALESCE((wal_from - '0/0'::pg_lsn)::bigint, 0) AS wal_from FROM orders_live_log FOR SHARE
+),
+fresh AS (
+    INSERT INTO orders_live_commits (commit_seq, xid, committed_at) OVERRIDING SYSTEM VALUE
+    SELECT t.lsn, t.lsn::text::xid8, t.at
+    FROM unnest($1::bigint[], $2::timestamptz[]) AS t(lsn, at), state
+    WHERE state.feed = 'wal' AND t.lsn >= state.wal_from
+      AND t.lsn > (SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits)
+    ON CONFLICT (commit_seq) DO NOTHING
+    RETURNING commit_seq
+),
+logged AS (
+    INSERT INTO orders_live_changes (xid, op, order_id, row_after, status_before, customer_before)
+    SELECT c.lsn::text::xid8, c.op, c.order_id,
+           CASE WHEN c.new IS NULL THEN NULL ELSE to_jsonb(jsonb_populate_record(NULL::orders, c.new::jsonb)) END,
+           c.status_before, c.customer_before
+    FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+         WITH ORDINALITY AS c(lsn, op, order_id, new, status_before, customer_before, n)
+    WHERE c.lsn IN (SELECT commit_seq FROM fresh)
+    ORDER BY c.n
+    RETURNING 1
+)
+SELECT (SELECT feed FROM state) AS feed, (SELECT count(*) FROM fresh) AS commits,
+       (SELECT count(*) FROM logged) AS changes, pg_notify('orders_live', '') AS woken
 """
 
 
 async def append(db: Any, commits: list[DecodedCommit]) -> int:
-    """Appends the commits not in the log yet, in one transaction, and wakes the readers; the
-    number appended. FeedChanged when the database's feed is no longer the WAL."""
-    async with db.transaction():
-        state = await db.fetchrow(_STATE)
-        if state["feed"] != "wal":
-            raise FeedChanged(f"the database's change feed is now {state['feed']}")
-        floor = int(state["wal_from"] or 0)
-        highest = int(await db.fetchval(_HIGHEST))
-        fresh = [c for c in commits if c.lsn >= floor and c.lsn > highest and c.changes]
-        if not fresh:
-            return 0
-        await db.execute(_COMMITS, [c.lsn for c in fresh], [c.committed_at for c in fresh])
-        changes = [(c.lsn, change) for c in fresh for change in c.changes]
-        await db.execute(
-            _CHANGES,
-            [lsn for lsn, _ in changes],
-            [change.op for _, change in changes],
-            [change.order_id for _, change in changes],
-            [None if change.new is None else json.dumps(change.new) for _, change in changes],
-            [change.status_before for _, change in changes],
-            [change.customer_before for _, change in changes],
-        )
-        await db.execute("SELECT pg_notify('orders_live', '')")
-    return len(fresh)
+    """Appends the commits not in the log yet and wakes the readers, in one statement; the number
+    appended. FeedChanged when the database's feed is no longer the WAL."""
+    commits = [c for c in commits if c.changes]
+    if not commits:
+        return 0
+    changes = [(c.lsn, change) for c in commits for change in c.changes]
+    arguments = (
+        [c.lsn for c in commits],
+        [c.committed_at for c in commits],
+        [lsn for lsn, _ in changes],
+        [change.op for _, change in changes],
+        [change.order_id for _, change in changes],
+        [None if change.new is None else json.dumps(change.new) for _, change in changes],
+        [change.status_before for _, change in changes],
+        [change.customer_before for _, change in changes],
+    )
+    try:
+        row = await db.fetchrow(_APPEND, *arguments)
+    except asyncpg.InternalServerError as exc:
+        # The statement, prepared and cached by the driver, names the orders row type: a dropped
+        # and recreated table leaves it pointing at a type that is gone. Forget and prepare again.
+        if "cache lookup failed" not in str(exc):
+            raise
+        await db.reload_schema_state()
+        row = await db.fetchrow(_APPEND, *arguments)
+    if row["feed"] != "wal":
+        raise FeedChanged(f"the database's change feed is now {row['feed']}")
+    return int(row["commits"])
