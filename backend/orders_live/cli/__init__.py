@@ -17,7 +17,7 @@ import aiohttp
 
 from orders_live.cli.agent import add_agent_parsers, run_agent_command, run_ask_command
 from orders_live.cli.bench import EMBEDDED_DATABASES, add_bench_parser, run_bench_command
-from orders_live.cli.interruption import run_command, until_stopped
+from orders_live.cli.interruption import run_command, stop_within, until_stopped
 from orders_live.cli.token import add_token_parser, run_token_command
 from orders_live.cli.workers import serve_workers, workers_option
 from orders_live.client.display import shown
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_URL = "http://127.0.0.1:8080"
 LIVE_WAIT = 30.0  # seconds: how long start-up waits for the change feed before printing its URLs
 DEMO_PENDING_AFTER = 60.0  # seconds: the demo's agent drafts follow-ups for orders pending a minute
+TRAFFIC_STOP = 10.0  # seconds the demo's traffic (simulator, agent, token files) may take to stop
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,7 +199,7 @@ async def _serve(settings: Settings, rate: float | None, stop: asyncio.Event) ->
             traffic.start("demo.agent", lambda: Agent(service.url, OfflinePlanner(), options, token=acting).run())
         await stop.wait()
     finally:
-        await traffic.stop()
+        await stop_within(traffic, TRAFFIC_STOP, "the demo's traffic")
         await service.stop()
 
 

@@ -14,11 +14,15 @@ A second Ctrl-C while stopping is remembered too (stopping is bounded: ``Service
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType
 from typing import Any, TextIO
+
+from orders_live.runtime.supervisor import Supervisor
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 Main = Callable[[asyncio.Event], Awaitable[None]]
@@ -54,6 +58,7 @@ class Interruption:
 
         for signum in SIGNALS:
             loop.add_signal_handler(signum, stopping, signum)
+        loop.add_signal_handler(signal.SIGUSR1, dump_stacks)
         try:
             if self.received is not None:
                 stop.set()
@@ -62,6 +67,38 @@ class Interruption:
             for signum in SIGNALS:  # the plain handler again: a signal while the loop closes is remembered
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, self._remember)
+            loop.remove_signal_handler(signal.SIGUSR1)
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def dump_stacks(out: TextIO | None = None) -> None:
+    """SIGUSR1 while the loop runs: every thread's stack, then every task's (where each waits),
+    to stderr; a process that does not stop says where it is stuck."""
+    out = out or sys.stderr
+    faulthandler.dump_traceback(file=out, all_threads=True)
+    for task in asyncio.all_tasks():
+        print(f"Task {task.get_name()}:", file=out)
+        task.print_stack(file=out)
+    out.flush()
+
+
+async def stop_within(tasks: Supervisor, within: float, what: str) -> None:
+    """``tasks.stop()``, bounded: tasks still running after ``within`` seconds are named, with
+    where each waits, and the stop goes on without them."""
+    running = tasks.running
+    try:
+        async with asyncio.timeout(within):
+            await tasks.stop()
+    except TimeoutError:
+        stuck = [task for task in running if not task.done()]
+        logging.getLogger("orders_live").warning(
+            "stopping: %s took over %.0f s; going on without %s",
+            what,
+            within,
+            ", ".join(task.get_name() for task in stuck),
+        )
+        for task in stuck:
+            task.print_stack(file=sys.stderr)
 
 
 async def until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event, name: str) -> None:
