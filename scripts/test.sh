@@ -36,5 +36,5 @@ workers="${PYTEST_WORKERS:-4}"
 # dimension runs both ways across the two passes.
 echo "the Socket.IO suites again on the libraries' own path (ORDERS_LIVE_SOCKETIO_DIRECT=false)," \
   "and the PostgreSQL suites again on the WAL feed (ORDERS_LIVE_PG_CHANGES=wal)"
-ORDERS_LIVE_SOCKETIO_DIRECT=false ORDERS_LIVE_PG_CHANGES=wal \
-  .venv/bin/pytest -n "$workers" --dist worksteal -m "socketio or postgres" "$@"
+# (tests/conftest.py, second_pass: each setting only for the tests it concerns)
+ORDERS_LIVE_TEST_SECOND_PASS=1 .venv/bin/pytest -n "$workers" --dist worksteal -m "socketio or postgres" "$@"

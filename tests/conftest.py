@@ -54,6 +54,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(autouse=True)
+def second_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test command's second pass (``ORDERS_LIVE_TEST_SECOND_PASS=1``, scripts/test.sh): the
+    Socket.IO tests on the libraries' own path, and the PostgreSQL tests on the WAL feed; each
+    setting only for the tests it concerns."""
+    if os.environ.get("ORDERS_LIVE_TEST_SECOND_PASS") != "1":
+        return
+    marks = {mark.name for mark in request.node.iter_markers()}
+    if "socketio" in marks:
+        monkeypatch.setenv("ORDERS_LIVE_SOCKETIO_DIRECT", "false")
+    if "postgres" in marks:
+        monkeypatch.setenv("ORDERS_LIVE_PG_CHANGES", "wal")
+
+
 def on_postgres(item: pytest.Item) -> bool:
     """The test uses a PostgreSQL database (a fixture of it, or a parameter that picks it)."""
     if {"pg", "postgres_url"} & set(getattr(item, "fixturenames", ())):
