@@ -174,6 +174,9 @@ async def test_a_tab_filtered_to_pending_subscribes_to_that_room_and_drops_an_or
     await tab.page.get_by_role("radio", name="Pending").check()
     await expect(tab.rows()).to_have_count(len(pending))
     await tab.expect_phase("live")
+    # The pending subscription's answer has arrived (it says what the view shows): a change
+    # after it is announced last, not overwritten by a late answer.
+    await expect(tab.page.get_by_test_id("announcer")).to_contain_text("with status pending")
 
     # The tab holds the pending room only: it left "all" orders.
     hub = service.hub
