@@ -96,6 +96,12 @@ class ReplicationStream:
                 batch = self._drain(cursor)
             yield batch
 
+    def ready(self) -> list[Message]:
+        """The messages there now, without waiting."""
+        if self._cursor is None:
+            raise ReplicationLost("the stream is not open")
+        return self._drain(self._cursor)
+
     def _drain(self, cursor: psycopg2.extras.ReplicationCursor) -> list[Message]:
         batch: list[Message] = []
         try:

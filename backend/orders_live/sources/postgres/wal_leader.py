@@ -27,7 +27,7 @@ from orders_live.domain.source import DatabaseUnavailable
 from orders_live.runtime.backoff import Backoff
 from orders_live.sources.postgres.connection import CHANNEL, PostgresConnection
 from orders_live.sources.postgres.pgoutput import PgOutputError
-from orders_live.sources.postgres.replication import ReplicationLost, ReplicationStream
+from orders_live.sources.postgres.replication import Message, ReplicationLost, ReplicationStream
 from orders_live.sources.postgres.slot import PUBLICATION, ensure_slot, slot_state
 from orders_live.sources.postgres.wal_log import RESYNC, DecodedCommit, FeedChanged, WalDecoder, append
 
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = (7362519, 3)  # pg_advisory_lock keys: the instance that reads the slot
 STANDBY_POLL = 1.0  # seconds between a standby's tries to become the leader
 LOCK_CHECK = 5.0  # seconds between checks that the leader's lock connection still answers
+# A batch of fewer commits than this waits LINGER seconds for more before it is appended: with one
+# writer, each of its commits had its own append, a second commit with a second WAL flush.
+LINGER_BELOW = 16
+LINGER = 0.002
 _PUBLISHED = (
     "SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid"
     " WHERE p.pubname = $1 AND r.prrelid = to_regclass('orders'))"
@@ -143,10 +147,10 @@ class WalLeader:
         loop = asyncio.get_running_loop()
         confirmed, checked = 0, loop.time()
         async for batch in stream.batches():
-            for message in batch:
-                commit = decoder.feed(message.payload)
-                if commit is not None:
-                    pending.append(commit)
+            pending += _commits(decoder, batch)
+            if 0 < len(pending) < LINGER_BELOW:  # a few commits: let more come, for one append and one WAL flush
+                await asyncio.sleep(LINGER)
+                pending += _commits(decoder, stream.ready())
             if pending:
                 async with self.connection.answering() as db:
                     self.appended += await append(db, pending)
@@ -161,3 +165,13 @@ class WalLeader:
                 async with asyncio.timeout(LOCK_CHECK):
                     await self._publication_holds_orders(lock)
                 checked = loop.time()
+
+
+def _commits(decoder: WalDecoder, messages: list[Message]) -> list[DecodedCommit]:
+    """The transactions that ``messages`` complete."""
+    found = []
+    for message in messages:
+        commit = decoder.feed(message.payload)
+        if commit is not None:
+            found.append(commit)
+    return found
