@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from orders_live.cli.bench import _write_cost
+from orders_live.cli.bench_write_cost import write_cost as _write_cost
 
 
 @pytest.mark.fast

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from orders_live.cli.bench_options import EMBEDDED_DATABASES, add_bench_parser
+from orders_live.cli.bench_write_cost import write_cost
+from orders_live.cli.scratch_databases import scratch_server
 
 __all__ = ["EMBEDDED_DATABASES", "add_bench_parser", "run_bench_command"]
 
@@ -26,7 +28,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
         _attacks(args)
         return
     if args.write_cost:
-        _write_cost(args.database_url, Path(args.out))
+        write_cost(args.database_url, Path(args.out))
         return
     if args.instances:
         _instances(args)
@@ -143,7 +145,7 @@ async def _bench_tables(sizes: list[int], url: str | None, embedded: str, out: P
     runs: list[TableRun] = []
     server: Any = None
     try:
-        kind, fresh, server = await _scratch_server(url, embedded, folder)
+        kind, fresh, server = await scratch_server(url, embedded, folder)
         empty = await fresh("bench_empty")
         for size in sizes:
             full = await fresh(f"bench_{size}")
@@ -202,48 +204,6 @@ async def _bench_instances(counts: list[int], rates: list[float], args: argparse
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_cost(url: str | None, out: Path, seconds: float = 10.0) -> None:
-    """No orders-live, the trigger feed and the WAL feed (its reader running here, as a task of
-    this process, as one instance runs it in production), each case on a fresh database."""
-    if not url or not url.startswith(("postgresql://", "postgres://")):
-        raise SystemExit("--write-cost measures PostgreSQL's change feeds: give --database-url postgresql://…")
-    import contextlib
-    from collections.abc import AsyncIterator
-    from typing import Literal
-
-    from orders_live.bench.write_cost import WriteCostError, markdown, measure_write_cost, write_report
-    from orders_live.sources.postgres import PostgresOptions, postgres_source
-
-    @contextlib.asynccontextmanager
-    async def opened(database: str, changes: Literal["triggers", "wal"]) -> AsyncIterator[None]:
-        source = postgres_source(database, PostgresOptions(changes=changes))
-        await source.connection.open()
-        reader: asyncio.Future[None] | None = None
-        if changes == "wal":  # the job as the service runs it: read the slot, append to the log
-            reader = asyncio.ensure_future(source.jobs["postgres.wal"]())
-        try:
-            yield
-        finally:
-            if reader is not None:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
-            await source.connection.close()
-
-    async def run() -> dict[str, Any]:
-        _, fresh, _ = await _scratch_server(url, "postgres", Path(tempfile.gettempdir()))  # the URL's server
-        return await measure_write_cost(url, fresh, opened, seconds)
-
-    try:
-        report = asyncio.run(run())
-    except WriteCostError as exc:
-        raise SystemExit(f"--write-cost: {exc}") from None
-    report["command"] = "orders-live bench --write-cost --database-url postgresql://…"
-    path = write_report(report, out)
-    print(markdown(report))
-    print(f"written: {path}, {path.with_suffix('.json')}")
-
-
 def _dashboard(args: argparse.Namespace) -> None:
     from orders_live.bench.dashboard import Plan
     from orders_live.bench.dashboard_page import MissingBrowser, check_prerequisites
@@ -269,7 +229,7 @@ async def _bench_dashboard(plan: Any, frontend: Path, args: argparse.Namespace) 
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
     server: Any = None
     try:
-        kind, fresh, server = await _scratch_server(args.database_url, args.database, folder)
+        kind, fresh, server = await scratch_server(args.database_url, args.database, folder)
         cases = await run_dashboard(fresh, insert_orders, frontend, plan)
     finally:
         if server is not None:
@@ -305,7 +265,7 @@ async def _run_attacks(names: list[str], url: str | None, embedded: str, out: Pa
     os.chmod(folder, 0o755)  # an embedded PostgreSQL runs as another user when we are root
     server: Any = None
     try:
-        kind, fresh, server = await _scratch_server(url, embedded, folder)
+        kind, fresh, server = await scratch_server(url, embedded, folder)
         results = await run_attacks(names, Scratch(kind, fresh, insert_orders), folder)
     finally:
         if server is not None:
@@ -317,40 +277,3 @@ async def _run_attacks(names: list[str], url: str | None, embedded: str, out: Pa
     path = write_results(results, out, tag, kind, command)
     print(table(results))
     print(f"written: {path}, {path.with_suffix('.md')}")
-
-
-async def _scratch_server(url: str | None, embedded: str, folder: Path) -> tuple[str, Any, Any]:
-    """(kind, a coroutine function giving a fresh database's URL by name, the embedded server
-    started here or None): PostgreSQL databases are created next to ``url``'s; MongoDB's are
-    named in the URL."""
-    kind = "postgres" if (url or "").startswith("postgres") or (not url and embedded == "postgres") else "nx-27017"
-    if url and kind == "nx-27017" and "127.0.0.1" not in url and "localhost" not in url:
-        kind = "mongodb"
-    server: Any = None
-    if kind == "postgres":
-        from orders_live.sources.postgres.embedded import EmbeddedPostgres, create_database
-
-        if url is None:
-            server = EmbeddedPostgres(folder, database="postgres")
-            await server.start()
-        admin = url or server.url("postgres")
-
-        async def fresh_postgres(name: str) -> str:
-            await create_database(admin, f"{name}_{os.getpid()}")
-            return f"{admin.rsplit('/', 1)[0]}/{name}_{os.getpid()}"
-
-        return kind, fresh_postgres, server
-    if url is None:
-        from orders_live.sources.mongo.embedded import EmbeddedMongo
-
-        server = EmbeddedMongo(folder / "nx")
-        await server.start()
-        url = server.url
-    base, _, query = url.partition("?")
-    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
-    suffix = f"?{query}" if query else ""
-
-    async def fresh_mongo(name: str) -> str:
-        return f"{root}/{name}_{os.getpid()}{suffix}"
-
-    return kind, fresh_mongo, server
