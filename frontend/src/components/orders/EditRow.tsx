@@ -1,4 +1,4 @@
-import { type FormEvent, memo, useCallback, useEffect, useRef, useState } from "react";
+import { type FormEvent, memo, useEffect, useRef, useState } from "react";
 import type { OrderEdit } from "../../liveState";
 import type { WriteOutcome } from "../../liveStore";
 import type { Flash } from "../../liveView";
@@ -28,14 +28,7 @@ export const EditRow = memo(function EditRow(props: EditRowProps) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
   const firstRef = useRef<HTMLInputElement>(null);
-  const highlight = useRowHighlight<HTMLTableRowElement>(flash);
-  const setRow = useCallback(
-    (element: HTMLTableRowElement | null) => {
-      highlight.current = element;
-      measure?.(element);
-    },
-    [highlight, measure],
-  );
+  const setRow = useRowHighlight<HTMLTableRowElement>(flash, measure);
 
   useEffect(() => firstRef.current?.focus(), []);
 

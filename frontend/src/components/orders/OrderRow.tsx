@@ -1,4 +1,4 @@
-import { type KeyboardEvent, memo, useCallback, useEffect, useRef } from "react";
+import { type KeyboardEvent, memo, useEffect, useRef } from "react";
 import type { Flash } from "../../liveView";
 import type { Order } from "../../protocol";
 import { RelativeTime } from "./RelativeTime";
@@ -27,14 +27,7 @@ export interface OrderRowProps {
  *  view moves down one, and only their `<tr>` attributes are rendered again. */
 export const OrderRow = memo(function OrderRow(props: OrderRowProps) {
   const { order, pending, flash, index, measure, ...cells } = props;
-  const highlight = useRowHighlight<HTMLTableRowElement>(flash);
-  const setRow = useCallback(
-    (element: HTMLTableRowElement | null) => {
-      highlight.current = element;
-      measure?.(element);
-    },
-    [highlight, measure],
-  );
+  const setRow = useRowHighlight<HTMLTableRowElement>(flash, measure);
   return (
     <tr
       ref={setRow}
