@@ -36,11 +36,6 @@ FROM pg_replication_slots WHERE slot_name = $1
 """
 
 
-def lsn_text(value: int) -> str:
-    """A 64-bit position → PostgreSQL's ``'16/B374D848'``."""
-    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
-
-
 @dataclass(frozen=True, slots=True)
 class FeedChoice:
     feed: Feed
