@@ -267,8 +267,5 @@ def row(relation: Relation, values: Tuple) -> dict[str, str | None]:
             f"a row of {relation.namespace}.{relation.name} has {len(values)} values"
             f" for {len(relation.columns)} columns"
         )
-    return {
-        column.name: value
-        for column, value in zip(relation.columns, values, strict=True)
-        if not isinstance(value, Unchanged)
-    }
+    pairs = zip(relation.columns, values, strict=True)
+    return {column.name: value for column, value in pairs if not isinstance(value, Unchanged)}

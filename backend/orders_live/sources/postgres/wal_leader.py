@@ -13,6 +13,10 @@ commit's end confirmed to the slot. A crash in between replays those commits, an
 skips what the log holds already. While no transaction is open and nothing waits to be
 appended, the position the server has sent up to is confirmed, so that a slot of a quiet
 ``orders`` table does not hold back the WAL other tables write.
+
+The batches are appended through the connection that holds the leader's lock: an instance whose
+session ended, and with it its lock, cannot append any more, so two leaders never append at once;
+and no pooled connection is taken and reset per batch.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = (7362519, 3)  # pg_advisory_lock keys: the instance that reads the slot
 STANDBY_POLL = 1.0  # seconds between a standby's tries to become the leader
 LOCK_CHECK = 5.0  # seconds between checks that the leader's lock connection still answers
-# A batch of fewer commits than this waits LINGER seconds for more before it is appended: with one
-# writer, each of its commits had its own append, a second commit with a second WAL flush.
-LINGER_BELOW = 16
-LINGER = 0.002
+# Commits gather for GATHER seconds before they are appended (unless GATHER_UPTO are there): one
+# round trip, one transaction and one WAL flush for all of them. Appended one by one, the reader
+# cost each commit a second commit (measured: 1 writer 0.54x of no orders-live, 0.74x gathered).
+GATHER = 0.003
+GATHER_UPTO = 1_000
+APPEND_WITHIN = 30.0  # seconds an append may take before the leader gives up and starts again
 _PUBLISHED = (
     "SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid"
     " WHERE p.pubname = $1 AND r.prrelid = to_regclass('orders'))"
@@ -148,12 +154,12 @@ class WalLeader:
         confirmed, checked = 0, loop.time()
         async for batch in stream.batches():
             pending += _commits(decoder, batch)
-            if 0 < len(pending) < LINGER_BELOW:  # a few commits: let more come, for one append and one WAL flush
-                await asyncio.sleep(LINGER)
+            if 0 < len(pending) < GATHER_UPTO:  # let more come, for one append and one WAL flush
+                await asyncio.sleep(GATHER)
                 pending += _commits(decoder, stream.ready())
             if pending:
-                async with self.connection.answering() as db:
-                    self.appended += await append(db, pending)
+                async with asyncio.timeout(APPEND_WITHIN):
+                    self.appended += await append(lock, pending)  # the lock's session: only while leading
                 confirmed = pending[-1].end_lsn
                 stream.confirm(confirmed)
                 pending.clear()

@@ -23,7 +23,6 @@ from typing import Any
 import asyncpg
 
 from orders_live.sources.postgres.pgoutput import (
-    Begin,
     Commit,
     Delete,
     Insert,
@@ -61,6 +60,9 @@ class DecodedCommit:
     changes: list[DecodedChange] = field(default_factory=list)
 
 
+_CHANGES = (Update, Insert, Delete, Truncate)
+
+
 class WalDecoder:
     """pgoutput messages in, committed transactions out (``feed`` returns one at each Commit)."""
 
@@ -73,37 +75,38 @@ class WalDecoder:
         return self.changes is not None
 
     def feed(self, payload: bytes) -> DecodedCommit | None:
-        message = decode(payload)
-        if isinstance(message, Begin):
+        if payload[:1] == b"B":  # a Begin: none of its fields is needed (the Commit repeats them)
             self.changes = []
-        elif isinstance(message, Relation):
-            self.relations[message.oid] = message
-        elif isinstance(message, Insert | Update | Delete | Truncate):
+            return None
+        message = decode(payload)
+        if isinstance(message, _CHANGES):  # a tuple of classes: a union type here costs an ABC check each time
             if self.changes is None:
                 raise ValueError(f"a {type(message).__name__} outside a transaction")
-            self.changes.extend(self._changes(message))
+            self.changes.append(self._change(message))
+        elif isinstance(message, Relation):
+            self.relations[message.oid] = message
         elif isinstance(message, Commit):
             changes, self.changes = self.changes or [], None
             at = POSTGRES_EPOCH + datetime.timedelta(microseconds=message.commit_time_us)
             return DecodedCommit(message.commit_lsn, message.end_lsn, at, changes)
         return None
 
-    def _changes(self, message: Insert | Update | Delete | Truncate) -> list[DecodedChange]:
+    def _change(self, message: Insert | Update | Delete | Truncate) -> DecodedChange:
         if isinstance(message, Truncate):
-            return [DecodedChange("truncate", 0, None, None, None)]
+            return DecodedChange("truncate", 0, None, None, None)
         relation = self.relations.get(message.relation_oid)
         if relation is None:
             raise ValueError(f"a change of relation {message.relation_oid} before its description")
         if isinstance(message, Insert):
             new = row(relation, message.new)
-            return [DecodedChange("insert", _id(new), new, None, None)]
+            return DecodedChange("insert", _id(new), new, None, None)
         if isinstance(message, Update):
             old = row(relation, message.old) if message.old is not None else None
             new = {**(old or {}), **row(relation, message.new)}  # an unchanged (TOASTed) value: the old one
             before = old or {}
-            return [DecodedChange("update", _id(new), new, before.get("status"), before.get("customer_name"))]
+            return DecodedChange("update", _id(new), new, before.get("status"), before.get("customer_name"))
         old = row(relation, message.old)
-        return [DecodedChange("delete", _id(old), None, old.get("status"), old.get("customer_name"))]
+        return DecodedChange("delete", _id(old), None, old.get("status"), old.get("customer_name"))
 
 
 def _id(values: Row) -> int:
