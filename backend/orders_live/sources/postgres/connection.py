@@ -45,6 +45,15 @@ def schema_sql(name: str = "schema") -> str:
     return resources.files("orders_live.sources.postgres").joinpath("sql", f"{name}.sql").read_text()
 
 
+async def keep_session(connection: Any) -> None:
+    """The pool's reset of a released connection, instead of asyncpg's default (``RESET ALL``,
+    ``UNLISTEN *``, ``CLOSE ALL``, ``pg_advisory_unlock_all()``: one more round trip per query
+    taken from the pool). asyncpg still rolls back a transaction left open before calling this.
+    Nothing here leaves session state on a pooled connection: settings are ``SET LOCAL``, locks
+    ``pg_advisory_xact_lock``, cursors live in transactions, and the ``LISTEN`` and the WAL
+    leader's session lock have connections of their own."""
+
+
 class PostgresConnection:
     def __init__(self, url: str, options: PostgresOptions) -> None:
         self.url, self.options = url, options
@@ -68,7 +77,11 @@ class PostgresConnection:
         try:
             if self.pool is None:
                 self.pool = await asyncpg.create_pool(
-                    self.url, min_size=1, max_size=self.options.pool_size, command_timeout=60
+                    self.url,
+                    min_size=1,
+                    max_size=self.options.pool_size,
+                    command_timeout=60,
+                    reset=keep_session,
                 )
         except UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
