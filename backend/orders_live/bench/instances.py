@@ -90,8 +90,11 @@ class FollowerCounter(Counter):
                     self.commit_lags.append((now - committed.timestamp()) * 1000)
 
 
-async def start_instances(folder: Path, database_url: str, count: int) -> Deployment:
-    """``count`` instances on the database, ``STARTING`` at a time, each live before this returns."""
+async def start_instances(
+    folder: Path, database_url: str, count: int, settings: dict[str, str] | None = None
+) -> Deployment:
+    """``count`` instances on the database, ``STARTING`` at a time, each live before this returns
+    (``settings``: more environment for each, e.g. ``ORDERS_LIVE_PG_CHANGES``)."""
     ports = [free_port() for _ in range(count)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     services: list[asyncio.subprocess.Process] = []
@@ -105,6 +108,7 @@ async def start_instances(folder: Path, database_url: str, count: int) -> Deploy
                 "ORDERS_LIVE_LOG_LEVEL": "WARNING",
                 "ORDERS_LIVE_INSTANCE": f"follower-{n + 1}",
                 "ORDERS_LIVE_PG_POOL_SIZE": POOL,
+                **(settings or {}),
             }
             args = ["serve", "--port", str(ports[n]), "--data-dir", str(folder / f"instance-{n + 1}")]
             service = await asyncio.create_subprocess_exec(

@@ -1,21 +1,28 @@
 """``orders-live bench --write-cost --database-url postgresql://…``: what orders-live costs each
 write to ``orders``, with each of its PostgreSQL change feeds against none at all.
 
-Single-row UPDATEs through asyncpg, from one connection and then from several at once, in three
+Single-row UPDATEs through asyncpg, from one connection and then from several at once, in four
 columns, each case on a fresh database of the URL's server (dropped after it):
 
 * ``none``: no orders-live at all: a plain ``orders`` table of the same shape (the shared schema's
   columns, constraints and indexes) with every trigger off (``DISABLE TRIGGER USER``);
+* ``stamp``: the same table with only the contract's ``BEFORE`` trigger on (it sets ``version``
+  and ``updated_at``, so each update changes indexed columns and is no longer a HOT update): what
+  every feed costs before it logs anything, the floor of both;
 * ``triggers``: the database opened with the trigger feed: each write logs its change in the
   writer's transaction, and commits are numbered under an advisory lock;
-* ``wal``: the database opened with the WAL feed, its reader running in this process for the
-  whole case (it reads the replication slot and appends to the change log as in production);
-  the writers' transactions carry only the trigger that sets version and updated_at.
+* ``wal``: the database opened with the WAL feed, its reader running for the whole case (it reads
+  the replication slot and appends to the change log); the writers' transactions carry only the
+  trigger that sets version and updated_at.
+
+Each feed's case runs one instance, ``orders-live serve`` in a process of its own as in
+production (the service's source layer is not imported here): it applies the feed, follows the
+log, and with the WAL feed reads the slot. It shares the machine's cores with the database and
+the writers, as it would on a one-machine deployment.
 
 The two feeds' log must hold every write at the end of a case (``log``: how many changes it
 holds, and how long after the last write the WAL reader had appended them), so a feed that did
-not log is not counted as cheap. The service's source layer is not imported here (the bench
-reaches the service only over the wire): ``cli/bench.py`` gives the opener of a feed.
+not log is not counted as cheap.
 """
 
 from __future__ import annotations
@@ -24,33 +31,38 @@ import asyncio
 import contextlib
 import json
 import statistics
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
 
+from orders_live.bench.instances import start_instances
 from orders_live.bench.schema import schema_sql
 
-Column = Literal["none", "triggers", "wal"]
-COLUMNS: tuple[Column, ...] = ("none", "triggers", "wal")
-LABELS = {"none": "none (plain table)", "triggers": "trigger feed", "wal": "WAL feed, reader running"}
+Column = Literal["none", "stamp", "triggers", "wal"]
+COLUMNS: tuple[Column, ...] = ("none", "stamp", "triggers", "wal")
+LABELS = {
+    "none": "none (plain table)",
+    "stamp": "stamp only (version, updated_at), no feed",
+    "triggers": "trigger feed",
+    "wal": "WAL feed, reader running",
+}
 CONNECTIONS = (1, 8)
 ROWS = 50  # the rows the writers update in turn
 LOG_WAIT = 60.0  # seconds the log may take to hold every write once the writers stop
 SLOT_WAIT = 10.0  # seconds a stopped reader's replication connection may take to leave its slot
 
 Fresh = Callable[[str], Awaitable[str]]  # a fresh database's URL, by name
-# ``async with opener(url, feed)``: the database opened with that feed (and the WAL's reader running).
-Opener = Callable[[str, Literal["triggers", "wal"]], contextlib.AbstractAsyncContextManager[None]]
 
 
 class WriteCostError(Exception):
     """The server cannot give a column (said before anything is measured), or a feed did not log."""
 
 
-async def measure_write_cost(admin: str, fresh: Fresh, opener: Opener, seconds: float = 10.0) -> dict[str, Any]:
+async def measure_write_cost(admin: str, fresh: Fresh, seconds: float = 10.0) -> dict[str, Any]:
     """Every column at every connection count, each on a fresh database; the report (``runs``
     in the order measured, each with its ratios to the ``none`` column)."""
     server = await _server(admin)
@@ -59,7 +71,7 @@ async def measure_write_cost(admin: str, fresh: Fresh, opener: Opener, seconds: 
         for column in COLUMNS:
             url = await fresh(f"orders_live_write_cost_{column}_{connections}")
             try:
-                runs.append(await _case(url, opener, column, connections, seconds))
+                runs.append(await _case(url, column, connections, seconds))
             finally:
                 await _drop(admin, url)
     for run in runs:
@@ -67,8 +79,11 @@ async def measure_write_cost(admin: str, fresh: Fresh, opener: Opener, seconds: 
         run["writes_per_s_vs_none"] = run["writes_per_s"] / none["writes_per_s"]
         run["p99_vs_none"] = run["p99_us"] / none["p99_us"]
     wal = next(r for r in runs if r["column"] == "wal" and r["connections"] == max(CONNECTIONS))
+    stamp = next(r for r in runs if r["column"] == "stamp" and r["connections"] == max(CONNECTIONS))
     targets = {
         "connections": wal["connections"],
+        "stamp_writes_per_s_vs_none": stamp["writes_per_s_vs_none"],
+        "writes_per_s_vs_stamp": wal["writes_per_s"] / stamp["writes_per_s"],
         "writes_per_s_vs_none": wal["writes_per_s_vs_none"],
         "writes_per_s_target": 0.9,
         "p99_vs_none": wal["p99_vs_none"],
@@ -99,17 +114,19 @@ async def _server(admin: str) -> dict[str, Any]:
     return {name: row[name] for name in ("version", "wal_level", "fsync", "synchronous_commit")}
 
 
-async def _case(url: str, opener: Opener, column: Column, connections: int, seconds: float) -> dict[str, Any]:
-    if column == "none":
+async def _case(url: str, column: Column, connections: int, seconds: float) -> dict[str, Any]:
+    if column == "none" or column == "stamp":  # two ==, not "in": mypy narrows the Literal only so
         db = await asyncpg.connect(url)
         try:
             await db.execute(schema_sql())
             await db.execute("ALTER TABLE orders DISABLE TRIGGER USER")
+            if column == "stamp":
+                await db.execute("ALTER TABLE orders ENABLE TRIGGER orders_live_before_write")
         finally:
             await db.close()
         await _insert_rows(url)
         return {"column": column, **await _writes(url, connections, seconds), "log": None}
-    async with opener(url, column):
+    async with _instance(url, column):
         await _insert_rows(url)
         await _until_logged(url, ROWS, LOG_WAIT, column)  # the WAL reader has started and caught up
         run = await _writes(url, connections, seconds)
@@ -117,6 +134,17 @@ async def _case(url: str, opener: Opener, column: Column, connections: int, seco
         logged = await _until_logged(url, ROWS + run["writes"], LOG_WAIT, column)
         log = {"changes": logged - ROWS, "caught_up_s": time.monotonic() - stopped}
     return {"column": column, **run, "log": log}
+
+
+@contextlib.asynccontextmanager
+async def _instance(url: str, feed: Literal["triggers", "wal"]) -> AsyncIterator[None]:
+    """One instance on the database with that feed, live (its feed applied) until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="orders-live-write-cost-") as folder:
+        deployment = await start_instances(Path(folder), url, 1, {"ORDERS_LIVE_PG_CHANGES": feed})
+        try:
+            yield
+        finally:
+            await deployment.stop()
 
 
 async def _insert_rows(url: str) -> None:
@@ -222,7 +250,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(
         f"- Target at {t['connections']} writers, WAL feed against none: writes/s ≥ 0.9× (measured"
         f" {t['writes_per_s_vs_none']:.2f}×), p99 ≤ 1.2× (measured {t['p99_vs_none']:.2f}×):"
-        f" {'met' if t['met'] else 'not met'}."
+        f" {'met' if t['met'] else 'not met'}. The stamp alone gives {t['stamp_writes_per_s_vs_none']:.2f}× of"
+        f" none; the WAL feed gives {t['writes_per_s_vs_stamp']:.2f}× of the stamp alone."
     )
     lines.append(
         f"- PostgreSQL {server['version']}, wal_level={server['wal_level']}, fsync={server['fsync']},"
