@@ -6,7 +6,8 @@
 # tests (the fast tier, the real embedded database, the fault tests and the browser
 # tests); then, in one more pass, the Socket.IO suites again with the direct path switched
 # off, so that the libraries' own path (the fallback) is known to work, and the PostgreSQL
-# suites again on the WAL feed (the first pass is on the trigger feed).
+# suites again on the trigger feed (the first pass is on the default: the WAL feed, which the
+# tests' server can give).
 # Arguments go to both pytest runs. The fast tier alone: .venv/bin/pytest -m fast
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +36,6 @@ workers="${PYTEST_WORKERS:-4}"
 # One second pass for both (the suite's time stays under ten minutes on two cores): each
 # dimension runs both ways across the two passes.
 echo "the Socket.IO suites again on the libraries' own path (ORDERS_LIVE_SOCKETIO_DIRECT=false)," \
-  "and the PostgreSQL suites again on the WAL feed (ORDERS_LIVE_PG_CHANGES=wal)"
+  "and the PostgreSQL suites again on the trigger feed (ORDERS_LIVE_PG_CHANGES=triggers)"
 # (tests/conftest.py, second_pass: each setting only for the tests it concerns)
 ORDERS_LIVE_TEST_SECOND_PASS=1 .venv/bin/pytest -n "$workers" --dist worksteal -m "socketio or postgres" "$@"

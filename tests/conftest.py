@@ -57,7 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def second_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The test command's second pass (``ORDERS_LIVE_TEST_SECOND_PASS=1``, scripts/test.sh): the
-    Socket.IO tests on the libraries' own path, and the PostgreSQL tests on the WAL feed; each
+    Socket.IO tests on the libraries' own path, and the PostgreSQL tests on the trigger feed (the
+    first pass runs them on the default, the WAL feed, which the test server can give); each
     setting only for the tests it concerns."""
     if os.environ.get("ORDERS_LIVE_TEST_SECOND_PASS") != "1":
         return
@@ -65,7 +66,7 @@ def second_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if "socketio" in marks:
         monkeypatch.setenv("ORDERS_LIVE_SOCKETIO_DIRECT", "false")
     if "postgres" in marks:
-        monkeypatch.setenv("ORDERS_LIVE_PG_CHANGES", "wal")
+        monkeypatch.setenv("ORDERS_LIVE_PG_CHANGES", "triggers")
 
 
 def on_postgres(item: pytest.Item) -> bool:

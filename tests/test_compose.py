@@ -94,7 +94,8 @@ def test_the_postgres_profile_runs_an_instance_on_a_healthy_postgresql() -> None
 
 def test_the_postgres_service_can_give_the_wal_feed_and_the_instance_keeps_the_default_feed() -> None:
     """The server runs with logical decoding and room for the WAL feed's slot and WAL sender; the
-    instance's feed is the default (triggers) unless ORDERS_LIVE_PG_CHANGES says otherwise."""
+    instance's feed is the default (auto: the WAL, which this server can give) unless
+    ORDERS_LIVE_PG_CHANGES says otherwise."""
     services = compose()["services"]
     command = services["postgres"]["command"]
     assert command[0] == "postgres"
@@ -103,8 +104,8 @@ def test_the_postgres_service_can_give_the_wal_feed_and_the_instance_keeps_the_d
     assert settings["wal_level"] == "logical"
     assert int(settings["max_replication_slots"]) >= 1 and int(settings["max_wal_senders"]) >= 1
     changes = services["orders-live-pg"]["environment"]["ORDERS_LIVE_PG_CHANGES"]
-    assert changes == "${ORDERS_LIVE_PG_CHANGES:-triggers}"
-    assert PostgresOptions.model_fields["changes"].default == "triggers"  # the service's own default
+    assert changes == "${ORDERS_LIVE_PG_CHANGES:-auto}"
+    assert PostgresOptions.model_fields["changes"].default == "auto"  # the service's own default
 
 
 def test_only_nginx_publishes_a_port() -> None:

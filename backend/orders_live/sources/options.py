@@ -44,7 +44,7 @@ class PostgresOptions(BaseSettings):
     retention_interval: float = Field(10.0, gt=0, description="seconds between retention passes")
     retention_batch: int = Field(5_000, ge=1, description="commits removed per retention statement")
     changes: Literal["auto", "wal", "triggers"] = Field(
-        "triggers",
+        "auto",
         description=(
             "the change feed: wal reads the write-ahead log (logical replication; writers pay nothing),"
             " triggers logs each write in the writer's transaction; auto: wal when the server has"

@@ -20,7 +20,7 @@ import asyncpg
 from orders_live.domain.source import DatabaseUnavailable
 from orders_live.runtime.backoff import Backoff
 from orders_live.sources.options import PostgresOptions
-from orders_live.sources.postgres.slot import Feed, choose_feed, drop_slot, ensure_slot
+from orders_live.sources.postgres.slot import Feed, FeedChoice, choose_feed, drop_slot, ensure_slot
 from orders_live.sources.postgres.wal_log import RESYNC
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,22 @@ class PostgresConnection:
         dropped so that it keeps no WAL."""
         choice = await choose_feed(connection, self.options.changes)
         self.slot = choice.slot
-        if self.feed is None:
-            log.info("PostgreSQL change feed: %s (%s)", choice.feed, choice.why)
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
             await connection.execute(schema_sql())
             if choice.feed == "wal":
                 await connection.execute(schema_sql("publication"))
-        created = await ensure_slot(connection, choice.slot) if choice.feed == "wal" else None
+        created = None
+        if choice.feed == "wal":
+            try:
+                created = await ensure_slot(connection, choice.slot)
+            except asyncpg.ConfigurationLimitExceededError as exc:  # every replication slot is taken
+                why = f"no replication slot is free ({exc})"
+                if self.options.changes == "wal":
+                    raise DatabaseUnavailable(f"ORDERS_LIVE_PG_CHANGES=wal, but {why}") from exc
+                choice = FeedChoice("triggers", f"ORDERS_LIVE_PG_CHANGES=auto: {why}", choice.slot)
+        if self.feed is None:
+            log.info("PostgreSQL change feed: %s (%s)", choice.feed, choice.why)
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *SCHEMA_LOCK)
             was = await connection.fetchval("SELECT feed FROM orders_live_log")

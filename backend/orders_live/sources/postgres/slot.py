@@ -25,6 +25,8 @@ PLUGIN = "pgoutput"
 
 _SERVER = """
 SELECT current_setting('wal_level') AS wal_level,
+       current_setting('max_replication_slots')::int AS max_slots,
+       current_setting('max_wal_senders')::int AS max_senders,
        (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS may_replicate,
        (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid
 """
@@ -54,6 +56,9 @@ async def choose_feed(db: Any, wanted: Literal["auto", "wal", "triggers"]) -> Fe
         missing.append(f"the server's wal_level is {server['wal_level']}, not logical")
     if not may_replicate:
         missing.append("the role may not replicate (ALTER ROLE … REPLICATION)")
+    for setting, value in (("max_replication_slots", server["max_slots"]), ("max_wal_senders", server["max_senders"])):
+        if value < 1:
+            missing.append(f"the server's {setting} is {value}")
     if wanted == "triggers":
         return FeedChoice("triggers", "ORDERS_LIVE_PG_CHANGES=triggers", slot)
     if not missing:
