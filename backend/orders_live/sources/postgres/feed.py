@@ -38,6 +38,15 @@ WHERE c.commit_seq >= $1 AND (c.commit_seq, l.seq) > ($1, $2)
 ORDER BY c.commit_seq, l.seq
 LIMIT $3
 """
+# The log's state and the changes after ($1, $2), in one statement: one snapshot for both (a
+# position retention has passed is refused, never skipped), and the state's row even with no
+# change (the LEFT JOIN).
+_READ = f"""
+SELECT s.horizon, s.feed, s.orders_oid, c.*
+FROM ({_STATE}) AS s
+LEFT JOIN LATERAL ({_CHANGES}) AS c ON true
+ORDER BY c.commit_seq, c.seq
+"""
 _BOUNDS = "SELECT horizon, (SELECT COALESCE(max(commit_seq), 0) FROM orders_live_commits) AS head FROM orders_live_log"
 # The changes after ($1, $2) up to and including ($3, $4), in commit order.
 _RANGE = """
@@ -104,12 +113,13 @@ class PostgresChangeFeed:
         while True:
             news = self.connection.news()  # taken before reading: a NOTIFY during the read still wakes us
             caught = True
-            if feed == "wal":  # the log trails the WAL: a mark only once the reader appended what was before it
-                async with self.connection.answering() as db:
-                    now, confirmed = await unconfirmed_now(db, self.connection.slot)
+            # The log trails the WAL: with the WAL feed, a mark only once the reader appended what
+            # was before it (its progress is taken before the rows are read).
+            rows, feed, progress = await self._read(commit, seq, table, with_progress=feed == "wal")
+            if progress is not None:
+                now, confirmed = progress
                 target = now if target is None else target
                 caught = confirmed is not None and confirmed >= target
-            rows, feed = await self._read(commit, seq, table)
             for row in rows:
                 commit, seq = row["commit_seq"], row["seq"]
                 if row["op"] == "truncate":
@@ -211,13 +221,20 @@ class PostgresChangeFeed:
                 )
             await self.connection.wait_for_news(news, MARK_POLL)
 
-    async def _read(self, commit: int, seq: int, table: int) -> tuple[list[Any], str]:
-        """The changes after (commit, seq), and the database's feed as of that read."""
-        async with self.connection.answering() as db, db.transaction(isolation="repeatable_read", readonly=True):
-            state = await db.fetchrow(_STATE)
-            if state is None or state["orders_oid"] != table:
-                raise StreamInvalidated("the orders table was dropped, renamed or replaced")
-            if _gone(commit, seq, state["horizon"]):
-                raise HistoryLost(f"retention passed {position_of(commit, seq)} while it was being read")
-            rows: list[Any] = await db.fetch(_CHANGES, commit, seq, BATCH)
-        return rows, str(state["feed"])
+    async def _read(
+        self, commit: int, seq: int, table: int, with_progress: bool
+    ) -> tuple[list[Any], str, tuple[int, int | None] | None]:
+        """The changes after (commit, seq) and the database's feed, from one statement (one
+        snapshot, one round trip); with ``with_progress``, first the WAL position now and what
+        the slot's reader has confirmed, taken before that snapshot."""
+        async with self.connection.answering() as db:
+            progress = await unconfirmed_now(db, self.connection.slot) if with_progress else None
+            rows: list[Any] = await db.fetch(_READ, commit, seq, BATCH)
+        state = rows[0] if rows else None
+        if state is None or state["orders_oid"] != table:
+            raise StreamInvalidated("the orders table was dropped, renamed or replaced")
+        if _gone(commit, seq, state["horizon"]):
+            raise HistoryLost(f"retention passed {position_of(commit, seq)} while it was being read")
+        if state["commit_seq"] is None:  # the state's row alone: no change after (commit, seq)
+            rows = []
+        return rows, str(state["feed"]), progress
