@@ -40,6 +40,10 @@ def test_write_cost_measures_four_columns_and_leaves_nothing_behind(postgres_url
         assert run["log"] is None and run["writes_per_s_vs_none"] == 1.0
     for run in (r for r in runs if r["column"] == "stamp"):
         assert run["log"] is None
+    for run in runs:  # the tests' server runs here: its CPU is measured, and the instance's
+        expected = {"database", "instance"} if run["column"] in ("triggers", "wal") else {"database"}
+        assert set(run["cpu_us_per_write"]) == expected
+        assert all(us > 0 for us in run["cpu_us_per_write"].values())
     for run in (r for r in runs if r["column"] in ("triggers", "wal")):
         assert run["log"]["changes"] == run["writes"]  # the feed logged every write, no more
     wal = [r for r in runs if r["column"] == "wal"]

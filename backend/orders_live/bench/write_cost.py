@@ -22,7 +22,9 @@ the writers, as it would on a one-machine deployment.
 
 The two feeds' log must hold every write at the end of a case (``log``: how many changes it
 holds, and how long after the last write the WAL reader had appended them), so a feed that did
-not log is not counted as cheap.
+not log is not counted as cheap. With a server on this machine it also reports the CPU, per
+write, of the server (its processes: the writers' backends, the WAL sender, the instance's
+connections) and of the instance, over the writers' window.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
+import psutil
 
-from orders_live.bench.instances import start_instances
+from orders_live.bench.instances import start_instances, tree_cpu
 from orders_live.bench.schema import schema_sql
 
 Column = Literal["none", "stamp", "triggers", "wal"]
@@ -125,11 +128,12 @@ async def _case(url: str, column: Column, connections: int, seconds: float) -> d
         finally:
             await db.close()
         await _insert_rows(url)
-        return {"column": column, **await _writes(url, connections, seconds), "log": None}
-    async with _instance(url, column):
+        run = await _writes(url, connections, seconds, {"database": await _server_process(url)})
+        return {"column": column, **run, "log": None}
+    async with _instance(url, column) as instance:
         await _insert_rows(url)
         await _until_logged(url, ROWS, LOG_WAIT, column)  # the WAL reader has started and caught up
-        run = await _writes(url, connections, seconds)
+        run = await _writes(url, connections, seconds, {"database": await _server_process(url), "instance": instance})
         stopped = time.monotonic()
         logged = await _until_logged(url, ROWS + run["writes"], LOG_WAIT, column)
         log = {"changes": logged - ROWS, "caught_up_s": time.monotonic() - stopped}
@@ -137,14 +141,29 @@ async def _case(url: str, column: Column, connections: int, seconds: float) -> d
 
 
 @contextlib.asynccontextmanager
-async def _instance(url: str, feed: Literal["triggers", "wal"]) -> AsyncIterator[None]:
+async def _instance(url: str, feed: Literal["triggers", "wal"]) -> AsyncIterator[psutil.Process]:
     """One instance on the database with that feed, live (its feed applied) until the block ends."""
     with tempfile.TemporaryDirectory(prefix="orders-live-write-cost-") as folder:
         deployment = await start_instances(Path(folder), url, 1, {"ORDERS_LIVE_PG_CHANGES": feed})
         try:
-            yield
+            yield psutil.Process(deployment.services[0].pid)
         finally:
             await deployment.stop()
+
+
+async def _server_process(url: str) -> psutil.Process | None:
+    """The database server's main process when it runs on this machine (its backends are its
+    children), else None: then the report has no CPU figure for it."""
+    db = await asyncpg.connect(url)
+    try:
+        backend = int(await db.fetchval("SELECT pg_backend_pid()"))
+        try:
+            process = psutil.Process(backend)  # while the backend is there
+            return process.parent() if process.name() == "postgres" else None  # not a pid of another machine's
+        except psutil.Error:
+            return None
+    finally:
+        await db.close()
 
 
 async def _insert_rows(url: str) -> None:
@@ -176,7 +195,11 @@ async def _until_logged(url: str, changes: int, within: float, column: Column) -
         await db.close()
 
 
-async def _writes(url: str, connections: int, seconds: float) -> dict[str, Any]:
+async def _writes(
+    url: str, connections: int, seconds: float, processes: dict[str, psutil.Process | None]
+) -> dict[str, Any]:
+    """The writers' figures, and the CPU each of ``processes`` (with its descendants, among them a
+    server's backends) used over the writers' window, in µs per write."""
     pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
     assert pool is not None
     try:
@@ -192,13 +215,16 @@ async def _writes(url: str, connections: int, seconds: float) -> dict[str, Any]:
                     latencies.append(time.perf_counter() - started)
                     i += connections
 
+        cpu = {name: tree_cpu(process) for name, process in processes.items() if process is not None}
         started = time.monotonic()
         await asyncio.gather(*(writer(n) for n in range(connections)))
         window = time.monotonic() - started
+        used = {name: tree_cpu(process) - cpu[name] for name, process in processes.items() if process is not None}
     finally:
         await pool.close()
     latencies.sort()
     return {
+        "cpu_us_per_write": {name: seconds * 1e6 / max(len(latencies), 1) for name, seconds in used.items()},
         "connections": connections,
         "writes": len(latencies),
         "writes_per_s": len(latencies) / window,
@@ -231,13 +257,16 @@ async def _drop(admin: str, url: str) -> None:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "| writers | orders-live | writes/s | writes/s vs none | p50 µs | p99 µs | p99 vs none |",
-        "|---|---|---|---|---|---|---|",
+        "| writers | orders-live | writes/s | writes/s vs none | p50 µs | p99 µs | p99 vs none"
+        " | database CPU µs/write | instance CPU µs/write |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
+        cpu = r["cpu_us_per_write"]
+        database, instance = (f"{cpu[name]:.0f}" if name in cpu else "–" for name in ("database", "instance"))
         lines.append(
             f"| {r['connections']} | {LABELS[r['column']]} | {r['writes_per_s']:.0f} | {r['writes_per_s_vs_none']:.2f}"
-            f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p99_vs_none']:.2f} |"
+            f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p99_vs_none']:.2f} | {database} | {instance} |"
         )
     lines.append("")
     for r in report["runs"]:
