@@ -22,31 +22,49 @@ def test_the_default_feed_is_auto() -> None:
     assert PostgresOptions.model_fields["changes"].default == "auto"
 
 
-async def test_auto_reads_the_wal_on_a_server_that_can_give_it(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def opened_with_auto(url: str, caplog: pytest.LogCaptureFixture) -> dict[str, object]:
+    """Opens the database with ``auto`` (set here: the second pass sets triggers) and closes it:
+    the feed chosen, the log's record of it, the trigger feed's triggers and the database's
+    replication slots there, and what the service said of its choice."""
     caplog.set_level(logging.INFO, logger="orders_live.sources.postgres")
-    source = postgres_source(postgres_url, PostgresOptions(changes="auto"))  # the second pass sets triggers
+    source = postgres_source(url, PostgresOptions(changes="auto"))
     await source.connection.open()
     try:
-        assert source.connection.feed == "wal"
-        db = await asyncpg.connect(postgres_url)
+        db = await asyncpg.connect(url)
         try:
-            assert await db.fetchval("SELECT feed FROM orders_live_log") == "wal"
-            slots = await db.fetchval("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")
-            assert slots == 1
+            found: dict[str, object] = {
+                "feed": source.connection.feed,
+                "logged": await db.fetchval("SELECT feed FROM orders_live_log"),
+                "triggers": await db.fetchval(
+                    "SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_live_after_write'"
+                ),
+                "slots": await db.fetchval(
+                    "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+                ),
+            }
         finally:
             await db.close()
     finally:
         await source.connection.close()
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PostgreSQL change feed")]
-    assert said == ["PostgreSQL change feed: wal (ORDERS_LIVE_PG_CHANGES=auto: the server has wal_level=logical)"]
+    found["said"] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PostgreSQL change feed")]
+    return found
+
+
+async def test_auto_reads_the_wal_on_a_server_that_can_give_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await opened_with_auto(postgres_url, caplog) == {
+        "feed": "wal",
+        "logged": "wal",
+        "triggers": 0,
+        "slots": 1,
+        "said": ["PostgreSQL change feed: wal (ORDERS_LIVE_PG_CHANGES=auto: the server has wal_level=logical)"],
+    }
 
 
 async def test_auto_keeps_the_triggers_for_a_role_that_may_not_replicate_and_says_why_once(
     pg: PgServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="orders_live.sources.postgres")
     role = f"plain_{uuid.uuid4().hex[:10]}"
     name = f"t_{uuid.uuid4().hex[:12]}"
     await create_database(pg.url("postgres"), name)
@@ -57,24 +75,13 @@ async def test_auto_keeps_the_triggers_for_a_role_that_may_not_replicate_and_say
         await admin.execute(f"ALTER DATABASE {name} OWNER TO {role}")
     finally:
         await admin.close()
-    url = owned.replace("//orders_live@", f"//{role}@")
-    source = postgres_source(url, PostgresOptions(changes="auto"))
-    await source.connection.open()
-    try:
-        assert source.connection.feed == "triggers"
-        db = await asyncpg.connect(url)
-        try:
-            assert await db.fetchval("SELECT feed FROM orders_live_log") == "triggers"
-            triggers = await db.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_live_after_write'")
-            assert triggers == 1
-            slots = await db.fetchval("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")
-            assert slots == 0
-        finally:
-            await db.close()
-    finally:
-        await source.connection.close()
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PostgreSQL change feed")]
-    assert said == [
-        "PostgreSQL change feed: triggers"
-        " (ORDERS_LIVE_PG_CHANGES=auto: the role may not replicate (ALTER ROLE … REPLICATION))"
-    ]
+    assert await opened_with_auto(owned.replace("//orders_live@", f"//{role}@"), caplog) == {
+        "feed": "triggers",
+        "logged": "triggers",
+        "triggers": 1,
+        "slots": 0,
+        "said": [
+            "PostgreSQL change feed: triggers"
+            " (ORDERS_LIVE_PG_CHANGES=auto: the role may not replicate (ALTER ROLE … REPLICATION))"
+        ],
+    }
