@@ -85,3 +85,32 @@ async def test_auto_keeps_the_triggers_for_a_role_that_may_not_replicate_and_say
             " (ORDERS_LIVE_PG_CHANGES=auto: the role may not replicate (ALTER ROLE … REPLICATION))"
         ],
     }
+
+
+async def test_auto_keeps_the_triggers_when_no_replication_slot_is_free(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every slot of the server taken (physical slots, by something else that replicates): the
+    database keeps the trigger feed, and the service says so. (Each test worker has a server of
+    its own, and a worker's tests run one at a time, so no other test meets the full server.)"""
+    admin = await asyncpg.connect(postgres_url)
+    taken: list[str] = []
+    try:
+        free = await admin.fetchval(
+            "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
+        )
+        for _ in range(free):
+            slot = f"elsewhere_{uuid.uuid4().hex[:12]}"
+            await admin.execute("SELECT pg_create_physical_replication_slot($1)", slot)
+            taken.append(slot)
+        found = await opened_with_auto(postgres_url, caplog)
+    finally:
+        for slot in taken:
+            await admin.execute("SELECT pg_drop_replication_slot($1)", slot)
+        await admin.close()
+    said = found.pop("said")
+    assert found == {"feed": "triggers", "logged": "triggers", "triggers": 1, "slots": 0}
+    assert isinstance(said, list) and len(said) == 1
+    assert said[0].startswith(
+        "PostgreSQL change feed: triggers (ORDERS_LIVE_PG_CHANGES=auto: no replication slot is free (all replication"
+    )
