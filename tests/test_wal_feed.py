@@ -218,7 +218,13 @@ async def test_switching_a_database_from_triggers_to_the_wal_while_it_is_written
 
 async def test_going_back_to_triggers_resyncs_every_reader_and_drops_the_slot(postgres_url: str) -> None:
     async with Running(postgres_url) as wal:
+        before = await _head(postgres_url)
         await wal.source.store.create(OrderCreate(customer_name="Ada", product_name="Lamp"))
+
+        async def appended() -> bool:  # the log trails the table: the reader has appended the write
+            return await _head(postgres_url) != before
+
+        await until_async(appended, what="the WAL reader's append of the write")
         position = await _head(postgres_url)
         slot = wal.source.connection.slot
     assert [s["slot_name"] for s in await slots(postgres_url)] == [slot]
