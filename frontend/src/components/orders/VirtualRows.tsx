@@ -58,7 +58,10 @@ function observedHeight(
   const box = entry?.borderBoxSize?.[0];
   if (box === undefined) return instance.options.estimateSize(instance.indexFromElement(element));
   const height = Math.round(box.blockSize);
-  if (height > 0) typical.current = height;
+  // An edit form is no typical row: taken as one, it made the row that replaces it when the edit
+  // closes (a new element, measured first by this estimate) keep the form's height in the
+  // virtualizer, which could then leave that row out of view for good.
+  if (height > 0 && !element.classList.contains("editing")) typical.current = height;
   return height;
 }
 
