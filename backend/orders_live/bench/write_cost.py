@@ -224,7 +224,7 @@ async def _writes(
         await pool.close()
     latencies.sort()
     return {
-        "cpu_us_per_write": {name: seconds * 1e6 / max(len(latencies), 1) for name, seconds in used.items()},
+        "cpu_us_per_write": {name: cpu_s * 1e6 / max(len(latencies), 1) for name, cpu_s in used.items()},
         "connections": connections,
         "writes": len(latencies),
         "writes_per_s": len(latencies) / window,

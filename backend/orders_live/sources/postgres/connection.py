@@ -26,8 +26,8 @@ from orders_live.sources.postgres.wal_log import RESYNC
 log = logging.getLogger(__name__)
 
 CHANNEL = "orders_live"
-SCHEMA_LOCK = (7362519, 0)
-SCHEMA_ATTEMPTS = 5  # pg_advisory_xact_lock keys: applying the schema
+SCHEMA_LOCK = (7362519, 0)  # pg_advisory_xact_lock keys: applying the schema
+SCHEMA_ATTEMPTS = 5  # tries of applying the schema when the server ends one to break a deadlock
 # What asyncpg raises when the server is away, refuses, or the connection broke.
 UNAVAILABLE = (
     OSError,
