@@ -28,7 +28,7 @@ export function VirtualRows({ rows, scrollBox, keepIndex, renderRow }: VirtualRo
     count: rows.length,
     getScrollElement: () => scrollBox,
     estimateSize: () => typical.current,
-    measureElement: (element, entry, instance) => observedHeight(element, entry, instance, typical),
+    measureElement: (element, entry, instance) => observedHeight(element, entry, instance, typical, keepIndex),
     getItemKey: (index) => rows[index].order.id,
     overscan: 6,
     rangeExtractor: (range) => {
@@ -54,14 +54,15 @@ function observedHeight(
   entry: ResizeObserverEntry | undefined,
   instance: Virtualizer<HTMLDivElement, HTMLTableRowElement>,
   typical: { current: number },
+  editedIndex: number,
 ): number {
   const box = entry?.borderBoxSize?.[0];
   if (box === undefined) return instance.options.estimateSize(instance.indexFromElement(element));
   const height = Math.round(box.blockSize);
-  // An edit form is no typical row: taken as one, it made the row that replaces it when the edit
-  // closes (a new element, measured first by this estimate) keep the form's height in the
-  // virtualizer, which could then leave that row out of view for good.
-  if (height > 0 && !element.classList.contains("editing")) typical.current = height;
+  // The row being edited (its form) is no typical row: taken as one, it made the row that replaces
+  // it when the edit closes (a new element, measured first by this estimate) keep the form's
+  // height in the virtualizer, which could then leave that row out of view for good.
+  if (height > 0 && instance.indexFromElement(element) !== editedIndex) typical.current = height;
   return height;
 }
 
