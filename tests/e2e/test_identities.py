@@ -674,6 +674,8 @@ class Writer:
 
     async def step(self, kind: str | None = None) -> None:
         async with self.lock:
+            if self.stopped:  # checked under the lock: a reconnect's writes may be midway when it is set
+                return
             kind = kind or next(self.kinds)
             hers, others = self._hers(), self._others()
             if kind in ("status_ada", "product_ada", "move_away", "delete_ada") and len(hers) < 3:
